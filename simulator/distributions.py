@@ -1,0 +1,180 @@
+"""Parameter values: a fixed number or a distribution drawn once per path.
+
+A scenario parameter such as ``referrals.per_team_per_month`` may be written as
+``4.2`` or as ``{dist: triangular, low: 3, mode: 4.2, high: 5}``. Each kind of
+distribution knows its support (checked against the field's allowed range when
+the scenario is validated) and its inverse CDF, so that per-path values are
+``ppf(u)`` of one uniform per path and parameter: changing one parameter's
+distribution never moves the draws of another (common random numbers).
+"""
+from __future__ import annotations
+
+import math
+from typing import Annotated, Literal, Union
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from scipy import stats
+
+
+class _Dist(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
+
+    @property
+    def is_fixed(self) -> bool:
+        return False
+
+    def support(self) -> tuple[float, float]:
+        raise NotImplementedError
+
+    def ppf(self, u: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def mean(self) -> float:
+        raise NotImplementedError
+
+
+class Fixed(_Dist):
+    """A known value (what a plain number in the YAML file becomes)."""
+
+    dist: Literal["fixed"] = "fixed"
+    value: float
+
+    @property
+    def is_fixed(self) -> bool:
+        return True
+
+    def support(self):
+        return (self.value, self.value)
+
+    def ppf(self, u):
+        return np.full(np.shape(u), self.value, dtype=np.float64)
+
+    def mean(self):
+        return self.value
+
+
+class Uniform(_Dist):
+    dist: Literal["uniform"]
+    low: float
+    high: float
+
+    @model_validator(mode="after")
+    def _order(self):
+        if not self.low < self.high:
+            raise ValueError("uniform needs low < high")
+        return self
+
+    def support(self):
+        return (self.low, self.high)
+
+    def ppf(self, u):
+        return self.low + (self.high - self.low) * np.asarray(u, dtype=np.float64)
+
+    def mean(self):
+        return 0.5 * (self.low + self.high)
+
+
+class Normal(_Dist):
+    """Normal, optionally truncated to [low, high]."""
+
+    dist: Literal["normal"]
+    mean_: float = Field(alias="mean")
+    sd: float = Field(gt=0)
+    low: float = -math.inf
+    high: float = math.inf
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False,
+                              frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _order(self):
+        if not self.low < self.high:
+            raise ValueError("normal needs low < high")
+        return self
+
+    def support(self):
+        return (self.low, self.high)
+
+    def _truncnorm(self):
+        a = (self.low - self.mean_) / self.sd
+        b = (self.high - self.mean_) / self.sd
+        return stats.truncnorm(a, b, loc=self.mean_, scale=self.sd)
+
+    def ppf(self, u):
+        return self._truncnorm().ppf(u)
+
+    def mean(self):
+        return float(self._truncnorm().mean())
+
+
+class LogNormal(_Dist):
+    """Lognormal given by its median and sigma (the sd of the log)."""
+
+    dist: Literal["lognormal"]
+    median: float = Field(gt=0)
+    sigma: float = Field(gt=0)
+
+    def support(self):
+        return (0.0, math.inf)
+
+    def ppf(self, u):
+        return self.median * np.exp(self.sigma * stats.norm.ppf(u))
+
+    def mean(self):
+        return self.median * math.exp(0.5 * self.sigma**2)
+
+
+class Beta(_Dist):
+    """Beta(a, b) rescaled to [low, high] (default [0, 1])."""
+
+    dist: Literal["beta"]
+    a: float = Field(gt=0)
+    b: float = Field(gt=0)
+    low: float = 0.0
+    high: float = 1.0
+
+    @model_validator(mode="after")
+    def _order(self):
+        if not self.low < self.high:
+            raise ValueError("beta needs low < high")
+        return self
+
+    def support(self):
+        return (self.low, self.high)
+
+    def ppf(self, u):
+        return self.low + (self.high - self.low) * stats.beta.ppf(u, self.a, self.b)
+
+    def mean(self):
+        return self.low + (self.high - self.low) * self.a / (self.a + self.b)
+
+
+class Triangular(_Dist):
+    dist: Literal["triangular"]
+    low: float
+    mode: float
+    high: float
+
+    @model_validator(mode="after")
+    def _order(self):
+        if not (self.low <= self.mode <= self.high and self.low < self.high):
+            raise ValueError("triangular needs low <= mode <= high and low < high")
+        return self
+
+    def support(self):
+        return (self.low, self.high)
+
+    def ppf(self, u):
+        c = (self.mode - self.low) / (self.high - self.low)
+        return stats.triang.ppf(u, c, loc=self.low, scale=self.high - self.low)
+
+    def mean(self):
+        return (self.low + self.mode + self.high) / 3.0
+
+
+Distribution = Annotated[
+    Union[Fixed, Uniform, Normal, LogNormal, Beta, Triangular],
+    Field(discriminator="dist"),
+]
+
+DISTRIBUTION_NAMES = ("fixed", "uniform", "normal", "lognormal", "beta", "triangular")

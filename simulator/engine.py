@@ -1,0 +1,257 @@
+"""Python around the kernels: scenario -> flat arrays -> chunks of paths -> results.
+
+This is the only module that calls :mod:`simulator.kernels`. It validates what
+the schema cannot (per-path combinations of drawn parameters), lays scenarios
+out as the flat arrays the kernels read, draws uncertain parameters once per
+path (inverse CDF of a per-parameter, per-path uniform: common random numbers),
+and gathers chunk outputs into a :class:`SimulationResult`.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from tqdm.auto import tqdm
+
+from . import kernels as K
+from .schema import DAYS_PER_MONTH, Scenario, iter_params
+
+# Scenario key -> column of the per-path parameter matrix. Optional keys left
+# null use the sentinel 0 (Poisson referrals; no waning of the effect).
+PARAM_COLUMNS: dict[str, int] = {
+    "calendar.start_delay_months": K.P_START_DELAY_MONTHS,
+    "referrals.per_team_per_month": K.P_REFERRAL_RATE,
+    "referrals.dispersion": K.P_REFERRAL_DISPERSION,
+    "referrals.ramp_up_months": K.P_RAMP_UP_MONTHS,
+    "referrals.ramp_start_share": K.P_RAMP_START_SHARE,
+    "referrals.annual_trend": K.P_REFERRAL_TREND,
+    "referrals.acceptance_share": K.P_ACCEPTANCE_SHARE,
+    "referrals.screening_days": K.P_SCREENING_DAYS,
+    "workforce.max_wait_days": K.P_MAX_WAIT_DAYS,
+    "workforce.leaving_rate_per_year": K.P_LEAVING_RATE,
+    "workforce.vacancy_mean_days": K.P_VACANCY_MEAN_DAYS,
+    "workforce.vacancy_shape": K.P_VACANCY_SHAPE,
+    "treatment.median_days": K.P_TREATMENT_MEDIAN_DAYS,
+    "treatment.short_threshold_days": K.P_SHORT_THRESHOLD_DAYS,
+    "treatment.share_under_threshold": K.P_SHARE_UNDER_THRESHOLD,
+    "treatment.noncompletion_share": K.P_NONCOMPLETION_SHARE,
+    "treatment.hazard_ratio_during": K.P_HR_DURING,
+    "treatment.hazard_ratio_after": K.P_HR_AFTER,
+    "treatment.effect_half_life_days": K.P_EFFECT_HALF_LIFE_DAYS,
+    "treatment.disrupted_effect_retention": K.P_DISRUPTED_RETENTION,
+    "treatment.noncompleted_effect_retention": K.P_NONCOMPLETED_RETENTION,
+    "young_people.age_mean_years": K.P_AGE_MEAN,
+    "young_people.age_sd_years": K.P_AGE_SD,
+    "young_people.female_share": K.P_FEMALE_SHARE,
+    "young_people.prior_care_share": K.P_PRIOR_CARE_SHARE,
+    "care.entry_rate_per_year": K.P_ENTRY_RATE,
+    "care.age_hazard_ratio_per_year": K.P_AGE_HR,
+    "care.prior_care_hazard_ratio": K.P_PRIOR_CARE_HR,
+    "care.exit_rate_per_year": K.P_EXIT_RATE,
+    "care.reentry_hazard_ratio": K.P_REENTRY_HR,
+    "counterfactual.hazard_multiplier": K.P_DRIFT_MULTIPLIER,
+    "counterfactual.annual_hazard_trend": K.P_DRIFT_TREND,
+}
+
+
+def _names(prefix: str) -> list[str]:
+    """Column names from the kernels' index constants, e.g. O_CARE_DAYS_TREATED -> care_days_treated."""
+    pairs = [(v, k[len(prefix):].lower()) for k, v in vars(K).items()
+             if k.startswith(prefix) and not k.startswith("N_") and isinstance(v, int)]
+    pairs.sort()
+    assert [v for v, _ in pairs] == list(range(len(pairs))), prefix
+    return [n for _, n in pairs]
+
+
+OUTPUT_COLUMNS = _names("O_")
+QUARTER_SINCE_TRACKING_COLUMNS = _names("Q_")
+CALENDAR_QUARTER_COLUMNS = _names("K_")
+
+
+class ParameterError(ValueError):
+    """A combination of drawn parameter values the model cannot use."""
+
+
+@dataclass
+class Layout:
+    """A scenario as the flat arrays the kernels read (the same for every path)."""
+
+    config: np.ndarray
+    team_start: np.ndarray
+    team_size: np.ndarray
+    team_weight: np.ndarray
+    reason_cdf: np.ndarray
+    reason_names: list[str]
+    calendar_edges: np.ndarray
+    calendar_quarters: list[dt.date]
+    n_tracking_quarters: int
+
+
+def _days(d: dt.date, origin: dt.date) -> float:
+    return float((d - origin).days)
+
+
+def quarter_starts(first: dt.date, last: dt.date) -> list[dt.date]:
+    """Calendar quarter start dates (Jan, Apr, Jul, Oct) covering [first, last]."""
+    q = dt.date(first.year, 3 * ((first.month - 1) // 3) + 1, 1)
+    out = [q]
+    while out[-1] <= last:
+        y, m = out[-1].year, out[-1].month + 3
+        out.append(dt.date(y + (m - 1) // 12, (m - 1) % 12 + 1, 1))
+    return out
+
+
+def layout(scenario: Scenario) -> Layout:
+    cal = scenario.calendar
+    origin = cal.contract_start
+    cfg = np.zeros(K.N_CONFIG)
+    cfg[K.C_REFERRALS_END] = _days(cal.referrals_end, origin) + 1.0  # the whole last day
+    cfg[K.C_SERVICE_END] = _days(cal.service_end, origin) + 1.0
+    cfg[K.C_TRACKING_DAYS] = cal.tracking_months * DAYS_PER_MONTH
+    cfg[K.C_MIN_TREATMENT_DAYS] = scenario.treatment.min_days
+    cfg[K.C_MAX_TREATMENT_DAYS] = scenario.treatment.max_days
+    cfg[K.C_AGE_MIN] = scenario.young_people.age_min_years
+    cfg[K.C_AGE_MAX] = scenario.young_people.age_max_years
+    cfg[K.C_REFERENCE_AGE] = scenario.care.reference_age_years
+    cfg[K.C_CARE_END_AGE] = scenario.care.leaves_care_at_age
+    cfg[K.C_TRACK_FROM_REFERRAL] = 1.0 if cal.tracking_from == "referral" else 0.0
+    cfg[K.C_CASELOAD_LIMIT] = scenario.workforce.caseload_limit
+    cfg[K.C_THERAPISTS_IN_WAITING] = scenario.workforce.therapists_in_waiting
+    teams = scenario.workforce.teams
+    reasons = scenario.referrals.rejection_reasons
+    shares = np.array(list(reasons.values()), dtype=np.float64)
+    cdf = np.cumsum(shares) / shares.sum() if len(shares) else np.zeros(0)
+    # Quarters run to the end of the last possible tracking window.
+    last = cal.service_end + dt.timedelta(days=math.ceil(cfg[K.C_TRACKING_DAYS] + 100))
+    quarters = quarter_starts(origin, last)
+    return Layout(
+        config=cfg,
+        team_start=np.array([_days(t.start_date, origin) for t in teams]),
+        team_size=np.array([t.therapists for t in teams], dtype=np.int64),
+        team_weight=np.array([t.referral_weight for t in teams]),
+        reason_cdf=cdf,
+        reason_names=list(reasons),
+        calendar_edges=np.array([_days(q, origin) for q in quarters]),
+        calendar_quarters=quarters[:-1],
+        n_tracking_quarters=math.ceil(cal.tracking_months / 3),
+    )
+
+
+def uncertain_parameters(scenario: Scenario) -> list[str]:
+    return [name for name, d in iter_params(scenario) if d is not None and not d.is_fixed]
+
+
+def draw_parameters(scenario: Scenario, seed: int, path_start: int, n: int) -> np.ndarray:
+    """Per-path parameter matrix (n, N_PARAMS): fixed values, or ppf of a keyed uniform."""
+    u = K.param_uniforms(np.uint64(seed), K.N_PARAMS, path_start, n)
+    params = np.zeros((n, K.N_PARAMS))
+    for name, dist in iter_params(scenario):
+        col = PARAM_COLUMNS[name]
+        params[:, col] = 0.0 if dist is None else dist.ppf(u[:, col])
+    _check_parameters(params, path_start)
+    return params
+
+
+def _check_parameters(params: np.ndarray, path_start: int) -> None:
+    med = params[:, K.P_TREATMENT_MEDIAN_DAYS]
+    thr = params[:, K.P_SHORT_THRESHOLD_DAYS]
+    share = params[:, K.P_SHARE_UNDER_THRESHOLD]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sigma = (np.log(thr) - np.log(med)) / stats.norm.ppf(share)
+    bad = ~(np.isfinite(sigma) & (sigma > 0))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ParameterError(
+            f"treatment: on path {path_start + i}, median_days={med[i]:g}, "
+            f"short_threshold_days={thr[i]:g} and share_under_threshold={share[i]:g} do not "
+            f"define a lognormal (a median above the threshold needs a share below 0.5, "
+            f"and the reverse)")
+
+
+@dataclass
+class SimulationResult:
+    """Per-path outputs of one scenario run (Monte Carlo arrays, not yet summarised)."""
+
+    scenario: Scenario
+    seed: int
+    paths: pd.DataFrame                 # one row per path
+    by_tracking_quarter: np.ndarray     # (paths, quarters since tracking start, Q_*)
+    by_calendar_quarter: np.ndarray     # (paths, calendar quarters, K_*)
+    calendar_quarters: list[dt.date]
+    rejection_reasons: list[str] = field(default_factory=list)
+
+
+def simulate(scenario: Scenario, paths: int | None = None, seed: int | None = None,
+             chunk_paths: int | None = None, progress: bool | None = False) -> SimulationResult:
+    """Run the Monte Carlo simulation of ``scenario``.
+
+    ``paths``, ``seed`` and ``chunk_paths`` default to the scenario's
+    ``simulation`` section. Results depend on (scenario, seed, paths) only.
+    ``progress=None`` shows a progress bar when stderr is a terminal.
+    """
+    sim = scenario.simulation
+    n = sim.paths if paths is None else int(paths)
+    seed = sim.seed if seed is None else int(seed)
+    chunk = sim.chunk_paths if chunk_paths is None else int(chunk_paths)
+    if n < 1 or chunk < 1 or seed < 0:
+        raise ValueError("paths and chunk_paths must be positive and seed non-negative")
+    lay = layout(scenario)
+    n_cal = len(lay.calendar_quarters)
+    out = np.zeros((n, K.N_OUT))
+    qsr = np.zeros((n, lay.n_tracking_quarters, K.N_Q))
+    cal = np.zeros((n, n_cal, K.N_K))
+    reasons = np.zeros((n, max(len(lay.reason_names), 1)))
+    params = np.empty((n, K.N_PARAMS))
+    starts = range(0, n, chunk)
+    bar = tqdm(total=n, unit="path", disable=(None if progress is None else not progress),
+               desc=scenario.name, leave=False)
+    for a in starts:
+        b = min(a + chunk, n)
+        params[a:b] = draw_parameters(scenario, seed, a, b - a)
+        K.simulate_chunk(np.uint64(seed), a, params[a:b], lay.config, lay.team_start,
+                         lay.team_size, lay.team_weight, lay.reason_cdf, lay.calendar_edges,
+                         out[a:b], qsr[a:b], cal[a:b], reasons[a:b])
+        bar.update(b - a)
+    bar.close()
+    frame = pd.DataFrame(out, columns=OUTPUT_COLUMNS)
+    frame.insert(0, "path", np.arange(n, dtype=np.int64))
+    frame["children_treated"] = frame["started"]
+    for i, name in enumerate(lay.reason_names):
+        frame[f"rejected_{name}"] = reasons[:, i]
+    for name in uncertain_parameters(scenario):
+        frame[f"param.{name}"] = params[:, PARAM_COLUMNS[name]]
+    check_conservation(frame, qsr, cal)
+    return SimulationResult(scenario, seed, frame, qsr, cal, lay.calendar_quarters,
+                            lay.reason_names)
+
+
+class ConservationError(AssertionError):
+    pass
+
+
+def check_conservation(frame: pd.DataFrame, qsr: np.ndarray, cal: np.ndarray) -> None:
+    """Reconciliation checks run on every simulation (lifelib-style): raise if any fails."""
+    f = frame
+    checks = {
+        "referrals = accepted + rejected": f.referrals - f.accepted - f.rejected,
+        "accepted = started + lost": f.accepted - f.started - f.lost_wait - f.lost_care
+        - f.lost_service_end,
+        "started = completed + noncompleted": f.started - f.completed - f.noncompleted,
+        "child days by tracking quarter add up": qsr[:, :, K.Q_CHILD_DAYS].sum(1) - f.child_days,
+        "child days by calendar quarter add up": cal[:, :, K.K_CHILD_DAYS].sum(1) - f.child_days,
+        "treated care days by calendar quarter add up":
+            cal[:, :, K.K_CARE_TREATED].sum(1) - f.care_days_treated,
+        "counterfactual care days by calendar quarter add up":
+            cal[:, :, K.K_CARE_COUNTERFACTUAL].sum(1) - f.care_days_counterfactual,
+    }
+    for name, diff in checks.items():
+        worst = float(np.max(np.abs(np.asarray(diff)))) if len(f) else 0.0
+        if worst > 1e-6 * max(1.0, float(f.child_days.max()) if len(f) else 1.0):
+            raise ConservationError(f"conservation check failed: {name} (worst {worst:g})")
+    for col in (K.Q_CARE_TREATED, K.Q_CARE_COUNTERFACTUAL):
+        if np.any(qsr[:, :, col] > qsr[:, :, K.Q_CHILD_DAYS] + 1e-6):
+            raise ConservationError("conservation check failed: care days exceed child days")

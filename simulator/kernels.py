@@ -1,0 +1,924 @@
+"""The Monte Carlo engine: numba kernels over flat arrays, nothing else.
+
+One path at a time, in continuous time (days since the contract start):
+workforce (therapist leavers, vacancies, therapists in waiting) -> referrals
+(negative binomial per team-month, screening) -> capacity (caseload limit,
+FIFO waiting list, losses) -> treatment (length, non-completion, therapist
+changes) -> care (entry/exit hazards for the treated path and the untreated
+counterfactual on the same draws) -> days per quarter since tracking start and
+per calendar quarter.
+
+Randomness is counter-based (SplitMix64): every draw is a pure function of
+(seed, stream, path, entity, draw number), so results do not depend on thread
+count or chunking, and each random process (stream) is keyed by its own
+entities, which gives common random numbers across scenarios that differ in one
+parameter. The Python around these kernels lives in :mod:`simulator.engine`;
+the layout of the arrays they share is defined here, once.
+"""
+import math
+
+import numpy as np
+from numba import njit, prange
+
+# --------------------------------------------------------------------------- layout
+# Per-path parameter vector (columns of the params matrix). engine.PARAM_COLUMNS
+# maps scenario keys onto these; a test checks the two agree.
+P_START_DELAY_MONTHS = 0
+P_REFERRAL_RATE = 1
+P_REFERRAL_DISPERSION = 2      # 0 means Poisson
+P_RAMP_UP_MONTHS = 3
+P_RAMP_START_SHARE = 4
+P_REFERRAL_TREND = 5
+P_ACCEPTANCE_SHARE = 6
+P_SCREENING_DAYS = 7
+P_MAX_WAIT_DAYS = 8
+P_LEAVING_RATE = 9
+P_VACANCY_MEAN_DAYS = 10
+P_VACANCY_SHAPE = 11
+P_TREATMENT_MEDIAN_DAYS = 12
+P_SHORT_THRESHOLD_DAYS = 13
+P_SHARE_UNDER_THRESHOLD = 14
+P_NONCOMPLETION_SHARE = 15
+P_HR_DURING = 16
+P_HR_AFTER = 17
+P_EFFECT_HALF_LIFE_DAYS = 18   # 0 means no waning
+P_DISRUPTED_RETENTION = 19
+P_NONCOMPLETED_RETENTION = 20
+P_AGE_MEAN = 21
+P_AGE_SD = 22
+P_FEMALE_SHARE = 23
+P_PRIOR_CARE_SHARE = 24
+P_ENTRY_RATE = 25
+P_AGE_HR = 26
+P_PRIOR_CARE_HR = 27
+P_EXIT_RATE = 28
+P_REENTRY_HR = 29
+P_DRIFT_MULTIPLIER = 30
+P_DRIFT_TREND = 31
+N_PARAMS = 32
+
+# Fixed configuration (same for every path).
+C_REFERRALS_END = 0
+C_SERVICE_END = 1
+C_TRACKING_DAYS = 2
+C_MIN_TREATMENT_DAYS = 3
+C_MAX_TREATMENT_DAYS = 4
+C_AGE_MIN = 5
+C_AGE_MAX = 6
+C_REFERENCE_AGE = 7
+C_CARE_END_AGE = 8
+C_TRACK_FROM_REFERRAL = 9      # 1: window opens at referral, 0: at treatment start
+C_CASELOAD_LIMIT = 10
+C_THERAPISTS_IN_WAITING = 11
+N_CONFIG = 12
+
+# Per-path scalar outputs.
+O_REFERRALS = 0
+O_ACCEPTED = 1
+O_REJECTED = 2
+O_STARTED = 3
+O_COMPLETED = 4
+O_NONCOMPLETED = 5
+O_LOST_WAIT = 6
+O_LOST_CARE = 7
+O_LOST_SERVICE_END = 8
+O_DISRUPTED = 9
+O_CHILD_DAYS = 10
+O_CARE_DAYS_TREATED = 11
+O_CARE_DAYS_COUNTERFACTUAL = 12
+O_ENTERED_CARE_TREATED = 13
+O_ENTERED_CARE_COUNTERFACTUAL = 14
+O_LEAVERS = 15
+O_VACANCY_DAYS = 16
+O_REFERRALS_FIRST_YEAR = 17
+O_STARTED_FIRST_YEAR = 18
+O_TREATMENT_DAYS_MEDIAN = 19
+O_SHARE_UNDER_THRESHOLD = 20
+O_MEAN_WAIT_DAYS = 21
+O_FEMALE = 22
+O_PRIOR_CARE = 23
+O_MEAN_AGE = 24
+O_THERAPIST_DAYS = 25
+N_OUT = 26
+
+# Per quarter-since-tracking-start outputs.
+Q_CHILD_DAYS = 0
+Q_CARE_TREATED = 1
+Q_CARE_COUNTERFACTUAL = 2
+N_Q = 3
+
+# Per calendar-quarter outputs.
+K_CHILD_DAYS = 0
+K_CARE_TREATED = 1
+K_CARE_COUNTERFACTUAL = 2
+K_REFERRALS = 3
+K_ACCEPTED = 4
+K_STARTED = 5
+K_VACANCY_DAYS = 6
+K_THERAPIST_DAYS = 7
+N_K = 8
+
+# Random streams: one per random process.
+S_PARAMS = 1
+S_REFERRAL_COUNT = 2
+S_REFERRAL = 3
+S_CARE = 4
+S_THERAPIST = 5
+
+# Draw numbers within one referral's stream (fixed, so each attribute keeps its
+# draw whatever else changes).
+R_ARRIVAL = 0
+R_SCREEN = 1
+R_AGE = 2
+R_FEMALE = 3
+R_PRIOR_CARE = 4
+R_LENGTH = 5
+R_NONCOMPLETION = 6
+R_REASON = 7
+
+DAYS_PER_YEAR = 365.25
+DAYS_PER_MONTH = DAYS_PER_YEAR / 12.0
+
+EV_LEAVE = 0
+EV_FILL = 1
+
+ST_WAITING = 0
+ST_STARTED = 1
+ST_LOST_WAIT = 2
+ST_LOST_CARE = 3
+ST_LOST_SERVICE_END = 4
+ST_REJECTED = 5
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_S30 = np.uint64(30)
+_S27 = np.uint64(27)
+_S31 = np.uint64(31)
+_S11 = np.uint64(11)
+_INV53 = 1.0 / 9007199254740992.0
+_INF = np.inf
+
+
+# --------------------------------------------------------------------------- RNG
+@njit(cache=True, inline="always")
+def _mix64(z):
+    z = (z ^ (z >> _S30)) * _M1
+    z = (z ^ (z >> _S27)) * _M2
+    return z ^ (z >> _S31)
+
+
+@njit(cache=True, inline="always")
+def subkey(key, x):
+    """Key of entity ``x`` inside the stream identified by ``key``."""
+    return _mix64(key ^ _mix64(np.uint64(x) + _GOLDEN))
+
+
+@njit(cache=True)
+def stream_key(seed, stream, path):
+    return subkey(_mix64(np.uint64(seed) + _GOLDEN * np.uint64(stream)), path)
+
+
+@njit(cache=True, inline="always")
+def uniform(key, n):
+    """The n-th uniform of a stream, strictly inside (0, 1)."""
+    z = _mix64(key + _GOLDEN * np.uint64(n + 1))
+    return ((z >> _S11) + 0.5) * _INV53
+
+
+@njit(cache=True, inline="always")
+def exponential(key, n):
+    return -math.log(uniform(key, n))
+
+
+@njit(cache=True)
+def norm_cdf(x):
+    return 0.5 * math.erfc(-x / math.sqrt(2.0))
+
+
+@njit(cache=True)
+def norm_ppf(p):
+    """Inverse standard normal CDF (Acklam's rational approximation + one Halley step)."""
+    a1, a2, a3 = -3.969683028665376e01, 2.209460984245205e02, -2.759285104469687e02
+    a4, a5, a6 = 1.383577518672690e02, -3.066479806614716e01, 2.506628277459239e00
+    b1, b2, b3 = -5.447609879822406e01, 1.615858368580409e02, -1.556989798598866e02
+    b4, b5 = 6.680131188771972e01, -1.328068155288572e01
+    c1, c2, c3 = -7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e00
+    c4, c5, c6 = -2.549732539343734e00, 4.374664141464968e00, 2.938163982698783e00
+    d1, d2, d3, d4 = 7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e00, 3.754408661907416e00
+    plow = 0.02425
+    if p < plow:
+        q = math.sqrt(-2.0 * math.log(p))
+        x = (((((c1 * q + c2) * q + c3) * q + c4) * q + c5) * q + c6) / \
+            ((((d1 * q + d2) * q + d3) * q + d4) * q + 1.0)
+    elif p <= 1.0 - plow:
+        q = p - 0.5
+        r = q * q
+        x = (((((a1 * r + a2) * r + a3) * r + a4) * r + a5) * r + a6) * q / \
+            (((((b1 * r + b2) * r + b3) * r + b4) * r + b5) * r + 1.0)
+    else:
+        q = math.sqrt(-2.0 * math.log(1.0 - p))
+        x = -(((((c1 * q + c2) * q + c3) * q + c4) * q + c5) * q + c6) / \
+            ((((d1 * q + d2) * q + d3) * q + d4) * q + 1.0)
+    e = norm_cdf(x) - p
+    u = e * math.sqrt(2.0 * math.pi) * math.exp(0.5 * x * x)
+    return x - u / (1.0 + 0.5 * x * u)
+
+
+@njit(cache=True)
+def truncated_normal(u, mean, sd, low, high):
+    """Inverse-CDF draw from a normal truncated to [low, high]."""
+    flo = norm_cdf((low - mean) / sd)
+    fhi = norm_cdf((high - mean) / sd)
+    x = mean + sd * norm_ppf(flo + u * (fhi - flo))
+    return min(max(x, low), high)
+
+
+@njit(cache=True)
+def gamma_draw(key, n, shape, scale):
+    """Marsaglia-Tsang gamma; returns (value, next draw number)."""
+    boost = 1.0
+    if shape < 1.0:
+        boost = uniform(key, n) ** (1.0 / shape)
+        n += 1
+        shape += 1.0
+    d = shape - 1.0 / 3.0
+    c = 1.0 / math.sqrt(9.0 * d)
+    while True:
+        u1 = uniform(key, n)
+        u2 = uniform(key, n + 1)
+        n += 2
+        x = math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
+        v = 1.0 + c * x
+        if v <= 0.0:
+            continue
+        v = v * v * v
+        u = uniform(key, n)
+        n += 1
+        if math.log(u) < 0.5 * x * x + d - d * v + d * math.log(v):
+            return d * v * scale * boost, n
+
+
+@njit(cache=True)
+def poisson_draw(key, n, lam):
+    """Poisson by multiplication (small mean) or PTRS (Hormann 1993); returns (k, next n)."""
+    if lam <= 0.0:
+        return 0, n
+    if lam < 30.0:
+        limit = math.exp(-lam)
+        prod = uniform(key, n)
+        n += 1
+        k = 0
+        while prod > limit:
+            prod *= uniform(key, n)
+            n += 1
+            k += 1
+        return k, n
+    slam = math.sqrt(lam)
+    loglam = math.log(lam)
+    b = 0.931 + 2.53 * slam
+    a = -0.059 + 0.02483 * b
+    invalpha = 1.1239 + 1.1328 / (b - 3.4)
+    vr = 0.9277 - 3.6224 / (b - 2.0)
+    while True:
+        uu = uniform(key, n) - 0.5
+        v = uniform(key, n + 1)
+        n += 2
+        us = 0.5 - abs(uu)
+        k = math.floor((2.0 * a / us + b) * uu + lam + 0.43)
+        if us >= 0.07 and v <= vr:
+            return int(k), n
+        if k < 0.0 or (us < 0.013 and v > us):
+            continue
+        if (math.log(v) + math.log(invalpha) - math.log(a / (us * us) + b)) <= \
+                (-lam + k * loglam - math.lgamma(k + 1.0)):
+            return int(k), n
+
+
+@njit(cache=True)
+def param_uniforms(seed, n_params, path_start, n_paths):
+    """One uniform per path and parameter, keyed by (parameter, path)."""
+    out = np.empty((n_paths, n_params))
+    for j in range(n_params):
+        for i in range(n_paths):
+            key = subkey(stream_key(seed, S_PARAMS, path_start + i), j)
+            out[i, j] = uniform(key, 0)
+    return out
+
+
+# --------------------------------------------------------------------------- binning
+@njit(cache=True)
+def add_interval(a, b, edges, out, col, weight):
+    """Add the overlap of [a, b) with each bin of ``edges`` (times weight) to out[:, col]."""
+    if b <= a:
+        return
+    nb = edges.shape[0] - 1
+    i = np.searchsorted(edges, a, side="right") - 1
+    if i < 0:
+        i = 0
+    while i < nb and edges[i] < b:
+        lo = max(a, edges[i])
+        hi = min(b, edges[i + 1])
+        if hi > lo:
+            out[i, col] += (hi - lo) * weight
+        i += 1
+
+
+@njit(cache=True)
+def add_uniform_bins(a, b, origin, width, out, col):
+    """As add_interval for bins of equal width starting at ``origin``."""
+    if b <= a:
+        return
+    nb = out.shape[0]
+    i = int((a - origin) // width)
+    if i < 0:
+        i = 0
+    while i < nb:
+        lo = max(a, origin + i * width)
+        hi = min(b, origin + (i + 1) * width)
+        if hi <= lo and origin + i * width >= b:
+            break
+        if hi > lo:
+            out[i, col] += hi - lo
+        i += 1
+
+
+@njit(cache=True)
+def add_count(t, edges, out, col):
+    i = np.searchsorted(edges, t, side="right") - 1
+    if 0 <= i < edges.shape[0] - 1:
+        out[i, col] += 1.0
+
+
+# --------------------------------------------------------------------------- workforce
+@njit(cache=True)
+def _grow(times, pos, kind, n):
+    if n < times.shape[0]:
+        return times, pos, kind
+    t2 = np.empty(2 * times.shape[0])
+    p2 = np.empty(2 * times.shape[0], np.int64)
+    k2 = np.empty(2 * times.shape[0], np.int64)
+    t2[:n] = times[:n]
+    p2[:n] = pos[:n]
+    k2[:n] = kind[:n]
+    return t2, p2, k2
+
+
+@njit(cache=True)
+def simulate_workforce(seed, path, prm, team_start, team_size, n_in_waiting, service_end,
+                       cal_edges, cal_out, out):
+    """Therapist posts over time. Returns staffing events (time, post, kind), time-ordered.
+
+    Each post starts staffed at its team's start. A leaver's post is filled at
+    once by a therapist in waiting if one is free (the reserve is then
+    re-recruited), otherwise it stays vacant until a recruitment completes.
+    A completed recruitment fills the longest-vacant post, or joins the reserve.
+    """
+    n_teams = team_start.shape[0]
+    n_posts = 0
+    for k in range(n_teams):
+        n_posts += team_size[k]
+    post_team = np.empty(n_posts, np.int64)
+    post_draws = np.zeros(n_posts, np.int64)
+    leave_at = np.empty(n_posts)
+    vacant_since = np.full(n_posts, _INF)
+    staffed_since = np.full(n_posts, _INF)
+    recruit_done = np.full(n_posts + n_in_waiting + 1, _INF)
+    keys = np.empty(n_posts, np.uint64)
+    leave_rate = prm[P_LEAVING_RATE] / DAYS_PER_YEAR
+    vac_mean = prm[P_VACANCY_MEAN_DAYS]
+    vac_shape = prm[P_VACANCY_SHAPE]
+
+    ev_t = np.empty(4 * n_posts + 16)
+    ev_p = np.empty(4 * n_posts + 16, np.int64)
+    ev_k = np.empty(4 * n_posts + 16, np.int64)
+    n_ev = 0
+    base = stream_key(seed, S_THERAPIST, path)
+    p = 0
+    for k in range(n_teams):
+        for j in range(team_size[k]):
+            post_team[p] = k
+            keys[p] = subkey(base, p)
+            staffed_since[p] = team_start[k]
+            leave_at[p] = _tenure_end(team_start[k], keys[p], post_draws, p, leave_rate)
+            ev_t, ev_p, ev_k = _grow(ev_t, ev_p, ev_k, n_ev)
+            ev_t[n_ev] = team_start[k]
+            ev_p[n_ev] = p
+            ev_k[n_ev] = EV_FILL
+            n_ev += 1
+            p += 1
+    # initial fills in time order (teams may be listed out of order)
+    order = np.argsort(ev_t[:n_ev], kind="mergesort")
+    ev_t[:n_ev] = ev_t[:n_ev][order]
+    ev_p[:n_ev] = ev_p[:n_ev][order]
+    in_reserve = n_in_waiting
+    leavers = 0
+    while True:
+        p_leave = np.argmin(leave_at)
+        r_done = np.argmin(recruit_done)
+        t = min(leave_at[p_leave], recruit_done[r_done])
+        if t >= service_end:
+            break
+        if leave_at[p_leave] <= recruit_done[r_done]:
+            p = p_leave
+            leavers += 1
+            _close_staffed(p, t, staffed_since, team_start, post_team, cal_edges, cal_out)
+            ev_t, ev_p, ev_k = _grow(ev_t, ev_p, ev_k, n_ev)
+            ev_t[n_ev], ev_p[n_ev], ev_k[n_ev] = t, p, EV_LEAVE
+            n_ev += 1
+            if vac_mean > 0.0:
+                v, post_draws[p] = gamma_draw(keys[p], post_draws[p], vac_shape, vac_mean / vac_shape)
+            else:
+                v = 0.0
+            recruit_done[np.argmax(recruit_done)] = t + v  # a free slot holds +inf
+            if in_reserve > 0:
+                in_reserve -= 1
+                leave_at[p] = _tenure_end(t, keys[p], post_draws, p, leave_rate)
+                staffed_since[p] = t
+                ev_t, ev_p, ev_k = _grow(ev_t, ev_p, ev_k, n_ev)
+                ev_t[n_ev], ev_p[n_ev], ev_k[n_ev] = t, p, EV_FILL
+                n_ev += 1
+            else:
+                leave_at[p] = _INF
+                vacant_since[p] = t
+        else:
+            recruit_done[r_done] = _INF
+            p = np.argmin(vacant_since)
+            if vacant_since[p] < _INF:
+                _add_vacancy(vacant_since[p], t, cal_edges, cal_out, out)
+                vacant_since[p] = _INF
+                staffed_since[p] = t
+                leave_at[p] = _tenure_end(t, keys[p], post_draws, p, leave_rate)
+                ev_t, ev_p, ev_k = _grow(ev_t, ev_p, ev_k, n_ev)
+                ev_t[n_ev], ev_p[n_ev], ev_k[n_ev] = t, p, EV_FILL
+                n_ev += 1
+            else:
+                in_reserve += 1
+    for p in range(n_posts):
+        if vacant_since[p] < service_end:
+            _add_vacancy(vacant_since[p], service_end, cal_edges, cal_out, out)
+        if staffed_since[p] < service_end:
+            _close_staffed(p, service_end, staffed_since, team_start, post_team, cal_edges, cal_out)
+    out[O_LEAVERS] = leavers
+    # events sorted by time; ties keep generation order (leave before its instant fill)
+    order = np.argsort(ev_t[:n_ev], kind="mergesort")
+    return ev_t[:n_ev][order], ev_p[:n_ev][order], ev_k[:n_ev][order], post_team
+
+
+@njit(cache=True)
+def _tenure_end(t, key, post_draws, p, leave_rate):
+    if leave_rate <= 0.0:
+        return _INF
+    e = exponential(key, post_draws[p])
+    post_draws[p] += 1
+    return t + e / leave_rate
+
+
+@njit(cache=True)
+def _add_vacancy(a, b, cal_edges, cal_out, out):
+    out[O_VACANCY_DAYS] += b - a
+    add_interval(a, b, cal_edges, cal_out, K_VACANCY_DAYS, 1.0)
+
+
+@njit(cache=True)
+def _close_staffed(p, t, staffed_since, team_start, post_team, cal_edges, cal_out):
+    a = staffed_since[p]
+    if a < t:
+        add_interval(a, t, cal_edges, cal_out, K_THERAPIST_DAYS, 1.0)
+    staffed_since[p] = _INF
+
+
+# --------------------------------------------------------------------------- referrals
+@njit(cache=True)
+def _month_mean(prm, j, weight):
+    ramp_months = prm[P_RAMP_UP_MONTHS]
+    start = prm[P_RAMP_START_SHARE]
+    ramp = 1.0
+    if ramp_months > 0.0 and j < ramp_months:
+        ramp = start + (1.0 - start) * (j / ramp_months)
+    trend = (1.0 + prm[P_REFERRAL_TREND]) ** (j * DAYS_PER_MONTH / DAYS_PER_YEAR)
+    return prm[P_REFERRAL_RATE] * weight * ramp * trend
+
+
+@njit(cache=True)
+def count_referrals(seed, path, prm, team_start, team_weight, referrals_end):
+    """Referral counts per team-month (negative binomial as a gamma-Poisson mixture)."""
+    n_teams = team_start.shape[0]
+    n_months = 0
+    for k in range(n_teams):
+        if referrals_end > team_start[k]:
+            n_months = max(n_months, int(math.ceil((referrals_end - team_start[k]) / DAYS_PER_MONTH)))
+    counts = np.zeros((n_teams, max(n_months, 1)), np.int64)
+    base = stream_key(seed, S_REFERRAL_COUNT, path)
+    k_nb = prm[P_REFERRAL_DISPERSION]
+    for k in range(n_teams):
+        for j in range(n_months):
+            a = team_start[k] + j * DAYS_PER_MONTH
+            if a >= referrals_end:
+                break
+            share = min(1.0, (referrals_end - a) / DAYS_PER_MONTH)
+            mu = _month_mean(prm, j, team_weight[k]) * share
+            key = subkey(subkey(base, k), j)
+            n = 0
+            if k_nb > 0.0:
+                mu, n = gamma_draw(key, n, k_nb, mu / k_nb)
+            counts[k, j], n = poisson_draw(key, n, mu)
+    return counts
+
+
+# --------------------------------------------------------------------------- care
+@njit(cache=True)
+def _next_entry(t, target, horizon, t_ref, age0, rate0, age_hr, ref_age,
+                treated, s, e, lhr_during, lhr_after, half_life):
+    """Time at which the cumulative entry hazard from t reaches ``target``, or +inf.
+
+    The hazard is piecewise constant: it changes at birthdays (age ratio by whole
+    year of age), at treatment start and end, and (if the effect wanes) on
+    month-long steps after treatment end.
+    """
+    while t < horizon:
+        age = age0 + (t - t_ref) / DAYS_PER_YEAR
+        whole = math.floor(age)
+        seg_end = t_ref + (whole + 1.0 - age0) * DAYS_PER_YEAR
+        rate = rate0 * age_hr ** (whole - ref_age)
+        if treated:
+            if t < s:
+                seg_end = min(seg_end, s)
+            elif t < e:
+                seg_end = min(seg_end, e)
+                rate *= math.exp(lhr_during)
+            elif half_life > 0.0:
+                step = math.floor((t - e) / DAYS_PER_MONTH)
+                seg_end = min(seg_end, e + (step + 1.0) * DAYS_PER_MONTH)
+                w = 2.0 ** (-(step + 0.5) * DAYS_PER_MONTH / half_life)
+                rate *= math.exp(lhr_after * w)
+            else:
+                rate *= math.exp(lhr_after)
+        seg_end = min(seg_end, horizon)
+        room = rate * (seg_end - t)
+        if room >= target:
+            return t + target / rate
+        target -= room
+        t = seg_end
+    return _INF
+
+
+@njit(cache=True)
+def first_entry(key, t_ref, horizon, age0, rate0, age_hr, ref_age):
+    """First untreated care entry after referral (for losses from the waiting list)."""
+    return _next_entry(t_ref, exponential(key, 0), horizon, t_ref, age0, rate0, age_hr,
+                       ref_age, False, 0.0, 0.0, 0.0, 0.0, 0.0)
+
+
+@njit(cache=True)
+def care_walk(key, t_ref, horizon, age0, rate0, age_hr, ref_age, exit_rate, reentry_hr,
+              treated, s, e, lhr_during, lhr_after, half_life,
+              track_a, track_b, qsr_width, qsr_out, qcol, cal_edges, cal_out, kcol):
+    """Simulate care spells from referral to ``horizon``; bin care days in [track_a, track_b).
+
+    Draw n=0,2,4.. are entry targets and n=1,3,5.. spell lengths, so the treated
+    and the counterfactual walks use the same draws. Returns care days in window.
+    """
+    t = t_ref
+    n = 0
+    total = 0.0
+    mult = 1.0
+    while t < horizon:
+        t_in = _next_entry(t, exponential(key, n), horizon, t_ref, age0, rate0 * mult, age_hr,
+                           ref_age, treated, s, e, lhr_during, lhr_after, half_life)
+        if t_in >= horizon:
+            break
+        if exit_rate > 0.0:
+            t_out = min(t_in + exponential(key, n + 1) / exit_rate, horizon)
+        else:
+            t_out = horizon
+        n += 2
+        a = max(t_in, track_a)
+        b = min(t_out, track_b)
+        if b > a:
+            total += b - a
+            add_uniform_bins(a, b, track_a, qsr_width, qsr_out, qcol)
+            add_interval(a, b, cal_edges, cal_out, kcol, 1.0)
+        t = t_out
+        mult = reentry_hr
+    return total
+
+
+# --------------------------------------------------------------------------- one path
+@njit(cache=True)
+def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, reason_cdf,
+                  cal_edges, out, qsr_out, cal_out, reasons_out):
+    referrals_end = cfg[C_REFERRALS_END]
+    service_end = cfg[C_SERVICE_END]
+    limit = int(cfg[C_CASELOAD_LIMIT])
+    n_teams = team_start0.shape[0]
+    team_start = team_start0 + prm[P_START_DELAY_MONTHS] * DAYS_PER_MONTH
+    first_year_a = team_start.min()
+    first_year_b = first_year_a + DAYS_PER_YEAR
+
+    # ---- workforce
+    ev_t, ev_p, ev_k, post_team = simulate_workforce(
+        seed, path, prm, team_start, team_size, int(cfg[C_THERAPISTS_IN_WAITING]),
+        service_end, cal_edges, cal_out, out)
+    out[O_THERAPIST_DAYS] = cal_out[:, K_THERAPIST_DAYS].sum()
+
+    # ---- referrals and screening
+    counts = count_referrals(seed, path, prm, team_start, team_weight, referrals_end)
+    n_ref = counts.sum()
+    ref_team = np.empty(n_ref, np.int64)
+    ref_time = np.empty(n_ref)
+    ref_key = np.empty(n_ref, np.uint64)
+    base = stream_key(seed, S_REFERRAL, path)
+    i = 0
+    for k in range(n_teams):
+        for j in range(counts.shape[1]):
+            a = team_start[k] + j * DAYS_PER_MONTH
+            width = min(DAYS_PER_MONTH, referrals_end - a)
+            first = i
+            for m in range(counts[k, j]):
+                key = subkey(subkey(subkey(base, k), j), m)
+                ref_key[i] = key
+                ref_team[i] = k
+                ref_time[i] = a + width * uniform(key, R_ARRIVAL)
+                i += 1
+            if i - first > 1:  # arrivals in time order within the month
+                order = np.argsort(ref_time[first:i])
+                ref_time[first:i] = ref_time[first:i][order]
+                ref_key[first:i] = ref_key[first:i][order]
+    accept_share = prm[P_ACCEPTANCE_SHARE]
+    screening = prm[P_SCREENING_DAYS]
+    status = np.full(n_ref, ST_WAITING, np.int64)
+    accept_t = np.empty(n_ref)
+    for i in range(n_ref):
+        add_count(ref_time[i], cal_edges, cal_out, K_REFERRALS)
+        if first_year_a <= ref_time[i] < first_year_b:
+            out[O_REFERRALS_FIRST_YEAR] += 1
+        accept_t[i] = ref_time[i] + screening
+        if uniform(ref_key[i], R_SCREEN) >= accept_share:
+            status[i] = ST_REJECTED
+        else:
+            add_count(accept_t[i], cal_edges, cal_out, K_ACCEPTED)
+    out[O_REFERRALS] = n_ref
+
+    # ---- young people (drawn for every referral so draws never shift)
+    age0 = np.empty(n_ref)
+    prior = np.empty(n_ref, np.bool_)
+    rate0 = np.empty(n_ref)
+    care_key = np.empty(n_ref, np.uint64)
+    entry_base = prm[P_ENTRY_RATE] / DAYS_PER_YEAR
+    for i in range(n_ref):
+        key = ref_key[i]
+        age0[i] = truncated_normal(uniform(key, R_AGE), prm[P_AGE_MEAN], prm[P_AGE_SD],
+                                   cfg[C_AGE_MIN], cfg[C_AGE_MAX])
+        prior[i] = uniform(key, R_PRIOR_CARE) < prm[P_PRIOR_CARE_SHARE]
+        drift = prm[P_DRIFT_MULTIPLIER] * (1.0 + prm[P_DRIFT_TREND]) ** (ref_time[i] / DAYS_PER_YEAR)
+        rate0[i] = entry_base * drift * (prm[P_PRIOR_CARE_HR] if prior[i] else 1.0)
+        care_key[i] = subkey(key, S_CARE)
+
+    # ---- capacity: each team's FIFO waiting list and caseloads
+    start_t = np.full(n_ref, _INF)
+    end_t = np.full(n_ref, _INF)
+    disrupted = np.zeros(n_ref, np.bool_)
+    length_mu = math.log(prm[P_TREATMENT_MEDIAN_DAYS])
+    length_sigma = (math.log(prm[P_SHORT_THRESHOLD_DAYS]) - length_mu) / norm_ppf(prm[P_SHARE_UNDER_THRESHOLD])
+    flo = norm_cdf((math.log(cfg[C_MIN_TREATMENT_DAYS]) - length_mu) / length_sigma)
+    fhi = norm_cdf((math.log(cfg[C_MAX_TREATMENT_DAYS]) - length_mu) / length_sigma)
+    max_wait = prm[P_MAX_WAIT_DAYS]
+    care_end_age = cfg[C_CARE_END_AGE]
+    for k in range(n_teams):
+        _run_team(k, n_ref, ref_team, accept_t, ref_time, status, start_t, end_t, disrupted,
+                  ref_key, care_key, age0, rate0, prm, cfg, ev_t, ev_p, ev_k, post_team,
+                  limit, max_wait, service_end, care_end_age, length_mu, length_sigma, flo, fhi)
+
+    # ---- outcomes for everyone who started
+    track_days = cfg[C_TRACKING_DAYS]
+    qsr_width = 3.0 * DAYS_PER_MONTH
+    lhr_during0 = math.log(prm[P_HR_DURING])
+    lhr_after0 = math.log(prm[P_HR_AFTER])
+    half_life = prm[P_EFFECT_HALF_LIFE_DAYS]
+    exit_rate = prm[P_EXIT_RATE] / DAYS_PER_YEAR
+    n_started = 0
+    lengths = np.empty(n_ref)
+    wait_sum = 0.0
+    age_sum = 0.0
+    for i in range(n_ref):
+        st = status[i]
+        if st == ST_LOST_WAIT:
+            out[O_LOST_WAIT] += 1
+        elif st == ST_LOST_CARE:
+            out[O_LOST_CARE] += 1
+        elif st == ST_LOST_SERVICE_END:
+            out[O_LOST_SERVICE_END] += 1
+        elif st == ST_REJECTED:
+            out[O_REJECTED] += 1
+            if reason_cdf.shape[0] > 0:
+                reasons_out[_categorical(uniform(ref_key[i], R_REASON), reason_cdf)] += 1.0
+        if st != ST_STARTED:
+            continue
+        s = start_t[i]
+        e = end_t[i]
+        lengths[n_started] = e - s
+        n_started += 1
+        wait_sum += s - accept_t[i]
+        age_sum += age0[i]
+        add_count(s, cal_edges, cal_out, K_STARTED)
+        if first_year_a <= s < first_year_b:
+            out[O_STARTED_FIRST_YEAR] += 1
+        noncompleted = uniform(ref_key[i], R_NONCOMPLETION) < prm[P_NONCOMPLETION_SHARE]
+        kappa = 1.0
+        if noncompleted:
+            out[O_NONCOMPLETED] += 1
+            kappa *= prm[P_NONCOMPLETED_RETENTION]
+        if disrupted[i]:
+            out[O_DISRUPTED] += 1
+            kappa *= prm[P_DISRUPTED_RETENTION]
+        if uniform(ref_key[i], R_FEMALE) < prm[P_FEMALE_SHARE]:
+            out[O_FEMALE] += 1
+        if prior[i]:
+            out[O_PRIOR_CARE] += 1
+        r = ref_time[i]
+        track_a = r if cfg[C_TRACK_FROM_REFERRAL] > 0.5 else s
+        t18 = r + (care_end_age - age0[i]) * DAYS_PER_YEAR
+        track_b = min(track_a + track_days, t18)
+        horizon = track_b
+        if track_b > track_a:
+            out[O_CHILD_DAYS] += track_b - track_a
+            add_uniform_bins(track_a, track_b, track_a, qsr_width, qsr_out, Q_CHILD_DAYS)
+            add_interval(track_a, track_b, cal_edges, cal_out, K_CHILD_DAYS, 1.0)
+        else:
+            horizon = r
+        cf = care_walk(care_key[i], r, horizon, age0[i], rate0[i], prm[P_AGE_HR],
+                       cfg[C_REFERENCE_AGE], exit_rate, prm[P_REENTRY_HR], False, s, e, 0.0,
+                       0.0, 0.0, track_a, track_b, qsr_width, qsr_out, Q_CARE_COUNTERFACTUAL,
+                       cal_edges, cal_out, K_CARE_COUNTERFACTUAL)
+        tr = care_walk(care_key[i], r, horizon, age0[i], rate0[i], prm[P_AGE_HR],
+                       cfg[C_REFERENCE_AGE], exit_rate, prm[P_REENTRY_HR], True, s, e,
+                       kappa * lhr_during0, kappa * lhr_after0, half_life, track_a, track_b,
+                       qsr_width, qsr_out, Q_CARE_TREATED, cal_edges, cal_out, K_CARE_TREATED)
+        out[O_CARE_DAYS_COUNTERFACTUAL] += cf
+        out[O_CARE_DAYS_TREATED] += tr
+        if cf > 0.0:
+            out[O_ENTERED_CARE_COUNTERFACTUAL] += 1
+        if tr > 0.0:
+            out[O_ENTERED_CARE_TREATED] += 1
+    out[O_ACCEPTED] = n_ref - out[O_REJECTED]
+    out[O_STARTED] = n_started
+    out[O_COMPLETED] = n_started - out[O_NONCOMPLETED]
+    if n_started > 0:
+        ls = lengths[:n_started]
+        out[O_TREATMENT_DAYS_MEDIAN] = np.median(ls)
+        out[O_SHARE_UNDER_THRESHOLD] = (ls < prm[P_SHORT_THRESHOLD_DAYS]).sum() / n_started
+        out[O_MEAN_WAIT_DAYS] = wait_sum / n_started
+        out[O_MEAN_AGE] = age_sum / n_started
+    else:
+        out[O_TREATMENT_DAYS_MEDIAN] = np.nan
+        out[O_SHARE_UNDER_THRESHOLD] = np.nan
+        out[O_MEAN_WAIT_DAYS] = np.nan
+        out[O_MEAN_AGE] = np.nan
+
+
+@njit(cache=True)
+def _categorical(u, cdf):
+    """Index of the category whose cumulative share first exceeds u."""
+    i = np.searchsorted(cdf, u, side="right")
+    return min(i, cdf.shape[0] - 1)
+
+
+@njit(cache=True)
+def _best_post(p0, n, staffed, caseload, limit, exclude):
+    """Staffed post with the fewest cases (below ``limit``), lowest index on ties; -1 if none."""
+    best = -1
+    for p in range(p0, p0 + n):
+        if p == exclude or not staffed[p] or caseload[p] >= limit:
+            continue
+        if best < 0 or caseload[p] < caseload[best]:
+            best = p
+    return best
+
+
+@njit(cache=True)
+def _run_team(k, n_ref, ref_team, accept_t, ref_time, status, start_t, end_t, disrupted,
+              ref_key, care_key, age0, rate0, prm, cfg, ev_t, ev_p, ev_k, post_team,
+              limit, max_wait, service_end, care_end_age, length_mu, length_sigma, flo, fhi):
+    """One team in event order: acceptances join a FIFO list; starts fill free places.
+
+    A waiting young person is lost when the wait passes ``max_wait`` or they enter
+    care first (their untreated first entry), or when the service ends. A leaver's
+    open cases move to the least-loaded staffed colleagues (over the limit if need
+    be) and are marked disrupted.
+    """
+    members = np.empty(n_ref, np.int64)
+    m = 0
+    for i in range(n_ref):
+        if ref_team[i] == k and status[i] == ST_WAITING:
+            members[m] = i
+            m += 1
+    deadline = np.empty(n_ref)
+    lost_to_care = np.zeros(n_ref, np.bool_)
+    age_hr = prm[P_AGE_HR]
+    ref_age = cfg[C_REFERENCE_AGE]
+    for c in range(m):
+        i = members[c]
+        d_wait = accept_t[i] + max_wait
+        t18 = ref_time[i] + (care_end_age - age0[i]) * DAYS_PER_YEAR
+        d_care = first_entry(care_key[i], ref_time[i], min(d_wait, t18), age0[i], rate0[i],
+                             age_hr, ref_age)
+        lost_to_care[i] = d_care < d_wait
+        deadline[i] = min(d_wait, d_care)
+    n_posts = post_team.shape[0]
+    p0 = n_posts
+    n_team_posts = 0
+    for p in range(n_posts):
+        if post_team[p] == k:
+            p0 = min(p0, p)
+            n_team_posts += 1
+    staffed = np.zeros(n_posts, np.bool_)
+    caseload = np.zeros(n_posts, np.int64)
+    open_case = np.empty(m + 1, np.int64)
+    open_post = np.empty(m + 1, np.int64)
+    n_open = 0
+    n_ev = ev_t.shape[0]
+    ei = 0
+    while ei < n_ev and post_team[ev_p[ei]] != k:
+        ei += 1
+    joined = 0
+    head = 0
+    while True:
+        t_acc = accept_t[members[joined]] if joined < m else _INF
+        t_ev = ev_t[ei] if ei < n_ev else _INF
+        t_end = _INF
+        which = -1
+        for c in range(n_open):
+            if end_t[open_case[c]] < t_end:
+                t_end = end_t[open_case[c]]
+                which = c
+        t = min(t_acc, t_ev, t_end)
+        if t == _INF:
+            break
+        if which >= 0 and t_end <= t_ev and t_end <= t_acc:
+            caseload[open_post[which]] -= 1
+            n_open -= 1
+            open_case[which] = open_case[n_open]
+            open_post[which] = open_post[n_open]
+        elif t_ev <= t_acc:
+            p = ev_p[ei]
+            if ev_k[ei] == EV_LEAVE:
+                staffed[p] = False
+                for c in range(n_open):
+                    if open_post[c] == p:
+                        disrupted[open_case[c]] = True
+                        q = _best_post(p0, n_team_posts, staffed, caseload, 1 << 30, p)
+                        if q >= 0:
+                            caseload[p] -= 1
+                            caseload[q] += 1
+                            open_post[c] = q
+            else:
+                staffed[p] = True
+            ei += 1
+            while ei < n_ev and post_team[ev_p[ei]] != k:
+                ei += 1
+        else:
+            joined += 1
+        while head < joined:
+            i = members[head]
+            if deadline[i] < t:
+                status[i] = ST_LOST_CARE if lost_to_care[i] else ST_LOST_WAIT
+                head += 1
+                continue
+            if t >= service_end:
+                status[i] = ST_LOST_SERVICE_END
+                head += 1
+                continue
+            q = _best_post(p0, n_team_posts, staffed, caseload, limit, -1)
+            if q < 0:
+                break
+            u = uniform(ref_key[i], R_LENGTH)
+            length = math.exp(length_mu + length_sigma * norm_ppf(flo + u * (fhi - flo)))
+            start_t[i] = t
+            end_t[i] = t + length
+            status[i] = ST_STARTED
+            caseload[q] += 1
+            open_case[n_open] = i
+            open_post[n_open] = q
+            n_open += 1
+            head += 1
+    for c in range(head, m):
+        i = members[c]
+        if deadline[i] < service_end:
+            status[i] = ST_LOST_CARE if lost_to_care[i] else ST_LOST_WAIT
+        else:
+            status[i] = ST_LOST_SERVICE_END
+
+
+# --------------------------------------------------------------------------- many paths
+@njit(cache=True, parallel=True)
+def simulate_chunk(seed, path_start, params, cfg, team_start, team_size, team_weight,
+                   reason_cdf, cal_edges, out, qsr_out, cal_out, reasons_out):
+    """Simulate paths path_start .. path_start + len(params) - 1 into zeroed outputs.
+
+    Each path writes only its own rows, so the result is the same for any
+    number of threads and any split of paths into chunks.
+    """
+    for i in prange(params.shape[0]):
+        simulate_path(seed, path_start + i, params[i], cfg, team_start, team_size, team_weight,
+                      reason_cdf, cal_edges, out[i], qsr_out[i], cal_out[i], reasons_out[i])

@@ -1,0 +1,292 @@
+"""The scenario schema: every section, field, unit and allowed range.
+
+Strict by design: unknown keys, NaN/inf, booleans or strings where numbers
+belong and out-of-range values are all errors. A numeric model parameter
+(declared with :func:`param`) may be a number or a distribution drawn once per
+path (see :mod:`simulator.distributions`). Counts (therapists, caseload limit,
+months of tracking) and dates are fixed values.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Annotated, Any, Iterator, Literal, Optional, Union
+
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict,
+                      Field, model_validator)
+
+from .distributions import Distribution, Fixed
+
+DAYS_PER_YEAR = 365.25
+DAYS_PER_MONTH = DAYS_PER_YEAR / 12.0  # 30.4375: months are average months throughout
+
+
+# --------------------------------------------------------------------------- params
+def _coerce_param(value: Any) -> Any:
+    """A plain number becomes a fixed distribution; a mapping is left to the union."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number or a distribution, got boolean {value!r}")
+    if isinstance(value, (int, float)):
+        if not math.isfinite(value):
+            raise ValueError(f"expected a finite number, got {value!r}")
+        return Fixed(value=float(value))
+    if isinstance(value, (dict, Fixed)) or hasattr(value, "dist"):
+        return value
+    raise ValueError(
+        f"expected a number or a distribution such as "
+        f"{{dist: uniform, low: 0.5, high: 1.0}}, got {type(value).__name__} {value!r}")
+
+
+def _range_check(ge=None, gt=None, le=None, lt=None):
+    def check(d):
+        lo, hi = d.support()
+        problems = []
+        if ge is not None and lo < ge:
+            problems.append(f">= {ge}")
+        if gt is not None and lo <= gt:
+            problems.append(f"> {gt}")
+        if le is not None and hi > le:
+            problems.append(f"<= {le}")
+        if lt is not None and hi >= lt:
+            problems.append(f"< {lt}")
+        if problems:
+            what = f"value {lo:g}" if d.is_fixed else f"distribution support [{lo:g}, {hi:g}]"
+            raise ValueError(f"{what} out of range: must be {' and '.join(problems)}")
+        return d
+    return check
+
+
+def param(description: str, unit: str, *, default: Any = ..., ge=None, gt=None,
+          le=None, lt=None):
+    """A model parameter: a number or a distribution, with a unit and a range."""
+    bounds = {k: v for k, v in dict(ge=ge, gt=gt, le=le, lt=lt).items() if v is not None}
+    if default is not ... and default is not None:
+        default = Fixed(value=float(default))
+    return Annotated[
+        Distribution,
+        BeforeValidator(_coerce_param, json_schema_input_type=Union[float, Distribution]),
+        AfterValidator(_range_check(**bounds)),
+        Field(default=default, description=f"{description} [{unit}]",
+              json_schema_extra={"unit": unit, **{f"x-{k}": v for k, v in bounds.items()}}),
+    ]
+
+
+def _desc(description: str, unit: str, **kw):
+    return Field(description=f"{description} [{unit}]", json_schema_extra={"unit": unit}, **kw)
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+
+# --------------------------------------------------------------------------- sections
+class Calendar(Section):
+    contract_start: dt.date = _desc("Contract (bond) start; day 0 of the simulation clock", "date")
+    referrals_end: dt.date = _desc("Last day on which a referral can arrive", "date")
+    service_end: dt.date = _desc(
+        "End of service delivery: no treatment starts after it; therapists leave "
+        "and are recruited only before it", "date")
+    start_delay_months: param("Delay added to every team's start date (a stress lever)",
+                              "months", default=0.0, ge=0, le=60)
+    tracking_months: int = _desc("Tracking window per young person", "months",
+                                 default=30, ge=3, le=120)
+    tracking_from: Literal["referral", "treatment_start"] = Field(
+        default="referral",
+        description="When each young person's tracking window opens [event]")
+
+
+class Referrals(Section):
+    per_team_per_month: param("Mean referrals per team per month at full volume",
+                              "referrals/team/month", gt=0, le=1000)
+    dispersion: Optional[param("Negative binomial size k of monthly referrals "
+                               "(variance = mean + mean^2/k); null for Poisson",
+                               "1", gt=0, le=1e6)] = None
+    ramp_up_months: param("Months from a team's start until referrals reach full volume",
+                          "months", default=0.0, ge=0, le=120)
+    ramp_start_share: param("Referral volume in a team's first month as a share of full volume",
+                            "share", default=1.0, ge=0, le=1)
+    annual_trend: param("Change in referral volume per year after a team starts",
+                        "fraction/year", default=0.0, gt=-1, le=10)
+    acceptance_share: param("Share of referrals accepted by screening", "share", ge=0, le=1)
+    screening_days: param("Days from referral to the screening decision", "days",
+                          default=0.0, ge=0, le=365)
+    rejection_reasons: dict[str, Annotated[float, Field(ge=0, le=1)]] = _desc(
+        "Reasons referrals are turned away, as shares of rejected referrals "
+        "(summing to 1 within 0.02)", "share", default_factory=dict)
+
+    @model_validator(mode="after")
+    def _reasons_sum_to_one(self):
+        total = sum(self.rejection_reasons.values())
+        if self.rejection_reasons and abs(total - 1.0) > 0.02:
+            raise ValueError(f"rejection_reasons shares sum to {total:g}, expected 1")
+        return self
+
+
+class Team(Section):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_\-]+$", description="Team name")
+    start_date: dt.date = _desc("Date the team starts taking cases", "date")
+    therapists: int = _desc("Therapist posts in the team", "therapists", ge=1, le=100)
+    referral_weight: float = _desc("This team's referral volume relative to "
+                                   "referrals.per_team_per_month", "ratio",
+                                   default=1.0, gt=0, le=100)
+
+
+class Workforce(Section):
+    teams: list[Team] = Field(min_length=1, max_length=32, description="Delivery teams")
+    caseload_limit: int = _desc("Most families one therapist carries at a time",
+                                "families/therapist", ge=1, le=50)
+    max_wait_days: param("Longest an accepted referral waits for a place before it is lost",
+                         "days", ge=0, le=3650)
+    leaving_rate_per_year: param("Therapist leaving hazard", "leavers/therapist-year",
+                                 ge=0, le=20)
+    vacancy_mean_days: param("Mean time to recruit and train a replacement therapist",
+                             "days", ge=0, le=3650)
+    vacancy_shape: param("Gamma shape of the vacancy length (1 = exponential)", "1",
+                         default=2.0, gt=0, le=1000)
+    therapists_in_waiting: int = _desc(
+        "Trained therapists held in reserve who fill a vacancy at once (the reserve "
+        "is then re-recruited)", "therapists", default=0, ge=0, le=20)
+
+    @model_validator(mode="after")
+    def _unique_team_names(self):
+        names = [t.name for t in self.teams]
+        if len(set(names)) != len(names):
+            raise ValueError(f"team names must be unique, got {names}")
+        return self
+
+
+class Treatment(Section):
+    median_days: param("Median treatment length", "days", gt=0, le=3650)
+    short_threshold_days: param("Threshold for 'short' treatments", "days",
+                                default=90.0, gt=0, le=3650)
+    share_under_threshold: param("Share of treatments shorter than short_threshold_days "
+                                 "(with median_days, fixes the lognormal spread)", "share",
+                                 gt=0, lt=1)
+    min_days: float = _desc("Shortest treatment (lognormal truncated here)", "days",
+                            default=1.0, gt=0)
+    max_days: float = _desc("Longest treatment (lognormal truncated here)", "days",
+                            default=730.0, gt=0, le=3650)
+    noncompletion_share: param("Share of treatments not completed", "share",
+                               default=0.0, ge=0, le=1)
+    hazard_ratio_during: param("Care-entry hazard ratio while in treatment", "ratio",
+                               gt=0, le=100)
+    hazard_ratio_after: param("Care-entry hazard ratio after treatment ends", "ratio",
+                              gt=0, le=100)
+    effect_half_life_days: Optional[param(
+        "Half-life of the log hazard ratio after treatment (null: no waning)", "days",
+        gt=0, le=1e5)] = None
+    disrupted_effect_retention: param(
+        "Share of the log hazard ratio kept when the therapist changes mid-treatment",
+        "share", default=1.0, ge=0, le=1)
+    noncompleted_effect_retention: param(
+        "Share of the log hazard ratio kept when treatment is not completed", "share",
+        default=1.0, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _lengths(self):
+        if not self.min_days < self.max_days:
+            raise ValueError("treatment.min_days must be below treatment.max_days")
+        return self
+
+
+class YoungPeople(Section):
+    age_mean_years: param("Mean age at referral (before truncation)", "years", ge=0, le=18)
+    age_sd_years: param("Standard deviation of age at referral (before truncation)",
+                        "years", gt=0, le=10)
+    age_min_years: float = _desc("Youngest age at referral", "years", default=11.0, ge=0, lt=18)
+    age_max_years: float = _desc("Age at referral is below this", "years", default=18.0,
+                                 gt=0, le=18)
+    female_share: param("Share of young people who are female", "share", default=0.5,
+                        ge=0, le=1)
+    prior_care_share: param("Share with a period of care in the two years before referral",
+                            "share", default=0.0, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _ages(self):
+        if not self.age_min_years < self.age_max_years:
+            raise ValueError("young_people.age_min_years must be below age_max_years")
+        return self
+
+
+class Care(Section):
+    entry_rate_per_year: param("Care-entry hazard of an untreated young person at home, "
+                               "at the reference age, with no prior care, in the "
+                               "historical baseline cohort", "entries/child-year", ge=0, le=100)
+    reference_age_years: float = _desc("Age at which entry_rate_per_year applies", "years",
+                                       default=14.0, ge=0, le=18)
+    age_hazard_ratio_per_year: param("Hazard ratio per year of age above the reference age "
+                                     "(applied by whole year of age)", "ratio/year",
+                                     default=1.0, gt=0, le=100)
+    prior_care_hazard_ratio: param("Hazard ratio for a young person with prior care", "ratio",
+                                   default=1.0, gt=0, le=100)
+    exit_rate_per_year: param("Hazard of leaving care (mean spell = 1/rate)",
+                              "exits/child-year in care", default=0.0, ge=0, le=365)
+    reentry_hazard_ratio: param("Hazard ratio for entering care again after a spell",
+                                "ratio", default=1.0, gt=0, le=100)
+    leaves_care_at_age: float = _desc("Age at which care and tracking end", "years",
+                                      default=18.0, gt=0, le=25)
+
+
+class Counterfactual(Section):
+    hazard_multiplier: param("Today's untreated care-entry hazard relative to the historical "
+                             "baseline cohort (baseline drift; 1 = no drift)", "ratio",
+                             default=1.0, gt=0, le=100)
+    annual_hazard_trend: param("Further change per year since contract start in today's "
+                               "untreated hazard", "fraction/year", default=0.0, gt=-1, le=10)
+
+
+class Simulation(Section):
+    paths: int = _desc("Monte Carlo paths", "paths", default=2000, ge=1, le=100_000_000)
+    seed: int = _desc("Master random seed", "1", default=20121101, ge=0, lt=2**63)
+    chunk_paths: int = _desc("Paths simulated per chunk (memory only: results do not "
+                             "depend on it)", "paths", default=4096, ge=1, le=10_000_000)
+
+
+class Scenario(Section):
+    name: str = Field(pattern=r"^[A-Za-z0-9_\-]+$", max_length=100,
+                      description="Scenario name (used for the output folder)")
+    description: str = Field(default="", description="What this scenario is")
+    calendar: Calendar
+    referrals: Referrals
+    workforce: Workforce
+    treatment: Treatment
+    young_people: YoungPeople
+    care: Care
+    counterfactual: Counterfactual = Field(default_factory=Counterfactual)
+    simulation: Simulation = Field(default_factory=Simulation)
+
+    @model_validator(mode="after")
+    def _dates_in_order(self):
+        c = self.calendar
+        if not c.contract_start <= c.referrals_end <= c.service_end:
+            raise ValueError("calendar: need contract_start <= referrals_end <= service_end")
+        for t in self.workforce.teams:
+            if not c.contract_start <= t.start_date <= c.referrals_end:
+                raise ValueError(f"team {t.name}: start_date must lie between "
+                                 f"calendar.contract_start and calendar.referrals_end")
+        return self
+
+
+# --------------------------------------------------------------------------- helpers
+def iter_params(model: BaseModel, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(dotted name, distribution) for every numeric model parameter, including unset optionals."""
+    for name, field in type(model).model_fields.items():
+        value = getattr(model, name)
+        dotted = f"{prefix}{name}"
+        if isinstance(value, BaseModel) and not hasattr(value, "dist"):
+            yield from iter_params(value, dotted + ".")
+        elif hasattr(value, "dist"):
+            yield dotted, value
+        elif value is None and _is_param_field(field):
+            yield dotted, None
+
+
+def _is_param_field(field) -> bool:
+    return "Fixed" in repr(field.annotation)
+
+
+def json_schema() -> dict:
+    schema = Scenario.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "sibsim scenario"
+    return schema
