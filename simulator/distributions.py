@@ -108,20 +108,38 @@ class Normal(_Dist):
 
 
 class LogNormal(_Dist):
-    """Lognormal given by its median and sigma (the sd of the log)."""
+    """Lognormal given by its median and sigma (the sd of the log), optionally truncated."""
 
     dist: Literal["lognormal"]
     median: float = Field(gt=0)
     sigma: float = Field(gt=0)
+    low: float = Field(default=0.0, ge=0)
+    high: float = math.inf
+
+    @model_validator(mode="after")
+    def _order(self):
+        if not self.low < self.high:
+            raise ValueError("lognormal needs low < high")
+        return self
 
     def support(self):
-        return (0.0, math.inf)
+        return (self.low, self.high)
+
+    def _bounds(self):
+        z = lambda x: (math.log(x / self.median) / self.sigma) if x > 0 else -math.inf  # noqa: E731
+        return stats.norm.cdf(z(self.low)), stats.norm.cdf(z(self.high) if math.isfinite(self.high) else math.inf)
 
     def ppf(self, u):
-        return self.median * np.exp(self.sigma * stats.norm.ppf(u))
+        flo, fhi = self._bounds()
+        return self.median * np.exp(self.sigma * stats.norm.ppf(flo + np.asarray(u) * (fhi - flo)))
 
     def mean(self):
-        return self.median * math.exp(0.5 * self.sigma**2)
+        flo, fhi = self._bounds()
+        # E[X; a < X < b] for a lognormal, divided by the kept mass
+        m = self.median * math.exp(0.5 * self.sigma**2)
+        za = stats.norm.ppf(flo) - self.sigma if flo > 0 else -math.inf
+        zb = stats.norm.ppf(fhi) - self.sigma if fhi < 1 else math.inf
+        return m * (stats.norm.cdf(zb) - stats.norm.cdf(za)) / (fhi - flo)
 
 
 class Beta(_Dist):

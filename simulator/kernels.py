@@ -161,44 +161,44 @@ _INF = np.inf
 
 
 # --------------------------------------------------------------------------- RNG
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def _mix64(z):
     z = (z ^ (z >> _S30)) * _M1
     z = (z ^ (z >> _S27)) * _M2
     return z ^ (z >> _S31)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def subkey(key, x):
     """Key of entity ``x`` inside the stream identified by ``key``."""
     return _mix64(key ^ _mix64(np.uint64(x) + _GOLDEN))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def stream_key(seed, stream, path):
     return subkey(_mix64(np.uint64(seed) + _GOLDEN * np.uint64(stream)), path)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def uniform(key, n):
     """The n-th uniform of a stream, strictly inside (0, 1)."""
     z = _mix64(key + _GOLDEN * np.uint64(n + 1))
     return ((z >> _S11) + 0.5) * _INV53
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def exponential(key, n):
     return -math.log(uniform(key, n))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def norm_cdf(x):
     return 0.5 * math.erfc(-x / math.sqrt(2.0))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def norm_ppf(p):
-    """Inverse standard normal CDF (Acklam's rational approximation + one Halley step)."""
+    """Inverse standard normal CDF (Acklam's rational approximation, relative error < 1.2e-9)."""
     a1, a2, a3 = -3.969683028665376e01, 2.209460984245205e02, -2.759285104469687e02
     a4, a5, a6 = 1.383577518672690e02, -3.066479806614716e01, 2.506628277459239e00
     b1, b2, b3 = -5.447609879822406e01, 1.615858368580409e02, -1.556989798598866e02
@@ -220,21 +220,17 @@ def norm_ppf(p):
         q = math.sqrt(-2.0 * math.log(1.0 - p))
         x = -(((((c1 * q + c2) * q + c3) * q + c4) * q + c5) * q + c6) / \
             ((((d1 * q + d2) * q + d3) * q + d4) * q + 1.0)
-    e = norm_cdf(x) - p
-    u = e * math.sqrt(2.0 * math.pi) * math.exp(0.5 * x * x)
-    return x - u / (1.0 + 0.5 * x * u)
+    return x
 
 
-@njit(cache=True)
-def truncated_normal(u, mean, sd, low, high):
-    """Inverse-CDF draw from a normal truncated to [low, high]."""
-    flo = norm_cdf((low - mean) / sd)
-    fhi = norm_cdf((high - mean) / sd)
+@njit(cache=True, error_model="numpy", inline="always")
+def truncated_normal(u, mean, sd, low, high, flo, fhi):
+    """Inverse-CDF draw from a normal truncated to [low, high]; flo, fhi = Phi at the bounds."""
     x = mean + sd * norm_ppf(flo + u * (fhi - flo))
     return min(max(x, low), high)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def gamma_draw(key, n, shape, scale):
     """Marsaglia-Tsang gamma; returns (value, next draw number)."""
     boost = 1.0
@@ -259,7 +255,7 @@ def gamma_draw(key, n, shape, scale):
             return d * v * scale * boost, n
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def poisson_draw(key, n, lam):
     """Poisson by multiplication (small mean) or PTRS (Hormann 1993); returns (k, next n)."""
     if lam <= 0.0:
@@ -295,7 +291,7 @@ def poisson_draw(key, n, lam):
             return int(k), n
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def param_uniforms(seed, n_params, path_start, n_paths):
     """One uniform per path and parameter, keyed by (parameter, path)."""
     out = np.empty((n_paths, n_params))
@@ -307,7 +303,7 @@ def param_uniforms(seed, n_params, path_start, n_paths):
 
 
 # --------------------------------------------------------------------------- binning
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def add_interval(a, b, edges, out, col, weight):
     """Add the overlap of [a, b) with each bin of ``edges`` (times weight) to out[:, col]."""
     if b <= a:
@@ -324,7 +320,7 @@ def add_interval(a, b, edges, out, col, weight):
         i += 1
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def add_uniform_bins(a, b, origin, width, out, col):
     """As add_interval for bins of equal width starting at ``origin``."""
     if b <= a:
@@ -343,7 +339,7 @@ def add_uniform_bins(a, b, origin, width, out, col):
         i += 1
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def add_count(t, edges, out, col):
     i = np.searchsorted(edges, t, side="right") - 1
     if 0 <= i < edges.shape[0] - 1:
@@ -351,7 +347,7 @@ def add_count(t, edges, out, col):
 
 
 # --------------------------------------------------------------------------- workforce
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _grow(times, pos, kind, n):
     if n < times.shape[0]:
         return times, pos, kind
@@ -364,7 +360,7 @@ def _grow(times, pos, kind, n):
     return t2, p2, k2
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def simulate_workforce(seed, path, prm, team_start, team_size, n_in_waiting, service_end,
                        cal_edges, cal_out, out):
     """Therapist posts over time. Returns staffing events (time, post, kind), time-ordered.
@@ -465,7 +461,7 @@ def simulate_workforce(seed, path, prm, team_start, team_size, n_in_waiting, ser
     return ev_t[:n_ev][order], ev_p[:n_ev][order], ev_k[:n_ev][order], post_team
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _tenure_end(t, key, post_draws, p, leave_rate):
     if leave_rate <= 0.0:
         return _INF
@@ -474,13 +470,13 @@ def _tenure_end(t, key, post_draws, p, leave_rate):
     return t + e / leave_rate
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _add_vacancy(a, b, cal_edges, cal_out, out):
     out[O_VACANCY_DAYS] += b - a
     add_interval(a, b, cal_edges, cal_out, K_VACANCY_DAYS, 1.0)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _close_staffed(p, t, staffed_since, team_start, post_team, cal_edges, cal_out):
     a = staffed_since[p]
     if a < t:
@@ -489,7 +485,7 @@ def _close_staffed(p, t, staffed_since, team_start, post_team, cal_edges, cal_ou
 
 
 # --------------------------------------------------------------------------- referrals
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _month_mean(prm, j, weight):
     ramp_months = prm[P_RAMP_UP_MONTHS]
     start = prm[P_RAMP_START_SHARE]
@@ -500,7 +496,7 @@ def _month_mean(prm, j, weight):
     return prm[P_REFERRAL_RATE] * weight * ramp * trend
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def count_referrals(seed, path, prm, team_start, team_weight, referrals_end):
     """Referral counts per team-month (negative binomial as a gamma-Poisson mixture)."""
     n_teams = team_start.shape[0]
@@ -526,53 +522,89 @@ def count_referrals(seed, path, prm, team_start, team_weight, referrals_end):
     return counts
 
 
+@njit(cache=True, error_model="numpy")
+def _sort_arrivals(times, keys, a, b):
+    """Insertion sort of one month's arrivals (a handful) by time, keys alongside."""
+    for i in range(a + 1, b):
+        t = times[i]
+        key = keys[i]
+        j = i - 1
+        while j >= a and times[j] > t:
+            times[j + 1] = times[j]
+            keys[j + 1] = keys[j]
+            j -= 1
+        times[j + 1] = t
+        keys[j + 1] = key
+
+
 # --------------------------------------------------------------------------- care
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _next_entry(t, target, horizon, t_ref, age0, rate0, age_hr, ref_age,
-                treated, s, e, lhr_during, lhr_after, half_life):
+                treated, s, e, mult_during, lhr_after, half_life):
     """Time at which the cumulative entry hazard from t reaches ``target``, or +inf.
 
-    The hazard is piecewise constant: it changes at birthdays (age ratio by whole
-    year of age), at treatment start and end, and (if the effect wanes) on
-    month-long steps after treatment end.
+    The hazard is piecewise constant: it changes at birthdays (if the age hazard
+    ratio is not 1), at treatment start and end, and (if the effect wanes) on
+    month-long steps after treatment end. Boundaries are stepped by counters,
+    not recomputed from t, so rounding can never stall the walk.
     """
+    by_age = age_hr != 1.0
+    next_bday = _INF
+    age_mult = 1.0
+    if by_age:
+        whole = math.floor(age0 + (t - t_ref) / DAYS_PER_YEAR)
+        next_bday = t_ref + (whole + 1.0 - age0) * DAYS_PER_YEAR
+        if next_bday <= t:
+            whole += 1.0
+            next_bday += DAYS_PER_YEAR
+        age_mult = age_hr ** (whole - ref_age)
+    mult_after = math.exp(lhr_after)
+    step = -1.0
+    step_end = _INF
     while t < horizon:
-        age = age0 + (t - t_ref) / DAYS_PER_YEAR
-        whole = math.floor(age)
-        seg_end = t_ref + (whole + 1.0 - age0) * DAYS_PER_YEAR
-        rate = rate0 * age_hr ** (whole - ref_age)
+        seg_end = min(horizon, next_bday)
+        rate = rate0 * age_mult
         if treated:
             if t < s:
                 seg_end = min(seg_end, s)
             elif t < e:
                 seg_end = min(seg_end, e)
-                rate *= math.exp(lhr_during)
+                rate *= mult_during
             elif half_life > 0.0:
-                step = math.floor((t - e) / DAYS_PER_MONTH)
-                seg_end = min(seg_end, e + (step + 1.0) * DAYS_PER_MONTH)
-                w = 2.0 ** (-(step + 0.5) * DAYS_PER_MONTH / half_life)
-                rate *= math.exp(lhr_after * w)
+                if step < 0.0:
+                    step = math.floor((t - e) / DAYS_PER_MONTH)
+                    step_end = e + (step + 1.0) * DAYS_PER_MONTH
+                    if step_end <= t:
+                        step += 1.0
+                        step_end += DAYS_PER_MONTH
+                seg_end = min(seg_end, step_end)
+                rate *= math.exp(lhr_after * 2.0 ** (-(step + 0.5) * DAYS_PER_MONTH / half_life))
             else:
-                rate *= math.exp(lhr_after)
-        seg_end = min(seg_end, horizon)
+                rate *= mult_after
         room = rate * (seg_end - t)
         if room >= target:
             return t + target / rate
         target -= room
         t = seg_end
+        if t >= next_bday:
+            next_bday += DAYS_PER_YEAR
+            age_mult *= age_hr
+        if t >= step_end:
+            step += 1.0
+            step_end += DAYS_PER_MONTH
     return _INF
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def first_entry(key, t_ref, horizon, age0, rate0, age_hr, ref_age):
     """First untreated care entry after referral (for losses from the waiting list)."""
     return _next_entry(t_ref, exponential(key, 0), horizon, t_ref, age0, rate0, age_hr,
-                       ref_age, False, 0.0, 0.0, 0.0, 0.0, 0.0)
+                       ref_age, False, 0.0, 0.0, 1.0, 0.0, 0.0)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def care_walk(key, t_ref, horizon, age0, rate0, age_hr, ref_age, exit_rate, reentry_hr,
-              treated, s, e, lhr_during, lhr_after, half_life,
+              treated, s, e, mult_during, lhr_after, half_life,
               track_a, track_b, qsr_width, qsr_out, qcol, cal_edges, cal_out, kcol):
     """Simulate care spells from referral to ``horizon``; bin care days in [track_a, track_b).
 
@@ -585,7 +617,7 @@ def care_walk(key, t_ref, horizon, age0, rate0, age_hr, ref_age, exit_rate, reen
     mult = 1.0
     while t < horizon:
         t_in = _next_entry(t, exponential(key, n), horizon, t_ref, age0, rate0 * mult, age_hr,
-                           ref_age, treated, s, e, lhr_during, lhr_after, half_life)
+                           ref_age, treated, s, e, mult_during, lhr_after, half_life)
         if t_in >= horizon:
             break
         if exit_rate > 0.0:
@@ -605,7 +637,7 @@ def care_walk(key, t_ref, horizon, age0, rate0, age_hr, ref_age, exit_rate, reen
 
 
 # --------------------------------------------------------------------------- one path
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, reason_cdf,
                   cal_edges, out, qsr_out, cal_out, reasons_out):
     referrals_end = cfg[C_REFERRALS_END]
@@ -631,20 +663,21 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
     base = stream_key(seed, S_REFERRAL, path)
     i = 0
     for k in range(n_teams):
+        team_key = subkey(base, k)
         for j in range(counts.shape[1]):
+            if counts[k, j] == 0:
+                continue
             a = team_start[k] + j * DAYS_PER_MONTH
             width = min(DAYS_PER_MONTH, referrals_end - a)
+            month_key = subkey(team_key, j)
             first = i
             for m in range(counts[k, j]):
-                key = subkey(subkey(subkey(base, k), j), m)
+                key = subkey(month_key, m)
                 ref_key[i] = key
                 ref_team[i] = k
                 ref_time[i] = a + width * uniform(key, R_ARRIVAL)
                 i += 1
-            if i - first > 1:  # arrivals in time order within the month
-                order = np.argsort(ref_time[first:i])
-                ref_time[first:i] = ref_time[first:i][order]
-                ref_key[first:i] = ref_key[first:i][order]
+            _sort_arrivals(ref_time, ref_key, first, i)
     accept_share = prm[P_ACCEPTANCE_SHARE]
     screening = prm[P_SCREENING_DAYS]
     status = np.full(n_ref, ST_WAITING, np.int64)
@@ -660,19 +693,29 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
             add_count(accept_t[i], cal_edges, cal_out, K_ACCEPTED)
     out[O_REFERRALS] = n_ref
 
-    # ---- young people (drawn for every referral so draws never shift)
+    # ---- young people (fixed draw numbers in each referral's stream, so draws never shift)
     age0 = np.empty(n_ref)
     prior = np.empty(n_ref, np.bool_)
     rate0 = np.empty(n_ref)
     care_key = np.empty(n_ref, np.uint64)
-    entry_base = prm[P_ENTRY_RATE] / DAYS_PER_YEAR
+    entry_base = prm[P_ENTRY_RATE] / DAYS_PER_YEAR * prm[P_DRIFT_MULTIPLIER]
+    age_mean = prm[P_AGE_MEAN]
+    age_sd = prm[P_AGE_SD]
+    age_lo = cfg[C_AGE_MIN]
+    age_hi = cfg[C_AGE_MAX]
+    age_flo = norm_cdf((age_lo - age_mean) / age_sd)
+    age_fhi = norm_cdf((age_hi - age_mean) / age_sd)
+    drift_trend = prm[P_DRIFT_TREND]
     for i in range(n_ref):
+        if status[i] == ST_REJECTED:  # rejected young people are never simulated further
+            continue
         key = ref_key[i]
-        age0[i] = truncated_normal(uniform(key, R_AGE), prm[P_AGE_MEAN], prm[P_AGE_SD],
-                                   cfg[C_AGE_MIN], cfg[C_AGE_MAX])
+        age0[i] = truncated_normal(uniform(key, R_AGE), age_mean, age_sd, age_lo, age_hi,
+                                   age_flo, age_fhi)
         prior[i] = uniform(key, R_PRIOR_CARE) < prm[P_PRIOR_CARE_SHARE]
-        drift = prm[P_DRIFT_MULTIPLIER] * (1.0 + prm[P_DRIFT_TREND]) ** (ref_time[i] / DAYS_PER_YEAR)
-        rate0[i] = entry_base * drift * (prm[P_PRIOR_CARE_HR] if prior[i] else 1.0)
+        rate0[i] = entry_base * (prm[P_PRIOR_CARE_HR] if prior[i] else 1.0)
+        if drift_trend != 0.0:
+            rate0[i] *= (1.0 + drift_trend) ** (ref_time[i] / DAYS_PER_YEAR)
         care_key[i] = subkey(key, S_CARE)
 
     # ---- capacity: each team's FIFO waiting list and caseloads
@@ -748,12 +791,12 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
         else:
             horizon = r
         cf = care_walk(care_key[i], r, horizon, age0[i], rate0[i], prm[P_AGE_HR],
-                       cfg[C_REFERENCE_AGE], exit_rate, prm[P_REENTRY_HR], False, s, e, 0.0,
+                       cfg[C_REFERENCE_AGE], exit_rate, prm[P_REENTRY_HR], False, s, e, 1.0,
                        0.0, 0.0, track_a, track_b, qsr_width, qsr_out, Q_CARE_COUNTERFACTUAL,
                        cal_edges, cal_out, K_CARE_COUNTERFACTUAL)
         tr = care_walk(care_key[i], r, horizon, age0[i], rate0[i], prm[P_AGE_HR],
                        cfg[C_REFERENCE_AGE], exit_rate, prm[P_REENTRY_HR], True, s, e,
-                       kappa * lhr_during0, kappa * lhr_after0, half_life, track_a, track_b,
+                       math.exp(kappa * lhr_during0), kappa * lhr_after0, half_life, track_a, track_b,
                        qsr_width, qsr_out, Q_CARE_TREATED, cal_edges, cal_out, K_CARE_TREATED)
         out[O_CARE_DAYS_COUNTERFACTUAL] += cf
         out[O_CARE_DAYS_TREATED] += tr
@@ -777,14 +820,23 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
         out[O_MEAN_AGE] = np.nan
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _categorical(u, cdf):
     """Index of the category whose cumulative share first exceeds u."""
     i = np.searchsorted(cdf, u, side="right")
     return min(i, cdf.shape[0] - 1)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", inline="always")
+def _earliest_end(open_case, n_open, end_t):
+    which = -1
+    for c in range(n_open):
+        if which < 0 or end_t[open_case[c]] < end_t[open_case[which]]:
+            which = c
+    return which
+
+
+@njit(cache=True, error_model="numpy")
 def _best_post(p0, n, staffed, caseload, limit, exclude):
     """Staffed post with the fewest cases (below ``limit``), lowest index on ties; -1 if none."""
     best = -1
@@ -796,7 +848,7 @@ def _best_post(p0, n, staffed, caseload, limit, exclude):
     return best
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _run_team(k, n_ref, ref_team, accept_t, ref_time, status, start_t, end_t, disrupted,
               ref_key, care_key, age0, rate0, prm, cfg, ev_t, ev_p, ev_k, post_team,
               limit, max_wait, service_end, care_end_age, length_mu, length_sigma, flo, fhi):
@@ -843,15 +895,11 @@ def _run_team(k, n_ref, ref_team, accept_t, ref_time, status, start_t, end_t, di
         ei += 1
     joined = 0
     head = 0
+    which = -1  # open case that ends first
     while True:
         t_acc = accept_t[members[joined]] if joined < m else _INF
         t_ev = ev_t[ei] if ei < n_ev else _INF
-        t_end = _INF
-        which = -1
-        for c in range(n_open):
-            if end_t[open_case[c]] < t_end:
-                t_end = end_t[open_case[c]]
-                which = c
+        t_end = end_t[open_case[which]] if which >= 0 else _INF
         t = min(t_acc, t_ev, t_end)
         if t == _INF:
             break
@@ -860,6 +908,7 @@ def _run_team(k, n_ref, ref_team, accept_t, ref_time, status, start_t, end_t, di
             n_open -= 1
             open_case[which] = open_case[n_open]
             open_post[which] = open_post[n_open]
+            which = _earliest_end(open_case, n_open, end_t)
         elif t_ev <= t_acc:
             p = ev_p[ei]
             if ev_k[ei] == EV_LEAVE:
@@ -900,6 +949,8 @@ def _run_team(k, n_ref, ref_team, accept_t, ref_time, status, start_t, end_t, di
             caseload[q] += 1
             open_case[n_open] = i
             open_post[n_open] = q
+            if which < 0 or end_t[i] < end_t[open_case[which]]:
+                which = n_open
             n_open += 1
             head += 1
     for c in range(head, m):
@@ -911,7 +962,7 @@ def _run_team(k, n_ref, ref_team, accept_t, ref_time, status, start_t, end_t, di
 
 
 # --------------------------------------------------------------------------- many paths
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model="numpy", parallel=True)
 def simulate_chunk(seed, path_start, params, cfg, team_start, team_size, team_weight,
                    reason_cdf, cal_edges, out, qsr_out, cal_out, reasons_out):
     """Simulate paths path_start .. path_start + len(params) - 1 into zeroed outputs.

@@ -1,0 +1,99 @@
+"""The ``sibsim`` command line (click): validate, schema, run."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import click
+
+from . import __version__
+from .loader import ScenarioError, load_scenarios
+
+EXIT_INVALID = 2
+
+
+def _fail_invalid(exc: ScenarioError) -> None:
+    for problem in exc.problems:
+        click.echo(f"error: {problem}", err=True)
+    n = len(exc.problems)
+    click.echo(f"{n} problem{'s' if n != 1 else ''} found; nothing was written.", err=True)
+    sys.exit(EXIT_INVALID)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="sibsim")
+def main() -> None:
+    """Monte Carlo cash-flow simulator for social impact bonds."""
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+def validate(files: tuple[str, ...]) -> None:
+    """Check scenario FILES against the schema; report every problem with file, line and key."""
+    try:
+        loaded = load_scenarios(files)
+    except ScenarioError as exc:
+        _fail_invalid(exc)
+    for item in loaded:
+        click.echo(f"ok: {item.path} ({item.scenario.name})")
+
+
+@main.command()
+def schema() -> None:
+    """Print the scenario JSON Schema (for editor autocompletion of YAML files)."""
+    from .schema import json_schema
+
+    click.echo(json.dumps(json_schema(), indent=2))
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--paths", type=click.IntRange(min=1), help="Monte Carlo paths (default: the scenario's).")
+@click.option("--seed", type=click.IntRange(min=0), help="Random seed (default: the scenario's).")
+@click.option("--chunk-paths", type=click.IntRange(min=1), help="Paths per chunk (memory only).")
+@click.option("--out", "out_dir", default="results", show_default=True,
+              type=click.Path(file_okay=False), help="Results folder.")
+@click.option("--quiet", is_flag=True, help="No progress bar or summary.")
+def run(file: str, paths: int | None, seed: int | None, chunk_paths: int | None,
+        out_dir: str, quiet: bool) -> None:
+    """Simulate scenario FILE; write OUT/<scenario name>/paths.parquet and manifest.json."""
+    try:
+        (loaded,) = load_scenarios([file])
+    except ScenarioError as exc:
+        _fail_invalid(exc)
+    from .engine import ParameterError
+    from .run import run_scenario
+
+    t0 = time.perf_counter()
+    try:
+        output = run_scenario(loaded, out_dir, paths=paths, seed=seed, chunk_paths=chunk_paths,
+                              progress=None if not quiet else False)
+    except ParameterError as exc:
+        click.echo(f"error: {loaded.path}: {exc}; nothing was written.", err=True)
+        sys.exit(EXIT_INVALID)
+    elapsed = time.perf_counter() - t0
+    if not quiet:
+        _print_headline(output, elapsed)
+
+
+def _print_headline(output, elapsed: float) -> None:
+    f = output.result.paths
+    n = len(f)
+    care = f.care_days_treated.sum() / max(f.child_days.sum(), 1.0)
+    cf = f.care_days_counterfactual.sum() / max(f.child_days.sum(), 1.0)
+    rows = [
+        ("paths", f"{n:,}", ""),
+        ("referrals", f"{f.referrals.mean():,.1f}", f"p05-p95 {f.referrals.quantile(.05):,.0f}-{f.referrals.quantile(.95):,.0f}"),
+        ("young people treated", f"{f.started.mean():,.1f}", f"p05-p95 {f.started.quantile(.05):,.0f}-{f.started.quantile(.95):,.0f}"),
+        ("completed", f"{f.completed.mean():,.1f}", ""),
+        ("care proportion, treated", f"{care:.1%}", ""),
+        ("care proportion, counterfactual", f"{cf:.1%}", ""),
+        ("care days saved (true)", f"{(f.care_days_counterfactual - f.care_days_treated).mean():,.0f}", ""),
+        ("therapist leavers", f"{f.leavers.mean():,.1f}", ""),
+    ]
+    click.echo(f"{output.result.scenario.name}: {n:,} paths in {elapsed:.1f} s "
+               f"({n / max(elapsed, 1e-9):,.0f} paths/s) -> {output.folder}")
+    width = max(len(r[0]) for r in rows)
+    for name, value, note in rows:
+        click.echo(f"  {name:<{width}}  {value:>12}  {note}")

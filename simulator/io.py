@@ -1,0 +1,111 @@
+"""Writing results, atomically: a run's folder appears whole or not at all.
+
+Files are written into a temporary sibling folder which is then renamed into
+place (an existing result folder is swapped out and removed only after the new
+one is in place), so an interrupted run never leaves partial output.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import numba
+import numpy as np
+import pandas as pd
+
+from . import __version__
+
+
+def git_commit() -> str | None:
+    """The commit of the package's source tree, if it is a git checkout."""
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
+                             text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", str(here)], cwd=here,
+                           capture_output=True, text=True, timeout=5).stdout.strip()
+    return out.stdout.strip() + ("-dirty" if dirty else "")
+
+
+def manifest(*, scenario_name: str, scenario_file: str | None, scenario_sha256: str | None,
+             seed: int, paths: int, chunk_paths: int, started: dt.datetime,
+             finished: dt.datetime, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "scenario": scenario_name,
+        "scenario_file": scenario_file,
+        "scenario_sha256": scenario_sha256,
+        "package": "sibsim",
+        "package_version": __version__,
+        "git_commit": git_commit(),
+        "seed": seed,
+        "paths": paths,
+        "chunk_paths": chunk_paths,
+        "numba_threads": numba.get_num_threads(),
+        "python_version": platform.python_version(),
+        "numpy_version": np.__version__,
+        "numba_version": numba.__version__,
+        "pandas_version": pd.__version__,
+        "started_at": started.isoformat(timespec="seconds"),
+        "finished_at": finished.isoformat(timespec="seconds"),
+        "elapsed_seconds": round((finished - started).total_seconds(), 3),
+        **(extra or {}),
+    }
+
+
+@contextmanager
+def atomic_folder(target: Path) -> Iterator[Path]:
+    """Yield a temporary folder; on success it replaces ``target`` in one rename."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    os.chmod(tmp, 0o755)  # mkdtemp makes it private; results are for sharing
+    try:
+        yield tmp
+        old = None
+        if target.exists():
+            old = target.parent / f".{target.name}.{os.getpid()}.old"
+            os.replace(target, old)
+        os.replace(tmp, target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def _json_default(x):
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (np.floating,)):
+        return None if not np.isfinite(x) else float(x)
+    if isinstance(x, (dt.date, dt.datetime)):
+        return x.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(x).__name__}")
+
+
+def write_parquet(path: Path, frame: pd.DataFrame, metadata: dict[str, Any] | None = None) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    if metadata:
+        meta = dict(table.schema.metadata or {})
+        meta[b"sibsim"] = json.dumps(metadata, default=_json_default).encode()
+        table = table.replace_schema_metadata(meta)
+    pq.write_table(table, path)

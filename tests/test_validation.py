@@ -1,0 +1,154 @@
+"""Bad input: clear errors with file, line and key; exit status 2; nothing written."""
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from simulator import engine
+from simulator.loader import ScenarioError, load_scenario
+from simulator.schema import iter_params
+
+from helpers import ESSEX, make_scenario
+
+
+def sibsim(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "simulator", *args], capture_output=True,
+                          text=True, cwd=cwd)
+
+
+def essex_with(tmp_path, replace: dict[str, str], name="bad.yaml"):
+    text = ESSEX.read_text()
+    for old, new in replace.items():
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def line_of(path, needle):
+    for i, line in enumerate(path.read_text().splitlines(), start=1):
+        if needle in line:
+            return i
+    raise AssertionError(needle)
+
+
+def test_essex_scenario_is_valid():
+    loaded = load_scenario(ESSEX)
+    assert loaded.scenario.name == "essex_mst"
+    assert len(loaded.sha256) == 64
+
+
+def test_three_problems_reported_with_file_line_and_key(tmp_path):
+    bad = essex_with(tmp_path, {
+        "  acceptance_share: 0.70": "  acceptence_share: 0.70",      # misspelt key
+        "  caseload_limit: 5 ": "  caseload_limit: -5 ",              # negative caseload
+        "  median_days: 142 ": "  median_days: lots ",               # string for a number
+    })
+    out = tmp_path / "results"
+    for args in (["validate", str(bad)], ["run", str(bad), "--out", str(out), "--paths", "5"]):
+        proc = sibsim(*args)
+        assert proc.returncode == 2, proc.stderr
+        err = proc.stderr
+        assert f"{bad}:{line_of(bad, 'acceptence_share')}: referrals.acceptence_share: unknown key" in err
+        assert f"{bad}:{line_of(bad, 'caseload_limit')}: workforce.caseload_limit:" in err
+        assert "greater than or equal to 1" in err
+        assert f"{bad}:{line_of(bad, 'median_days: lots')}: treatment.median_days: expected a number" in err
+        # the misspelling also leaves the required key missing: reported, not hidden
+        assert "referrals.acceptance_share: required key is missing" in err
+        assert not out.exists()
+
+
+def test_python_object_tag_is_refused_without_executing(tmp_path):
+    marker = tmp_path / "pwned"
+    bad = essex_with(tmp_path, {
+        "description: >": f"evil: !!python/object/apply:os.system ['touch {marker}']\ndescription: >"})
+    proc = sibsim("validate", str(bad))
+    assert proc.returncode == 2
+    assert "unsafe or unknown YAML tag" in proc.stderr
+    assert f"{bad}:{line_of(bad, 'evil:')}" in proc.stderr
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("replacement, message", [
+    ("  acceptance_share: .nan", "finite number"),
+    ("  acceptance_share: .inf", "finite number"),
+    ("  acceptance_share: true", "boolean"),
+    ("  acceptance_share: 1.5", "out of range"),
+    ("  acceptance_share: {dist: uniform, low: 0.5, high: 1.5}", "support [0.5, 1.5] out of range"),
+    ("  acceptance_share: {dist: gaussian, mean: 0.5}", "dist"),
+    ("  acceptance_share: {dist: uniform, low: 0.9, high: 0.5}", "low < high"),
+    ("  acceptance_share: {dist: beta, a: 2, b: 3, scale: 1}", "unknown key"),
+    ("  acceptance_share: \"0.7\"", "expected a number"),
+])
+def test_bad_values(tmp_path, replacement, message):
+    bad = essex_with(tmp_path, {"  acceptance_share: 0.70": replacement})
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(bad)
+    text = str(info.value)
+    assert message in text
+    assert f"{bad}:{line_of(bad, replacement.strip()[:20])}: referrals.acceptance_share" in text
+
+
+def test_duplicate_key_and_cross_field_checks(tmp_path):
+    bad = essex_with(tmp_path, {"  screening_days: 14": "  screening_days: 14\n  screening_days: 15"})
+    with pytest.raises(ScenarioError, match="referrals.screening_days: duplicate key"):
+        load_scenario(bad)
+    bad = essex_with(tmp_path, {"  service_end: 2018-12-31": "  service_end: 2011-12-31"}, "b.yaml")
+    with pytest.raises(ScenarioError, match="contract_start <= referrals_end <= service_end"):
+        load_scenario(bad)
+    with pytest.raises(ScenarioError, match="cannot read file"):
+        load_scenario(tmp_path / "missing.yaml")
+
+
+def test_inconsistent_drawn_treatment_parameters_fail_before_simulating():
+    sc = make_scenario({"treatment": {"median_days": 60, "short_threshold_days": 90,
+                                      "share_under_threshold": 0.14}})
+    with pytest.raises(engine.ParameterError, match="do not define a lognormal"):
+        engine.simulate(sc, paths=3)
+
+
+def test_schema_command_gives_units_for_editors():
+    proc = sibsim("schema")
+    assert proc.returncode == 0
+    schema = json.loads(proc.stdout)
+    props = schema["$defs"]["Referrals"]["properties"]
+    assert "[share]" in props["acceptance_share"]["description"]
+    assert props["acceptance_share"]["unit"] == "share"
+    assert schema["additionalProperties"] is False
+
+
+def test_every_distribution_kind_draws_within_its_support():
+    kinds = {
+        "fixed": {"dist": "fixed", "value": 0.6},
+        "uniform": {"dist": "uniform", "low": 0.5, "high": 0.9},
+        "normal": {"dist": "normal", "mean": 0.7, "sd": 0.1, "low": 0.4, "high": 0.95},
+        "lognormal": None,
+        "beta": {"dist": "beta", "a": 2.0, "b": 3.0, "low": 0.3, "high": 0.9},
+        "triangular": {"dist": "triangular", "low": 0.4, "mode": 0.7, "high": 0.8},
+    }
+    for kind, spec in kinds.items():
+        key, spec = (("care", "entry_rate_per_year"),
+                     {"dist": "lognormal", "median": 0.8, "sigma": 0.3, "high": 2.0}) if spec is None \
+            else (("referrals", "acceptance_share"), spec)
+        sc = make_scenario({key[0]: {key[1]: spec}})
+        dist = dict(iter_params(sc))[".".join(key)]
+        params = engine.draw_parameters(sc, 11, 0, 4000)
+        values = params[:, engine.PARAM_COLUMNS[".".join(key)]]
+        lo, hi = dist.support()
+        assert np.all(values >= lo) and np.all(values <= hi), kind
+        if kind == "fixed":
+            assert np.all(values == 0.6)
+        else:
+            se = values.std() / np.sqrt(len(values))
+            assert abs(values.mean() - dist.mean()) < 4 * se, kind
+            assert values.std() > 0
+
+
+def test_every_model_parameter_has_a_kernel_column():
+    names = [n for n, _ in iter_params(make_scenario())]
+    assert sorted(names) == sorted(engine.PARAM_COLUMNS)
+    assert sorted(engine.PARAM_COLUMNS.values()) == list(range(len(names)))
