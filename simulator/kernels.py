@@ -230,6 +230,12 @@ def truncated_normal(u, mean, sd, low, high, flo, fhi):
     return min(max(x, low), high)
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def treatment_length(u, mu, sigma, flo, fhi):
+    """Lognormal(mu, sigma) truncated to the quantile range [flo, fhi], by inverse CDF."""
+    return math.exp(mu + sigma * norm_ppf(flo + u * (fhi - flo)))
+
+
 @njit(cache=True, error_model="numpy")
 def gamma_draw(key, n, shape, scale):
     """Marsaglia-Tsang gamma; returns (value, next draw number)."""
@@ -941,8 +947,8 @@ def _run_team(k, n_ref, ref_team, accept_t, ref_time, status, start_t, end_t, di
             q = _best_post(p0, n_team_posts, staffed, caseload, limit, -1)
             if q < 0:
                 break
-            u = uniform(ref_key[i], R_LENGTH)
-            length = math.exp(length_mu + length_sigma * norm_ppf(flo + u * (fhi - flo)))
+            length = treatment_length(uniform(ref_key[i], R_LENGTH), length_mu, length_sigma,
+                                      flo, fhi)
             start_t[i] = t
             end_t[i] = t + length
             status[i] = ST_STARTED

@@ -10,11 +10,14 @@ ROOT = Path(__file__).resolve().parents[1]
 ESSEX = ROOT / "scenarios" / "essex_mst.yaml"
 
 
+CONTRACT_START = dt.date(2020, 1, 1)
+
+
 def small_scenario_dict() -> dict:
     """A small, fast scenario with every mechanism switched on (tests override parts)."""
     return {
         "name": "small",
-        "calendar": {"contract_start": dt.date(2020, 1, 1), "referrals_end": dt.date(2021, 12, 31),
+        "calendar": {"contract_start": CONTRACT_START, "referrals_end": dt.date(2021, 12, 31),
                      "service_end": dt.date(2022, 6, 30), "tracking_months": 30},
         "referrals": {"per_team_per_month": 4.0, "dispersion": 5.0, "ramp_up_months": 3,
                       "ramp_start_share": 0.5, "acceptance_share": 0.7, "screening_days": 7,
