@@ -1,0 +1,70 @@
+"""Paths per second for the Essex scenario: the numba engine beside the plain-Python reference.
+
+    python benchmarks/bench_engine.py [--paths N] [--reference-paths M] [--threads T]
+
+Compile time is excluded (one warm-up run first); the numba kernels are cached on
+disk, so the start-up of a second process is timed separately.
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scenario", default=str(ROOT / "scenarios" / "essex_mst.yaml"))
+    ap.add_argument("--paths", type=int, default=40_000)
+    ap.add_argument("--reference-paths", type=int, default=20)
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+
+    import numba
+
+    from simulator import engine
+    from simulator.loader import load_scenario
+    from reference_model import simulate_reference
+
+    scenario = load_scenario(args.scenario).scenario
+    t0 = time.perf_counter()
+    engine.simulate(scenario, paths=16)
+    warm = time.perf_counter() - t0
+
+    best = float("inf")
+    for _ in range(args.repeats):
+        t0 = time.perf_counter()
+        engine.simulate(scenario, paths=args.paths)
+        best = min(best, time.perf_counter() - t0)
+    numba_rate = args.paths / best
+
+    t0 = time.perf_counter()
+    simulate_reference(scenario, paths=args.reference_paths, seed=1)
+    ref_rate = args.reference_paths / (time.perf_counter() - t0)
+
+    code = ("import time; t=time.perf_counter(); from simulator import engine; "
+            "from simulator.loader import load_scenario; "
+            f"s=load_scenario({args.scenario!r}).scenario; engine.simulate(s, paths=16); "
+            "print(time.perf_counter()-t)")
+    t0 = time.perf_counter()
+    inner = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                 check=True).stdout)
+    process = time.perf_counter() - t0
+
+    print(f"scenario: {scenario.name}   threads: {numba.get_num_threads()}")
+    print(f"{'implementation':<28}{'paths':>10}{'paths/s':>14}")
+    print(f"{'numba engine':<28}{args.paths:>10,}{numba_rate:>14,.0f}")
+    print(f"{'plain-Python reference':<28}{args.reference_paths:>10,}{ref_rate:>14,.1f}")
+    print(f"speed-up: {numba_rate / ref_rate:,.0f}x")
+    print(f"first call in this process (cache load or compile): {warm:.2f} s")
+    print(f"second process, import + load + first 16 paths: {inner:.2f} s "
+          f"(whole process {process:.2f} s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""`sibsim run` output files, reconciliation checks and the Essex scenario end to end."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from simulator import engine
+from simulator import kernels as K
+from simulator.loader import load_scenario
+from simulator.run import run_scenario
+
+from helpers import ESSEX, make_scenario
+
+MANIFEST_KEYS = {"scenario", "scenario_file", "scenario_sha256", "package_version", "git_commit",
+                 "seed", "paths", "numpy_version", "numba_version", "started_at", "finished_at"}
+
+
+def test_run_writes_paths_and_manifest(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "simulator", "run", str(ESSEX), "--paths", "64",
+                           "--seed", "3", "--out", str(tmp_path)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "young people treated" in proc.stdout
+    folder = tmp_path / "essex_mst"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["essex_mst"]  # no temporary leftovers
+    frame = pd.read_parquet(folder / "paths.parquet")
+    assert len(frame) == 64
+    for col in ["referrals", "accepted", "started", "completed", "lost_wait", "lost_care",
+                "children_treated", "care_days_treated", "care_days_counterfactual",
+                "child_days", "leavers", "vacancy_days"]:
+        assert col in frame, col
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert MANIFEST_KEYS <= set(manifest)
+    assert manifest["seed"] == 3 and manifest["paths"] == 64
+    assert manifest["scenario_sha256"] == load_scenario(ESSEX).sha256
+
+
+def test_rerun_replaces_the_folder_whole(tmp_path):
+    loaded = load_scenario(ESSEX)
+    first = run_scenario(loaded, tmp_path, paths=20, seed=1, progress=False)
+    second = run_scenario(loaded, tmp_path, paths=30, seed=2, progress=False)
+    assert first.folder == second.folder
+    assert len(pd.read_parquet(second.folder / "paths.parquet")) == 30
+    assert [p.name for p in tmp_path.iterdir()] == ["essex_mst"]
+
+
+def test_failed_run_leaves_nothing(tmp_path, monkeypatch):
+    loaded = load_scenario(ESSEX)
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("simulator.io.write_json", boom)
+    with pytest.raises(OSError):
+        run_scenario(loaded, tmp_path, paths=10, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_conservation_holds_and_the_checker_catches_a_break():
+    res = engine.simulate(make_scenario(), paths=200, seed=2)
+    f = res.paths
+    q = res.by_tracking_quarter
+    assert np.all(q[:, :, K.Q_CARE_TREATED] <= q[:, :, K.Q_CHILD_DAYS] + 1e-9)
+    assert np.all(q[:, :, K.Q_CARE_COUNTERFACTUAL] <= q[:, :, K.Q_CHILD_DAYS] + 1e-9)
+    assert (f.lost_wait > 0).any() and (f.lost_care > 0).any() and (f.disrupted > 0).any()
+    broken = f.copy()
+    broken.loc[3, "started"] += 1
+    with pytest.raises(engine.ConservationError, match="accepted = started"):
+        engine.check_conservation(broken, res.by_tracking_quarter, res.by_calendar_quarter)
+    cal = res.by_calendar_quarter.copy()
+    cal[5, 2, K.K_CARE_TREATED] += 1.0
+    with pytest.raises(engine.ConservationError, match="treated care days"):
+        engine.check_conservation(f, res.by_tracking_quarter, cal)
+
+
+def test_calendar_quarters_start_on_quarter_days_and_cover_tracking():
+    sc = load_scenario(ESSEX).scenario
+    res = engine.simulate(sc, paths=20)
+    assert res.calendar_quarters[0].isoformat() == "2012-10-01"
+    assert all(q.month in (1, 4, 7, 10) and q.day == 1 for q in res.calendar_quarters)
+    last_child_days = res.by_calendar_quarter[:, -1, K.K_CHILD_DAYS]
+    assert np.all(last_child_days == 0)  # the horizon is past every tracking window
+
+
+def test_essex_first_version_is_in_the_right_region():
+    """Not the calibration (a later issue): the first version must be of the right size."""
+    f = engine.simulate(load_scenario(ESSEX).scenario, paths=500).paths
+    assert 250 < f.started.mean() < 500                    # 388 served [003]
+    assert 40 < f.started_first_year.mean() < 80           # 50 cases opened in year one [001]
+    assert 130 < f.treatment_days_median.mean() < 155      # median 142 days [003]
+    cf = f.care_days_counterfactual.sum() / f.child_days.sum()
+    assert 0.4 < cf < 0.7                                  # 55% historical baseline [003]
+
+
+def test_readme_example_scenario_is_valid_and_runs():
+    import re
+
+    import yaml
+
+    from simulator.schema import Scenario
+
+    text = (ESSEX.parents[1] / "README.md").read_text()
+    block = re.search(r"```yaml\n(.*?)```", text, re.S).group(1)
+    assert len(block.strip().splitlines()) <= 14
+    sc = Scenario.model_validate(yaml.safe_load(block))
+    f = engine.simulate(sc, paths=20).paths
+    assert f.started.mean() > 0 and "param.workforce.leaving_rate_per_year" in f
