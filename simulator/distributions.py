@@ -14,7 +14,7 @@ from typing import Annotated, Literal, Union
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from scipy import stats
+from scipy import special
 
 
 class _Dist(BaseModel):
@@ -95,16 +95,21 @@ class Normal(_Dist):
     def support(self):
         return (self.low, self.high)
 
-    def _truncnorm(self):
-        a = (self.low - self.mean_) / self.sd
-        b = (self.high - self.mean_) / self.sd
-        return stats.truncnorm(a, b, loc=self.mean_, scale=self.sd)
+    def _cdf_bounds(self):
+        return (special.ndtr((self.low - self.mean_) / self.sd),
+                special.ndtr((self.high - self.mean_) / self.sd))
 
     def ppf(self, u):
-        return self._truncnorm().ppf(u)
+        flo, fhi = self._cdf_bounds()
+        x = self.mean_ + self.sd * special.ndtri(flo + np.asarray(u) * (fhi - flo))
+        return np.clip(x, self.low, self.high)
 
     def mean(self):
-        return float(self._truncnorm().mean())
+        a = (self.low - self.mean_) / self.sd
+        b = (self.high - self.mean_) / self.sd
+        pdf = lambda z: math.exp(-0.5 * z * z) / math.sqrt(2 * math.pi) if math.isfinite(z) else 0.0  # noqa: E731
+        flo, fhi = self._cdf_bounds()
+        return self.mean_ + self.sd * (pdf(a) - pdf(b)) / (fhi - flo)
 
 
 class LogNormal(_Dist):
@@ -127,19 +132,19 @@ class LogNormal(_Dist):
 
     def _bounds(self):
         z = lambda x: (math.log(x / self.median) / self.sigma) if x > 0 else -math.inf  # noqa: E731
-        return stats.norm.cdf(z(self.low)), stats.norm.cdf(z(self.high) if math.isfinite(self.high) else math.inf)
+        return special.ndtr(z(self.low)), special.ndtr(z(self.high) if math.isfinite(self.high) else math.inf)
 
     def ppf(self, u):
         flo, fhi = self._bounds()
-        return self.median * np.exp(self.sigma * stats.norm.ppf(flo + np.asarray(u) * (fhi - flo)))
+        return self.median * np.exp(self.sigma * special.ndtri(flo + np.asarray(u) * (fhi - flo)))
 
     def mean(self):
         flo, fhi = self._bounds()
         # E[X; a < X < b] for a lognormal, divided by the kept mass
         m = self.median * math.exp(0.5 * self.sigma**2)
-        za = stats.norm.ppf(flo) - self.sigma if flo > 0 else -math.inf
-        zb = stats.norm.ppf(fhi) - self.sigma if fhi < 1 else math.inf
-        return m * (stats.norm.cdf(zb) - stats.norm.cdf(za)) / (fhi - flo)
+        za = special.ndtri(flo) - self.sigma if flo > 0 else -math.inf
+        zb = special.ndtri(fhi) - self.sigma if fhi < 1 else math.inf
+        return m * (special.ndtr(zb) - special.ndtr(za)) / (fhi - flo)
 
 
 class Beta(_Dist):
@@ -161,7 +166,7 @@ class Beta(_Dist):
         return (self.low, self.high)
 
     def ppf(self, u):
-        return self.low + (self.high - self.low) * stats.beta.ppf(u, self.a, self.b)
+        return self.low + (self.high - self.low) * special.betaincinv(self.a, self.b, u)
 
     def mean(self):
         return self.low + (self.high - self.low) * self.a / (self.a + self.b)
@@ -183,8 +188,12 @@ class Triangular(_Dist):
         return (self.low, self.high)
 
     def ppf(self, u):
-        c = (self.mode - self.low) / (self.high - self.low)
-        return stats.triang.ppf(u, c, loc=self.low, scale=self.high - self.low)
+        u = np.asarray(u, dtype=np.float64)
+        lo, mode, hi = self.low, self.mode, self.high
+        c = (mode - lo) / (hi - lo)
+        left = lo + np.sqrt(u * (hi - lo) * (mode - lo))
+        right = hi - np.sqrt((1 - u) * (hi - lo) * (hi - mode))
+        return np.where(u < c, left, right)
 
     def mean(self):
         return (self.low + self.mode + self.high) / 3.0

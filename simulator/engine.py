@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 from tqdm.auto import tqdm
 
 from . import kernels as K
@@ -161,7 +161,7 @@ def _check_parameters(params: np.ndarray, path_start: int) -> None:
     thr = params[:, K.P_SHORT_THRESHOLD_DAYS]
     share = params[:, K.P_SHARE_UNDER_THRESHOLD]
     with np.errstate(divide="ignore", invalid="ignore"):
-        sigma = (np.log(thr) - np.log(med)) / stats.norm.ppf(share)
+        sigma = (np.log(thr) - np.log(med)) / special.ndtri(share)
     bad = ~(np.isfinite(sigma) & (sigma > 0))
     if bad.any():
         i = int(np.argmax(bad))
