@@ -235,6 +235,79 @@ class Counterfactual(Section):
                                "untreated hazard", "fraction/year", default=0.0, gt=-1, le=10)
 
 
+class OutcomeEvent(Section):
+    """A payment per young person for a binary outcome at a checkpoint after referral."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_\-]+$", description="Event name")
+    months_after_referral: float = _desc("Checkpoint after referral", "months", gt=0, le=120)
+    condition: Literal["not_in_care"] = Field(
+        default="not_in_care", description="What must hold at the checkpoint (treated path) [event]")
+    price: float = _desc("Payment per young person meeting the condition", "GBP", ge=0)
+
+
+class Contract(Section):
+    baseline_care_proportion: Union[Annotated[float, Field(ge=0, le=1)],
+                                    Annotated[list[Annotated[float, Field(ge=0, le=1)]],
+                                              Field(min_length=1, max_length=40)]] = _desc(
+        "Historical baseline care proportion (care days / child days): one value, or one "
+        "per quarter since tracking start", "share")
+    price_per_care_day_saved: float = _desc("Outcome payment per care day saved against the "
+                                            "baseline", "GBP/day", ge=0)
+    payment_lag_quarters: int = _desc("Quarters from the end of an assessed quarter to its "
+                                      "payment", "quarters", default=1, ge=0, le=20)
+    clawback: bool = Field(default=False, description=(
+        "Cumulative true-up may claw back earlier overpayment (negative payments) [flag]"))
+    cap: Optional[float] = _desc("Cap on total outcome payments (null: no cap)", "GBP",
+                                 default=None, ge=0)
+    last_payment_date: Optional[dt.date] = _desc(
+        "No outcome payment is made after this date (null: no limit)", "date", default=None)
+    outcome_events: list[OutcomeEvent] = Field(default_factory=list, max_length=4,
+                                               description="Binary outcome payments")
+    care_cost_per_day: param("Commissioner's cost of a day in care (for care costs avoided)",
+                             "GBP/day", default=0.0, ge=0, le=1e5)
+
+
+class Costs(Section):
+    per_team_per_quarter: param("Delivery cost of one team for a full quarter of service "
+                                "(pro rata by days active)", "GBP/team/quarter", default=0.0,
+                                ge=0, le=1e8)
+    per_case_started: param("Cost per case started", "GBP/case", default=0.0, ge=0, le=1e7)
+    flexible_fund_per_family: param("Flexible fund spent per family treated", "GBP/case",
+                                    default=0.0, ge=0, le=1e7)
+    set_up: param("One-off set-up cost in the contract's first quarter", "GBP", default=0.0,
+                  ge=0, le=1e9)
+    licence_per_team_per_year: param("Programme licence fee per team (pro rata by days active)",
+                                     "GBP/team/year", default=0.0, ge=0, le=1e8)
+    management_fee_per_quarter: param("SPV management fee, every quarter until the last "
+                                      "payment", "GBP/quarter", default=0.0, ge=0, le=1e8)
+    annual_inflation: param("Cost inflation from the contract start", "fraction/year",
+                            default=0.0, gt=-1, le=1)
+
+
+class Finance(Section):
+    commitment: float = _desc("Investors' committed capital", "GBP", gt=0)
+    reserve: float = _desc("Cash the SPV keeps: capital is called when cash would fall below "
+                           "it, and only cash above it is distributed", "GBP", default=0.0, ge=0)
+    capital_call: Literal["exact", "tranche"] = Field(
+        default="exact", description="Draw exactly the shortfall, or whole tranches [rule]")
+    tranche_size: Optional[float] = _desc("Tranche size when capital_call is 'tranche'", "GBP",
+                                          default=None, gt=0)
+    distribution_start: Optional[dt.date] = _desc(
+        "Surplus above the reserve is distributed each quarter from this date; before it "
+        "payments are recycled (null: only at the end)", "date", default=None)
+    investor_share_of_surplus: float = _desc(
+        "After investors' drawn capital is returned, their share of further distributions "
+        "(the rest goes to the provider)", "share", default=1.0, ge=0, le=1)
+    discount_rate_per_year: float = _desc("Discount rate for present values", "fraction/year",
+                                          default=0.035, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _tranche(self):
+        if self.capital_call == "tranche" and self.tranche_size is None:
+            raise ValueError("finance.tranche_size is required when capital_call is 'tranche'")
+        return self
+
+
 class Simulation(Section):
     paths: int = _desc("Monte Carlo paths", "paths", default=2000, ge=1, le=100_000_000)
     seed: int = _desc("Master random seed", "1", default=20121101, ge=0, lt=2**63)
@@ -253,6 +326,9 @@ class Scenario(Section):
     young_people: YoungPeople
     care: Care
     counterfactual: Counterfactual = Field(default_factory=Counterfactual)
+    contract: Optional[Contract] = None
+    costs: Costs = Field(default_factory=Costs)
+    finance: Optional[Finance] = None
     simulation: Simulation = Field(default_factory=Simulation)
 
     @model_validator(mode="after")
@@ -264,6 +340,13 @@ class Scenario(Section):
             if not c.contract_start <= t.start_date <= c.referrals_end:
                 raise ValueError(f"team {t.name}: start_date must lie between "
                                  f"calendar.contract_start and calendar.referrals_end")
+        q = self.contract.baseline_care_proportion if self.contract else None
+        n_q = -(-c.tracking_months // 3)
+        if isinstance(q, list) and len(q) != n_q:
+            raise ValueError(f"contract.baseline_care_proportion lists {len(q)} quarters; "
+                             f"tracking_months={c.tracking_months} gives {n_q}")
+        if self.finance is not None and self.contract is None:
+            raise ValueError("a finance section needs a contract section")
         return self
 
 
