@@ -55,6 +55,14 @@ PARAM_COLUMNS: dict[str, int] = {
     "care.reentry_hazard_ratio": K.P_REENTRY_HR,
     "counterfactual.hazard_multiplier": K.P_DRIFT_MULTIPLIER,
     "counterfactual.annual_hazard_trend": K.P_DRIFT_TREND,
+    "contract.care_cost_per_day": K.P_CARE_COST_PER_DAY,
+    "costs.per_team_per_quarter": K.P_COST_TEAM_QUARTER,
+    "costs.per_case_started": K.P_COST_PER_CASE,
+    "costs.flexible_fund_per_family": K.P_COST_FLEX_FUND,
+    "costs.set_up": K.P_COST_SET_UP,
+    "costs.licence_per_team_per_year": K.P_COST_LICENCE_YEAR,
+    "costs.management_fee_per_quarter": K.P_COST_MANAGEMENT_QUARTER,
+    "costs.annual_inflation": K.P_COST_INFLATION,
 }
 
 
@@ -89,6 +97,10 @@ class Layout:
     calendar_edges: np.ndarray
     calendar_quarters: list[dt.date]
     n_tracking_quarters: int
+    baseline_by_quarter: np.ndarray
+    event_months: np.ndarray
+    event_prices: np.ndarray
+    event_names: list[str]
 
 
 def _days(d: dt.date, origin: dt.date) -> float:
@@ -125,9 +137,39 @@ def layout(scenario: Scenario) -> Layout:
     reasons = scenario.referrals.rejection_reasons
     shares = np.array(list(reasons.values()), dtype=np.float64)
     cdf = np.cumsum(shares) / shares.sum() if len(shares) else np.zeros(0)
-    # Quarters run to the end of the last possible tracking window.
-    last = cal.service_end + dt.timedelta(days=math.ceil(cfg[K.C_TRACKING_DAYS] + 100))
+    contract, finance = scenario.contract, scenario.finance
+    lag = contract.payment_lag_quarters if contract else 0
+    # Quarters run to the end of the last possible tracking window and its payment.
+    last = cal.service_end + dt.timedelta(days=math.ceil(cfg[K.C_TRACKING_DAYS] + 92 * (lag + 1)))
     quarters = quarter_starts(origin, last)
+    edges = np.array([_days(q, origin) for q in quarters])
+    n_cal = len(quarters) - 1
+
+    def quarter_of(d: dt.date | None, default: int) -> int:
+        if d is None:
+            return default
+        return int(np.clip(np.searchsorted(edges, _days(d, origin), side="right") - 1, 0, n_cal - 1))
+
+    events = contract.outcome_events if contract else []
+    if contract:
+        cfg[K.C_HAS_CONTRACT] = 1.0
+        cfg[K.C_PRICE_PER_DAY] = contract.price_per_care_day_saved
+        cfg[K.C_PAYMENT_LAG] = contract.payment_lag_quarters
+        cfg[K.C_CLAWBACK] = 1.0 if contract.clawback else 0.0
+        cfg[K.C_CAP] = -1.0 if contract.cap is None else contract.cap
+        cfg[K.C_LAST_PAYMENT_Q] = quarter_of(contract.last_payment_date, n_cal - 1)
+        baseline = contract.baseline_care_proportion
+        baseline = np.atleast_1d(np.asarray(baseline, dtype=np.float64))
+    else:
+        baseline = np.zeros(1)
+    if finance:
+        cfg[K.C_HAS_FINANCE] = 1.0
+        cfg[K.C_COMMITMENT] = finance.commitment
+        cfg[K.C_RESERVE] = finance.reserve
+        cfg[K.C_TRANCHE] = finance.tranche_size if finance.capital_call == "tranche" else 0.0
+        cfg[K.C_DISTRIBUTION_FROM_Q] = quarter_of(finance.distribution_start, n_cal)
+        cfg[K.C_INVESTOR_SHARE] = finance.investor_share_of_surplus
+        cfg[K.C_DISCOUNT_RATE] = finance.discount_rate_per_year
     return Layout(
         config=cfg,
         team_start=np.array([_days(t.start_date, origin) for t in teams]),
@@ -135,9 +177,13 @@ def layout(scenario: Scenario) -> Layout:
         team_weight=np.array([t.referral_weight for t in teams]),
         reason_cdf=cdf,
         reason_names=list(reasons),
-        calendar_edges=np.array([_days(q, origin) for q in quarters]),
+        calendar_edges=edges,
         calendar_quarters=quarters[:-1],
         n_tracking_quarters=math.ceil(cal.tracking_months / 3),
+        baseline_by_quarter=baseline,
+        event_months=np.array([e.months_after_referral for e in events], dtype=np.float64),
+        event_prices=np.array([e.price for e in events], dtype=np.float64),
+        event_names=[e.name for e in events],
     )
 
 
@@ -214,6 +260,7 @@ def simulate(scenario: Scenario, paths: int | None = None, seed: int | None = No
         params[a:b] = draw_parameters(scenario, seed, a, b - a)
         K.simulate_chunk(np.uint64(seed), a, params[a:b], lay.config, lay.team_start,
                          lay.team_size, lay.team_weight, lay.reason_cdf, lay.calendar_edges,
+                         lay.baseline_by_quarter, lay.event_months, lay.event_prices,
                          out[a:b], qsr[a:b], cal[a:b], reasons[a:b])
         bar.update(b - a)
     bar.close()
@@ -224,6 +271,10 @@ def simulate(scenario: Scenario, paths: int | None = None, seed: int | None = No
         frame[f"rejected_{name}"] = reasons[:, i]
     for name in uncertain_parameters(scenario):
         frame[f"param.{name}"] = params[:, PARAM_COLUMNS[name]]
+    if scenario.finance:
+        frame.attrs["commitment"] = scenario.finance.commitment
+    if scenario.contract and scenario.contract.cap is not None:
+        frame.attrs["cap"] = scenario.contract.cap
     check_conservation(frame, qsr, cal)
     return SimulationResult(scenario, seed, frame, qsr, cal, lay.calendar_quarters,
                             lay.reason_names)
@@ -252,6 +303,20 @@ def check_conservation(frame: pd.DataFrame, qsr: np.ndarray, cal: np.ndarray) ->
         worst = float(np.max(np.abs(np.asarray(diff)))) if len(f) else 0.0
         if worst > 1e-6 * max(1.0, float(f.child_days.max()) if len(f) else 1.0):
             raise ConservationError(f"conservation check failed: {name} (worst {worst:g})")
+    if not np.all(np.isnan(f.capital_drawn)):
+        prev = np.concatenate([np.zeros((cal.shape[0], 1)), cal[:, :-1, K.K_SPV_BALANCE]], axis=1)
+        cash_in = cal[:, :, K.K_CAPITAL_CALLS] + cal[:, :, K.K_OUTCOME_PAYMENTS]
+        cash_out = (cal[:, :, K.K_COSTS_PAID] + cal[:, :, K.K_DISTRIBUTIONS_INVESTORS]
+                    + cal[:, :, K.K_DISTRIBUTIONS_PROVIDER] + cal[:, :, K.K_SPV_BALANCE] - prev)
+        if np.max(np.abs(cash_in - cash_out), initial=0.0) > 0.01:
+            raise ConservationError("conservation check failed: capital calls + outcome payments "
+                                    "= costs + distributions + change in cash balance")
+        commitment = f.attrs.get("commitment", np.inf)
+        if np.any(f.capital_drawn > commitment + 0.01):
+            raise ConservationError("conservation check failed: capital drawn exceeds commitment")
+    cap = f.attrs.get("cap")
+    if cap is not None and np.any(f.outcome_payments > cap + 0.01):
+        raise ConservationError("conservation check failed: outcome payments exceed the cap")
     for col in (K.Q_CARE_TREATED, K.Q_CARE_COUNTERFACTUAL):
         if np.any(qsr[:, :, col] > qsr[:, :, K.Q_CHILD_DAYS] + 1e-6):
             raise ConservationError("conservation check failed: care days exceed child days")

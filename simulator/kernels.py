@@ -20,6 +20,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from . import waterfall as W
+
 # --------------------------------------------------------------------------- layout
 # Per-path parameter vector (columns of the params matrix). engine.PARAM_COLUMNS
 # maps scenario keys onto these; a test checks the two agree.
@@ -55,7 +57,15 @@ P_EXIT_RATE = 28
 P_REENTRY_HR = 29
 P_DRIFT_MULTIPLIER = 30
 P_DRIFT_TREND = 31
-N_PARAMS = 32
+P_CARE_COST_PER_DAY = 32
+P_COST_TEAM_QUARTER = 33
+P_COST_PER_CASE = 34
+P_COST_FLEX_FUND = 35
+P_COST_SET_UP = 36
+P_COST_LICENCE_YEAR = 37
+P_COST_MANAGEMENT_QUARTER = 38
+P_COST_INFLATION = 39
+N_PARAMS = 40
 
 # Fixed configuration (same for every path).
 C_REFERRALS_END = 0
@@ -70,7 +80,20 @@ C_CARE_END_AGE = 8
 C_TRACK_FROM_REFERRAL = 9      # 1: window opens at referral, 0: at treatment start
 C_CASELOAD_LIMIT = 10
 C_THERAPISTS_IN_WAITING = 11
-N_CONFIG = 12
+C_HAS_CONTRACT = 12            # 1: outcome payments are computed
+C_PRICE_PER_DAY = 13
+C_PAYMENT_LAG = 14
+C_CLAWBACK = 15
+C_CAP = 16                     # < 0: no cap
+C_LAST_PAYMENT_Q = 17          # calendar quarter index of the last payment
+C_HAS_FINANCE = 18             # 1: the SPV waterfall is computed
+C_COMMITMENT = 19
+C_RESERVE = 20
+C_TRANCHE = 21                 # 0: exact calls
+C_DISTRIBUTION_FROM_Q = 22
+C_INVESTOR_SHARE = 23
+C_DISCOUNT_RATE = 24
+N_CONFIG = 25
 
 # Per-path scalar outputs.
 O_REFERRALS = 0
@@ -99,7 +122,24 @@ O_FEMALE = 22
 O_PRIOR_CARE = 23
 O_MEAN_AGE = 24
 O_THERAPIST_DAYS = 25
-N_OUT = 26
+O_BASELINE_CARE_DAYS = 26
+O_OUTCOME_PAYMENTS = 27
+O_CAP_REACHED = 28
+O_SERVICE_COSTS = 29
+O_COSTS_UNFUNDED = 30
+O_CAPITAL_DRAWN = 31
+O_DISTRIBUTIONS_INVESTORS = 32
+O_DISTRIBUTIONS_PROVIDER = 33
+O_MULTIPLE = 34
+O_MOIC_DRAWN = 35
+O_IRR = 36
+O_PEAK_CAPITAL_AT_RISK = 37
+O_LOSS = 38
+O_CARE_COSTS_AVOIDED = 39
+O_NET_SAVING = 40
+O_PAYMENTS_FOR_DRIFT = 41
+O_PAYMENTS_PV = 42
+N_OUT = 43
 
 # Per quarter-since-tracking-start outputs.
 Q_CHILD_DAYS = 0
@@ -116,7 +156,18 @@ K_ACCEPTED = 4
 K_STARTED = 5
 K_VACANCY_DAYS = 6
 K_THERAPIST_DAYS = 7
-N_K = 8
+K_BASELINE_CARE_DAYS = 8
+K_TEAM_DAYS = 9
+K_OUTCOME_PAYMENTS = 10
+K_SERVICE_COSTS = 11
+K_COSTS_PAID = 12
+K_COSTS_UNFUNDED = 13
+K_CAPITAL_CALLS = 14
+K_DISTRIBUTIONS_INVESTORS = 15
+K_DISTRIBUTIONS_PROVIDER = 16
+K_SPV_BALANCE = 17
+K_OUTCOME_EVENTS = 18
+N_K = 19
 
 # Random streams: one per random process.
 S_PARAMS = 1
@@ -611,11 +662,13 @@ def first_entry(key, t_ref, horizon, age0, rate0, age_hr, ref_age):
 @njit(cache=True, error_model="numpy")
 def care_walk(key, t_ref, horizon, age0, rate0, age_hr, ref_age, exit_rate, reentry_hr,
               treated, s, e, mult_during, lhr_after, half_life,
-              track_a, track_b, qsr_width, qsr_out, qcol, cal_edges, cal_out, kcol):
+              track_a, track_b, qsr_width, qsr_out, qcol, cal_edges, cal_out, kcol,
+              checks, in_care):
     """Simulate care spells from referral to ``horizon``; bin care days in [track_a, track_b).
 
     Draw n=0,2,4.. are entry targets and n=1,3,5.. spell lengths, so the treated
-    and the counterfactual walks use the same draws. Returns care days in window.
+    and the counterfactual walks use the same draws. Sets in_care[m] when the
+    young person is in care at time checks[m]. Returns care days in window.
     """
     t = t_ref
     n = 0
@@ -631,6 +684,9 @@ def care_walk(key, t_ref, horizon, age0, rate0, age_hr, ref_age, exit_rate, reen
         else:
             t_out = horizon
         n += 2
+        for m in range(checks.shape[0]):
+            if t_in <= checks[m] < t_out:
+                in_care[m] = True
         a = max(t_in, track_a)
         b = min(t_out, track_b)
         if b > a:
@@ -642,10 +698,113 @@ def care_walk(key, t_ref, horizon, age0, rate0, age_hr, ref_age, exit_rate, reen
     return total
 
 
+# --------------------------------------------------------------------------- money
+@njit(cache=True, error_model="numpy")
+def _quarter_index(t, edges):
+    return min(max(np.searchsorted(edges, t, side="right") - 1, 0), edges.shape[0] - 2)
+
+
+@njit(cache=True, error_model="numpy")
+def _add_baseline_days(track_a, track_b, width, baseline_q, edges, out, col):
+    """Baseline care days: child days times the baseline proportion of their tracking quarter."""
+    if baseline_q.shape[0] == 1:
+        add_interval(track_a, track_b, edges, out, col, baseline_q[0])
+        return
+    for j in range(baseline_q.shape[0]):
+        a = track_a + j * width
+        if a >= track_b:
+            break
+        add_interval(a, min(a + width, track_b), edges, out, col, baseline_q[j])
+
+
+@njit(cache=True, error_model="numpy")
+def _contract_and_finance(prm, cfg, team_start, edges, base_cq, care_cq, event_counts,
+                          event_prices, out, cal_out):
+    """Outcome payments, service costs and the SPV waterfall for one path."""
+    n_cal = edges.shape[0] - 1
+    for k in range(n_cal):
+        cal_out[k, K_CARE_TREATED] = care_cq[k].sum()
+        cal_out[k, K_BASELINE_CARE_DAYS] = base_cq[k].sum()
+        cal_out[k, K_OUTCOME_EVENTS] = event_counts[k].sum()
+    treated = cal_out[:, K_CARE_TREATED].sum()
+    baseline = cal_out[:, K_BASELINE_CARE_DAYS].sum()
+    counterfactual = cal_out[:, K_CARE_COUNTERFACTUAL].sum()
+    out[O_BASELINE_CARE_DAYS] = baseline
+    payments = np.zeros(n_cal)
+    last_q = int(cfg[C_LAST_PAYMENT_Q])
+    capped = W.cohort_payments(base_cq, care_cq, event_counts, event_prices,
+                               cfg[C_PRICE_PER_DAY], int(cfg[C_PAYMENT_LAG]),
+                               cfg[C_CLAWBACK] > 0.5, cfg[C_CAP], last_q, payments)
+    service_end = cfg[C_SERVICE_END]
+    for k in range(team_start.shape[0]):
+        add_interval(team_start[k], service_end, edges, cal_out, K_TEAM_DAYS, 1.0)
+    costs = np.zeros(n_cal)
+    W.quarterly_costs(cal_out[:, K_TEAM_DAYS], cal_out[:, K_STARTED], edges,
+                      prm[P_COST_TEAM_QUARTER], prm[P_COST_PER_CASE], prm[P_COST_FLEX_FUND],
+                      prm[P_COST_SET_UP], prm[P_COST_LICENCE_YEAR],
+                      prm[P_COST_MANAGEMENT_QUARTER], prm[P_COST_INFLATION], last_q, costs)
+    total_paid = 0.0
+    pv = 0.0
+    for k in range(n_cal):
+        cal_out[k, K_OUTCOME_PAYMENTS] = payments[k]
+        cal_out[k, K_SERVICE_COSTS] = costs[k]
+        total_paid += payments[k]
+        mid = 0.5 * (edges[k] + edges[k + 1])
+        pv += payments[k] / (1.0 + cfg[C_DISCOUNT_RATE]) ** (max(mid, 0.0) / DAYS_PER_YEAR)
+    out[O_OUTCOME_PAYMENTS] = total_paid
+    out[O_PAYMENTS_PV] = pv
+    out[O_CAP_REACHED] = 1.0 if capped else 0.0
+    out[O_SERVICE_COSTS] = costs.sum()
+    avoided = (counterfactual - treated) * prm[P_CARE_COST_PER_DAY]
+    out[O_CARE_COSTS_AVOIDED] = avoided
+    out[O_NET_SAVING] = avoided - total_paid
+    paid_days = baseline - treated
+    drift_share = 0.0
+    if paid_days > 0.0:
+        drift_share = min(max((baseline - counterfactual) / paid_days, 0.0), 1.0)
+    out[O_PAYMENTS_FOR_DRIFT] = max(total_paid, 0.0) * drift_share
+    if cfg[C_HAS_FINANCE] < 0.5:
+        for o in (O_COSTS_UNFUNDED, O_CAPITAL_DRAWN, O_DISTRIBUTIONS_INVESTORS,
+                  O_DISTRIBUTIONS_PROVIDER, O_MULTIPLE, O_MOIC_DRAWN, O_IRR,
+                  O_PEAK_CAPITAL_AT_RISK, O_LOSS):
+            out[o] = np.nan
+        return
+    lines = np.zeros((n_cal, W.N_LINES))
+    commitment = cfg[C_COMMITMENT]
+    drawn = W.spv_cash_flows(payments, costs, commitment, cfg[C_RESERVE], cfg[C_TRANCHE],
+                             int(cfg[C_DISTRIBUTION_FROM_Q]), min(last_q, n_cal - 1),
+                             cfg[C_INVESTOR_SHARE], lines)
+    flows = np.empty(n_cal)
+    at_risk = 0.0
+    peak = 0.0
+    for k in range(n_cal):
+        cal_out[k, K_COSTS_PAID] = lines[k, W.L_COSTS_PAID]
+        cal_out[k, K_COSTS_UNFUNDED] = lines[k, W.L_SHORTFALL]
+        cal_out[k, K_CAPITAL_CALLS] = lines[k, W.L_CAPITAL_CALLS]
+        cal_out[k, K_DISTRIBUTIONS_INVESTORS] = lines[k, W.L_DIST_INVESTORS]
+        cal_out[k, K_DISTRIBUTIONS_PROVIDER] = lines[k, W.L_DIST_PROVIDER]
+        cal_out[k, K_SPV_BALANCE] = lines[k, W.L_BALANCE]
+        flows[k] = lines[k, W.L_DIST_INVESTORS] - lines[k, W.L_CAPITAL_CALLS]
+        at_risk -= flows[k]
+        peak = max(peak, at_risk)
+    to_investors = lines[:, W.L_DIST_INVESTORS].sum()
+    out[O_COSTS_UNFUNDED] = lines[:, W.L_SHORTFALL].sum()
+    out[O_CAPITAL_DRAWN] = drawn
+    out[O_DISTRIBUTIONS_INVESTORS] = to_investors
+    out[O_DISTRIBUTIONS_PROVIDER] = lines[:, W.L_DIST_PROVIDER].sum()
+    out[O_MULTIPLE] = to_investors / commitment
+    out[O_MOIC_DRAWN] = to_investors / drawn if drawn > 0.0 else np.nan
+    q = W.irr(flows)
+    out[O_IRR] = W.annualise(q) if not np.isnan(q) else np.nan
+    out[O_PEAK_CAPITAL_AT_RISK] = peak
+    out[O_LOSS] = 1.0 if to_investors < drawn - 0.005 else 0.0
+
+
 # --------------------------------------------------------------------------- one path
 @njit(cache=True, error_model="numpy")
 def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, reason_cdf,
-                  cal_edges, out, qsr_out, cal_out, reasons_out):
+                  cal_edges, baseline_q, event_months, event_prices, out, qsr_out, cal_out,
+                  reasons_out):
     referrals_end = cfg[C_REFERRALS_END]
     service_end = cfg[C_SERVICE_END]
     limit = int(cfg[C_CASELOAD_LIMIT])
@@ -746,6 +905,17 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
     lhr_after0 = math.log(prm[P_HR_AFTER])
     half_life = prm[P_EFFECT_HALF_LIFE_DAYS]
     exit_rate = prm[P_EXIT_RATE] / DAYS_PER_YEAR
+    has_contract = cfg[C_HAS_CONTRACT] > 0.5
+    n_cal = cal_edges.shape[0] - 1
+    n_cohorts = n_cal if has_contract else 0
+    base_cq = np.zeros((n_cal, n_cohorts))   # baseline care days by quarter and cohort
+    care_cq = np.zeros((n_cal, n_cohorts))   # treated care days by quarter and cohort
+    n_events = event_months.shape[0]
+    event_counts = np.zeros((n_cal, n_events))
+    checks = np.empty(n_events)
+    in_care = np.zeros(n_events, np.bool_)
+    no_checks = np.empty(0)
+    no_flags = np.zeros(0, np.bool_)
     n_started = 0
     lengths = np.empty(n_ref)
     wait_sum = 0.0
@@ -799,17 +969,33 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
         cf = care_walk(care_key[i], r, horizon, age0[i], rate0[i], prm[P_AGE_HR],
                        cfg[C_REFERENCE_AGE], exit_rate, prm[P_REENTRY_HR], False, s, e, 1.0,
                        0.0, 0.0, track_a, track_b, qsr_width, qsr_out, Q_CARE_COUNTERFACTUAL,
-                       cal_edges, cal_out, K_CARE_COUNTERFACTUAL)
+                       cal_edges, cal_out, K_CARE_COUNTERFACTUAL, no_checks, no_flags)
+        for m in range(n_events):
+            checks[m] = r + event_months[m] * DAYS_PER_MONTH
+            in_care[m] = False
+        if has_contract:
+            cohort = _quarter_index(track_a, cal_edges)
+            _add_baseline_days(track_a, track_b, qsr_width, baseline_q, cal_edges, base_cq, cohort)
+            treated_bins, treated_col = care_cq, cohort
+        else:
+            treated_bins, treated_col = cal_out, K_CARE_TREATED
         tr = care_walk(care_key[i], r, horizon, age0[i], rate0[i], prm[P_AGE_HR],
                        cfg[C_REFERENCE_AGE], exit_rate, prm[P_REENTRY_HR], True, s, e,
-                       math.exp(kappa * lhr_during0), kappa * lhr_after0, half_life, track_a, track_b,
-                       qsr_width, qsr_out, Q_CARE_TREATED, cal_edges, cal_out, K_CARE_TREATED)
+                       math.exp(kappa * lhr_during0), kappa * lhr_after0, half_life, track_a,
+                       track_b, qsr_width, qsr_out, Q_CARE_TREATED, cal_edges, treated_bins,
+                       treated_col, checks, in_care)
+        for m in range(n_events):
+            if checks[m] < horizon and not in_care[m]:
+                add_count(checks[m], cal_edges, event_counts, m)
         out[O_CARE_DAYS_COUNTERFACTUAL] += cf
         out[O_CARE_DAYS_TREATED] += tr
         if cf > 0.0:
             out[O_ENTERED_CARE_COUNTERFACTUAL] += 1
         if tr > 0.0:
             out[O_ENTERED_CARE_TREATED] += 1
+    if has_contract:
+        _contract_and_finance(prm, cfg, team_start, cal_edges, base_cq, care_cq, event_counts,
+                              event_prices, out, cal_out)
     out[O_ACCEPTED] = n_ref - out[O_REJECTED]
     out[O_STARTED] = n_started
     out[O_COMPLETED] = n_started - out[O_NONCOMPLETED]
@@ -970,7 +1156,8 @@ def _run_team(k, n_ref, ref_team, accept_t, ref_time, status, start_t, end_t, di
 # --------------------------------------------------------------------------- many paths
 @njit(cache=True, error_model="numpy", parallel=True)
 def simulate_chunk(seed, path_start, params, cfg, team_start, team_size, team_weight,
-                   reason_cdf, cal_edges, out, qsr_out, cal_out, reasons_out):
+                   reason_cdf, cal_edges, baseline_q, event_months, event_prices, out, qsr_out,
+                   cal_out, reasons_out):
     """Simulate paths path_start .. path_start + len(params) - 1 into zeroed outputs.
 
     Each path writes only its own rows, so the result is the same for any
@@ -978,4 +1165,5 @@ def simulate_chunk(seed, path_start, params, cfg, team_start, team_size, team_we
     """
     for i in prange(params.shape[0]):
         simulate_path(seed, path_start + i, params[i], cfg, team_start, team_size, team_weight,
-                      reason_cdf, cal_edges, out[i], qsr_out[i], cal_out[i], reasons_out[i])
+                      reason_cdf, cal_edges, baseline_q, event_months, event_prices, out[i],
+                      qsr_out[i], cal_out[i], reasons_out[i])

@@ -36,6 +36,18 @@ def small_scenario_dict() -> dict:
     }
 
 
+def with_money(d: dict | None = None) -> dict:
+    """The small scenario with an outcomes contract, costs and SPV finance."""
+    return deep_update(d or small_scenario_dict(), {
+        "contract": {"baseline_care_proportion": 0.55, "price_per_care_day_saved": 60.0,
+                     "payment_lag_quarters": 1, "cap": 2_500_000.0, "care_cost_per_day": 250.0},
+        "costs": {"per_team_per_quarter": 60_000.0, "flexible_fund_per_family": 500.0,
+                  "set_up": 50_000.0, "licence_per_team_per_year": 8_000.0,
+                  "management_fee_per_quarter": 10_000.0, "annual_inflation": 0.02},
+        "finance": {"commitment": 1_500_000.0, "reserve": 50_000.0},
+    })
+
+
 def deep_update(base: dict, changes: dict) -> dict:
     out = copy.deepcopy(base)
     for k, v in changes.items():

@@ -11,7 +11,7 @@ from simulator import engine
 from simulator.loader import ScenarioError, load_scenario
 from simulator.schema import iter_params
 
-from helpers import ESSEX, make_scenario
+from helpers import ESSEX, make_scenario, with_money
 
 
 def sibsim(*args, cwd=None):
@@ -149,6 +149,6 @@ def test_every_distribution_kind_draws_within_its_support():
 
 
 def test_every_model_parameter_has_a_kernel_column():
-    names = [n for n, _ in iter_params(make_scenario())]
+    names = [n for n, _ in iter_params(make_scenario(base=with_money()))]
     assert sorted(names) == sorted(engine.PARAM_COLUMNS)
     assert sorted(engine.PARAM_COLUMNS.values()) == list(range(len(names)))
