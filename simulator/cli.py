@@ -57,7 +57,8 @@ def schema() -> None:
 @click.option("--quiet", is_flag=True, help="No progress bar or summary.")
 def run(file: str, paths: int | None, seed: int | None, chunk_paths: int | None,
         out_dir: str, quiet: bool) -> None:
-    """Simulate scenario FILE; write OUT/<scenario name>/paths.parquet and manifest.json."""
+    """Simulate scenario FILE; write OUT/<name>/ paths.parquet, quarters.parquet, summary.json,
+    manifest.json, and print the headline figures."""
     try:
         (loaded,) = load_scenarios([file])
     except ScenarioError as exc:
@@ -78,22 +79,12 @@ def run(file: str, paths: int | None, seed: int | None, chunk_paths: int | None,
 
 
 def _print_headline(output, elapsed: float) -> None:
-    f = output.result.paths
-    n = len(f)
-    care = f.care_days_treated.sum() / max(f.child_days.sum(), 1.0)
-    cf = f.care_days_counterfactual.sum() / max(f.child_days.sum(), 1.0)
-    rows = [
-        ("paths", f"{n:,}", ""),
-        ("referrals", f"{f.referrals.mean():,.1f}", f"p05-p95 {f.referrals.quantile(.05):,.0f}-{f.referrals.quantile(.95):,.0f}"),
-        ("young people treated", f"{f.started.mean():,.1f}", f"p05-p95 {f.started.quantile(.05):,.0f}-{f.started.quantile(.95):,.0f}"),
-        ("completed", f"{f.completed.mean():,.1f}", ""),
-        ("care proportion, treated", f"{care:.1%}", ""),
-        ("care proportion, counterfactual", f"{cf:.1%}", ""),
-        ("care days saved (true)", f"{(f.care_days_counterfactual - f.care_days_treated).mean():,.0f}", ""),
-        ("therapist leavers", f"{f.leavers.mean():,.1f}", ""),
-    ]
+    from .metrics import headline_rows
+
+    n = len(output.result.paths)
     click.echo(f"{output.result.scenario.name}: {n:,} paths in {elapsed:.1f} s "
                f"({n / max(elapsed, 1e-9):,.0f} paths/s) -> {output.folder}")
-    width = max(len(r[0]) for r in rows)
-    for name, value, note in rows:
-        click.echo(f"  {name:<{width}}  {value:>12}  {note}")
+    rows = headline_rows(output.summary)
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        click.echo(f"  {name:<{width}}  {value}")

@@ -5,7 +5,7 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import engine, io
+from . import engine, io, metrics
 from .loader import LoadedScenario
 
 
@@ -14,12 +14,13 @@ class RunOutput:
     folder: Path
     result: engine.SimulationResult
     manifest: dict
+    summary: dict
 
 
 def run_scenario(loaded: LoadedScenario, out_dir: str | Path, *, paths: int | None = None,
                  seed: int | None = None, chunk_paths: int | None = None,
                  progress: bool | None = None) -> RunOutput:
-    """Simulate ``loaded`` and write ``out_dir/<name>/paths.parquet`` and ``manifest.json``."""
+    """Simulate ``loaded``; write paths.parquet, quarters.parquet, summary.json, manifest.json."""
     scenario = loaded.scenario
     sim = scenario.simulation
     paths = sim.paths if paths is None else paths
@@ -32,10 +33,14 @@ def run_scenario(loaded: LoadedScenario, out_dir: str | Path, *, paths: int | No
     meta = io.manifest(scenario_name=scenario.name, scenario_file=str(loaded.path),
                        scenario_sha256=loaded.sha256, seed=seed, paths=paths,
                        chunk_paths=chunk_paths, started=started, finished=finished,
-                       extra={"outputs": ["paths.parquet", "manifest.json"]})
+                       extra={"outputs": ["paths.parquet", "quarters.parquet", "summary.json",
+                                          "manifest.json"]})
+    summary = metrics.summary(result)
     folder = Path(out_dir) / scenario.name
     with io.atomic_folder(folder) as tmp:
         io.write_parquet(tmp / "paths.parquet", result.paths,
                          {k: meta[k] for k in ("scenario", "seed", "paths", "package_version")})
+        io.write_parquet(tmp / "quarters.parquet", metrics.quarters_table(result))
+        io.write_json(tmp / "summary.json", summary)
         io.write_json(tmp / "manifest.json", meta)
-    return RunOutput(folder, result, meta)
+    return RunOutput(folder, result, meta, summary)

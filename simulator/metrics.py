@@ -1,0 +1,160 @@
+"""Risk metrics: per-path results -> summary.json and quarterly fan-chart tables.
+
+Plain numpy/pandas over the engine's per-path arrays. Every mean comes with its
+Monte Carlo standard error (``se``); undefined IRRs are counted, never averaged.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import kernels as K
+from .engine import CALENDAR_QUARTER_COLUMNS, SimulationResult
+
+
+def _mean_se(x: np.ndarray) -> dict[str, float]:
+    x = np.asarray(x, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    if len(x) == 0:
+        return {"mean": math.nan, "se": math.nan}
+    se = float(x.std(ddof=1) / math.sqrt(len(x))) if len(x) > 1 else math.nan
+    return {"mean": float(x.mean()), "se": se}
+
+
+def _quantiles(x: np.ndarray, qs=(5, 50, 95)) -> dict[str, float]:
+    x = np.asarray(x, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    if len(x) == 0:
+        return {f"p{q:02d}": math.nan for q in qs}
+    return {f"p{q:02d}": float(np.percentile(x, q)) for q in qs}
+
+
+def _stats(x, qs=(5, 50, 95)) -> dict[str, float]:
+    return {**_mean_se(x), **_quantiles(x, qs)}
+
+
+def financial_year(d) -> int:
+    """UK local-authority financial year (April-March), named by its starting year."""
+    return d.year if d.month >= 4 else d.year - 1
+
+
+def summary(result: SimulationResult) -> dict[str, Any]:
+    f = result.paths
+    n = len(f)
+    cal = result.by_calendar_quarter
+    out: dict[str, Any] = {"scenario": result.scenario.name, "paths": n, "seed": result.seed}
+    child = f.child_days.to_numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        care_prop = f.care_days_treated.to_numpy() / child
+        cf_prop = f.care_days_counterfactual.to_numpy() / child
+    saved = (f.care_days_counterfactual - f.care_days_treated).to_numpy()
+    contract = result.scenario.contract
+    out["service"] = {
+        "referrals": _stats(f.referrals),
+        "children_treated": _stats(f.started),
+        "completed": _stats(f.completed),
+        "lost_from_waiting_list": _mean_se(f.lost_wait + f.lost_care + f.lost_service_end),
+        "care_proportion": _stats(care_prop),
+        "counterfactual_care_proportion": _stats(cf_prop),
+        "baseline_care_proportion": (contract.baseline_care_proportion if contract else None),
+        "care_days_saved": _stats(saved),
+        "therapist_leavers": _mean_se(f.leavers),
+    }
+    if contract is not None:
+        payments = f.outcome_payments.to_numpy()
+        years = [financial_year(q) for q in result.calendar_quarters]
+        by_year = []
+        for year in sorted(set(years)):
+            cols = [i for i, y in enumerate(years) if y == year]
+            x = cal[:, cols, K.K_OUTCOME_PAYMENTS].sum(axis=1)
+            if np.any(x != 0):
+                by_year.append({"year": f"{year}/{(year + 1) % 100:02d}", **_mean_se(x),
+                                **_quantiles(x, (50, 95))})
+        out["commissioner"] = {
+            "outcome_payments": {**_stats(payments), "max": float(np.max(payments))},
+            "outcome_payments_present_value": _mean_se(f.payments_pv),
+            "payments_by_financial_year": by_year,
+            "cap": contract.cap,
+            "prob_cap_reached": float(f.cap_reached.mean()),
+            "prob_cap_reached_se": _mean_se(f.cap_reached)["se"],
+            "care_costs_avoided": _stats(f.care_costs_avoided),
+            "net_saving": _stats(f.net_saving),
+            "payments_for_days_saved_anyway": _stats(f.payments_for_drift),
+            "service_costs": _stats(f.service_costs),
+        }
+    if result.scenario.finance is not None:
+        multiple = f.multiple.to_numpy()
+        irr = f.irr.to_numpy()
+        tail = multiple[multiple <= np.percentile(multiple, 5)]
+        var95 = float(np.percentile(multiple, 5))
+        out["investor"] = {
+            "commitment": result.scenario.finance.commitment,
+            "multiple": _stats(multiple),
+            "moic_drawn": _stats(f.moic_drawn, (50,)),
+            "irr": {**_stats(irr), "undefined_paths": int(np.isnan(irr).sum())},
+            "prob_loss": float(f.loss.mean()),
+            "prob_loss_se": _mean_se(f.loss)["se"],
+            # value at risk and expected shortfall of the multiple on committed capital:
+            # the 5th percentile, and the mean of the worst 5% of paths
+            "var95": var95,
+            "cvar95": float(tail.mean()),
+            "capital_drawn": _stats(f.capital_drawn),
+            "peak_capital_at_risk": _stats(f.peak_capital_at_risk),
+            "costs_unfunded": {**_mean_se(f.costs_unfunded),
+                               "prob_any": float((f.costs_unfunded > 0.005).mean())},
+            "distributions_to_provider": _mean_se(f.distributions_provider),
+        }
+    return out
+
+
+QUARTER_LINES = ["outcome_payments", "service_costs", "costs_paid", "costs_unfunded",
+                 "capital_calls", "distributions_investors", "distributions_provider",
+                 "spv_balance", "referrals", "started", "child_days", "care_treated",
+                 "care_counterfactual", "baseline_care_days", "vacancy_days"]
+
+
+def quarters_table(result: SimulationResult) -> pd.DataFrame:
+    """Per calendar quarter: mean and p05/p50/p95 of each line across paths."""
+    cal = result.by_calendar_quarter
+    rows = []
+    lines = [c for c in QUARTER_LINES if c in CALENDAR_QUARTER_COLUMNS]
+    for k, q in enumerate(result.calendar_quarters):
+        row: dict[str, Any] = {"quarter_start": q, "financial_year": financial_year(q)}
+        for name in lines:
+            x = cal[:, k, CALENDAR_QUARTER_COLUMNS.index(name)]
+            p05, p50, p95 = np.percentile(x, [5, 50, 95])
+            row.update({f"{name}_mean": x.mean(), f"{name}_p05": p05, f"{name}_p50": p50,
+                        f"{name}_p95": p95})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def headline_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
+    """The short table `sibsim run` prints."""
+    def money(x):
+        return f"£{x / 1e6:,.2f}m"
+
+    sv = s["service"]
+    rows = [("young people treated", f"{sv['children_treated']['mean']:,.1f} "
+             f"(p05-p95 {sv['children_treated']['p05']:,.0f}-{sv['children_treated']['p95']:,.0f})"),
+            ("care proportion treated / counterfactual",
+             f"{sv['care_proportion']['mean']:.1%} / {sv['counterfactual_care_proportion']['mean']:.1%}"),
+            ("care days saved (true)", f"{sv['care_days_saved']['mean']:,.0f}")]
+    if "commissioner" in s:
+        c = s["commissioner"]
+        rows += [("outcome payments mean (p50, p95)",
+                  f"{money(c['outcome_payments']['mean'])} ({money(c['outcome_payments']['p50'])}, "
+                  f"{money(c['outcome_payments']['p95'])})"),
+                 ("probability the cap is reached", f"{c['prob_cap_reached']:.1%}"),
+                 ("net saving to the commissioner (p50)", money(c["net_saving"]["p50"]))]
+    if "investor" in s:
+        i = s["investor"]
+        rows += [("multiple on committed capital p05/p50/p95",
+                  f"{i['multiple']['p05']:.2f} / {i['multiple']['p50']:.2f} / {i['multiple']['p95']:.2f}"),
+                 ("IRR p50", f"{i['irr']['p50']:.1%}"),
+                 ("probability of a loss", f"{i['prob_loss']:.1%}"),
+                 ("capital drawn p50", money(i["capital_drawn"]["p50"]))]
+    return rows
