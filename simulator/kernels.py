@@ -298,10 +298,8 @@ def gamma_draw(key, n, shape, scale):
     d = shape - 1.0 / 3.0
     c = 1.0 / math.sqrt(9.0 * d)
     while True:
-        u1 = uniform(key, n)
-        u2 = uniform(key, n + 1)
-        n += 2
-        x = math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
+        x = norm_ppf(uniform(key, n))
+        n += 1
         v = 1.0 + c * x
         if v <= 0.0:
             continue
@@ -317,16 +315,16 @@ def poisson_draw(key, n, lam):
     """Poisson by multiplication (small mean) or PTRS (Hormann 1993); returns (k, next n)."""
     if lam <= 0.0:
         return 0, n
-    if lam < 30.0:
-        limit = math.exp(-lam)
-        prod = uniform(key, n)
-        n += 1
+    if lam < 30.0:  # inversion: one uniform, the CDF summed term by term
+        u = uniform(key, n)
+        p = math.exp(-lam)
+        cdf = p
         k = 0
-        while prod > limit:
-            prod *= uniform(key, n)
-            n += 1
+        while u > cdf and p > 0.0:
             k += 1
-        return k, n
+            p *= lam / k
+            cdf += p
+        return k, n + 1
     slam = math.sqrt(lam)
     loglam = math.log(lam)
     b = 0.931 + 2.53 * slam
@@ -360,15 +358,33 @@ def param_uniforms(seed, n_params, path_start, n_paths):
 
 
 # --------------------------------------------------------------------------- binning
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
+def bin_of(t, edges):
+    """searchsorted(edges, t, side="right") - 1: the bin holding t (-1 below, nb above).
+
+    Calendar quarters are nearly equal in length, so a proportional guess lands on
+    or next to the right bin; stepping from it is exact for any sorted edges.
+    """
+    nb = edges.shape[0] - 1
+    if not t >= edges[0]:
+        return -1
+    if t >= edges[nb]:
+        return nb
+    i = min(int((t - edges[0]) * nb / (edges[nb] - edges[0])), nb - 1)
+    while edges[i] > t:
+        i -= 1
+    while edges[i + 1] <= t:
+        i += 1
+    return i
+
+
+@njit(cache=True, error_model="numpy", inline="always")
 def add_interval(a, b, edges, out, col, weight):
     """Add the overlap of [a, b) with each bin of ``edges`` (times weight) to out[:, col]."""
     if b <= a:
         return
     nb = edges.shape[0] - 1
-    i = np.searchsorted(edges, a, side="right") - 1
-    if i < 0:
-        i = 0
+    i = max(bin_of(a, edges), 0)
     while i < nb and edges[i] < b:
         lo = max(a, edges[i])
         hi = min(b, edges[i + 1])
@@ -377,13 +393,16 @@ def add_interval(a, b, edges, out, col, weight):
         i += 1
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def add_uniform_bins(a, b, origin, width, out, col):
     """As add_interval for bins of equal width starting at ``origin``."""
     if b <= a:
         return
     nb = out.shape[0]
-    i = int((a - origin) // width)
+    # floor of a true division, not Python's //, which numba computes with a slow fmod
+    i = int(math.floor((a - origin) / width))
+    if i > 0 and origin + i * width > a:
+        i -= 1
     if i < 0:
         i = 0
     while i < nb:
@@ -396,9 +415,9 @@ def add_uniform_bins(a, b, origin, width, out, col):
         i += 1
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def add_count(t, edges, out, col):
-    i = np.searchsorted(edges, t, side="right") - 1
+    i = bin_of(t, edges)
     if 0 <= i < edges.shape[0] - 1:
         out[i, col] += 1.0
 
@@ -615,7 +634,7 @@ def _next_entry(t, target, horizon, t_ref, age0, rate0, age_hr, ref_age,
             whole += 1.0
             next_bday += DAYS_PER_YEAR
         age_mult = age_hr ** (whole - ref_age)
-    mult_after = math.exp(lhr_after)
+    mult_after = math.exp(lhr_after) if treated and half_life <= 0.0 else 1.0
     step = -1.0
     step_end = _INF
     while t < horizon:
@@ -652,14 +671,14 @@ def _next_entry(t, target, horizon, t_ref, age0, rate0, age_hr, ref_age,
     return _INF
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def first_entry(key, t_ref, horizon, age0, rate0, age_hr, ref_age):
     """First untreated care entry after referral (for losses from the waiting list)."""
     return _next_entry(t_ref, exponential(key, 0), horizon, t_ref, age0, rate0, age_hr,
                        ref_age, False, 0.0, 0.0, 1.0, 0.0, 0.0)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def care_walk(key, t_ref, horizon, age0, rate0, age_hr, ref_age, exit_rate, reentry_hr,
               treated, s, e, mult_during, lhr_after, half_life,
               track_a, track_b, qsr_width, qsr_out, qcol, cal_edges, cal_out, kcol,
@@ -699,12 +718,12 @@ def care_walk(key, t_ref, horizon, age0, rate0, age_hr, ref_age, exit_rate, reen
 
 
 # --------------------------------------------------------------------------- money
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _quarter_index(t, edges):
-    return min(max(np.searchsorted(edges, t, side="right") - 1, 0), edges.shape[0] - 2)
+    return min(max(bin_of(t, edges), 0), edges.shape[0] - 2)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _add_baseline_days(track_a, track_b, width, baseline_q, edges, out, col):
     """Baseline care days: child days times the baseline proportion of their tracking quarter."""
     if baseline_q.shape[0] == 1:
@@ -1028,7 +1047,7 @@ def _earliest_end(open_case, n_open, end_t):
     return which
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _best_post(p0, n, staffed, caseload, limit, exclude):
     """Staffed post with the fewest cases (below ``limit``), lowest index on ties; -1 if none."""
     best = -1
@@ -1122,12 +1141,14 @@ def _run_team(k, n_ref, ref_team, accept_t, ref_time, status, start_t, end_t, di
             joined += 1
         while head < joined:
             i = members[head]
-            if deadline[i] < t:
-                status[i] = ST_LOST_CARE if lost_to_care[i] else ST_LOST_WAIT
+            if t >= service_end:  # whoever still waits is lost, to the deadline met first
+                lost_first = deadline[i] < service_end
+                status[i] = ST_LOST_SERVICE_END if not lost_first else (
+                    ST_LOST_CARE if lost_to_care[i] else ST_LOST_WAIT)
                 head += 1
                 continue
-            if t >= service_end:
-                status[i] = ST_LOST_SERVICE_END
+            if deadline[i] < t:
+                status[i] = ST_LOST_CARE if lost_to_care[i] else ST_LOST_WAIT
                 head += 1
                 continue
             q = _best_post(p0, n_team_posts, staffed, caseload, limit, -1)
