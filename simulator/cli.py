@@ -1,4 +1,5 @@
-"""The ``sibsim`` command line (click): validate, schema, run."""
+"""The ``sibsim`` command line (click): validate, schema, run; batch, breakeven and
+sensitivity live in :mod:`simulator.cli_batch`."""
 from __future__ import annotations
 
 import json
@@ -27,16 +28,24 @@ def main() -> None:
     """Monte Carlo cash-flow simulator for social impact bonds."""
 
 
+from .cli_batch import register as _register_batch_commands  # noqa: E402
+
+_register_batch_commands(main)  # batch, breakeven, sensitivity
+
+
 @main.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 def validate(files: tuple[str, ...]) -> None:
     """Check scenario FILES against the schema; report every problem with file, line and key."""
+    from .compose import validate_files
+
     try:
-        loaded = load_scenarios(files)
+        loaded = validate_files(files)  # also resolves extends, stresses and sweeps
     except ScenarioError as exc:
         _fail_invalid(exc)
-    for item in loaded:
-        click.echo(f"ok: {item.path} ({item.scenario.name})")
+    for item, n_variants in loaded:
+        more = f", {n_variants} stress and sweep variants" if n_variants else ""
+        click.echo(f"ok: {item.path} ({item.scenario.name}{more})")
 
 
 @main.command()
@@ -55,12 +64,17 @@ def schema() -> None:
 @click.option("--out", "out_dir", default="results", show_default=True,
               type=click.Path(file_okay=False), help="Results folder.")
 @click.option("--quiet", is_flag=True, help="No progress bar or summary.")
+@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
+              help="Override a key, validated like the file: KEY=VALUE, or 'KEY={scale: 0.7}' "
+                   "/ {power: 0.5} / {add: 6}. Repeatable.")
 def run(file: str, paths: int | None, seed: int | None, chunk_paths: int | None,
-        out_dir: str, quiet: bool) -> None:
+        out_dir: str, quiet: bool, assignments: tuple[str, ...] = ()) -> None:
     """Simulate scenario FILE; write OUT/<name>/ paths.parquet, quarters.parquet, summary.json,
     manifest.json, and print the headline figures."""
+    from .compose import load_with_assignments
+
     try:
-        (loaded,) = load_scenarios([file])
+        loaded = load_with_assignments(file, assignments)  # resolves extends too
     except ScenarioError as exc:
         _fail_invalid(exc)
     from .engine import ParameterError
@@ -69,7 +83,8 @@ def run(file: str, paths: int | None, seed: int | None, chunk_paths: int | None,
     t0 = time.perf_counter()
     try:
         output = run_scenario(loaded, out_dir, paths=paths, seed=seed, chunk_paths=chunk_paths,
-                              progress=None if not quiet else False)
+                              progress=None if not quiet else False,
+                              manifest_extra=loaded.manifest_extra())
     except ParameterError as exc:
         click.echo(f"error: {loaded.path}: {exc}; nothing was written.", err=True)
         sys.exit(EXIT_INVALID)

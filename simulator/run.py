@@ -19,8 +19,11 @@ class RunOutput:
 
 def run_scenario(loaded: LoadedScenario, out_dir: str | Path, *, paths: int | None = None,
                  seed: int | None = None, chunk_paths: int | None = None,
-                 progress: bool | None = None) -> RunOutput:
-    """Simulate ``loaded``; write paths.parquet, quarters.parquet, summary.json, manifest.json."""
+                 progress: bool | None = None, manifest_extra: dict | None = None) -> RunOutput:
+    """Simulate ``loaded``; write paths.parquet, quarters.parquet, summary.json, manifest.json.
+
+    ``manifest_extra`` adds keys to manifest.json (a composed scenario's sources and
+    overrides, a batch variant's hash)."""
     scenario = loaded.scenario
     sim = scenario.simulation
     paths = sim.paths if paths is None else paths
@@ -34,7 +37,7 @@ def run_scenario(loaded: LoadedScenario, out_dir: str | Path, *, paths: int | No
                        scenario_sha256=loaded.sha256, seed=seed, paths=paths,
                        chunk_paths=chunk_paths, started=started, finished=finished,
                        extra={"outputs": ["paths.parquet", "quarters.parquet", "summary.json",
-                                          "manifest.json"]})
+                                          "manifest.json"], **(manifest_extra or {})})
     summary = metrics.summary(result)
     folder = Path(out_dir) / scenario.name
     with io.atomic_folder(folder) as tmp:
