@@ -38,7 +38,8 @@ from .loader import Problem, ScenarioError
 
 SUMMARY_FILE = "batch_summary.csv"
 LOCK_FILE = ".sibsim-batch.lock"
-OUTPUTS = ("paths.parquet", "quarters.parquet", "summary.json", "manifest.json")
+OUTPUTS = ("paths.parquet", "quarters.parquet", "summary.json", "charts.json", "report.html",
+           "manifest.json")
 YAML_SUFFIXES = (".yaml", ".yml")
 # paths.parquet columns the headline figures are computed from
 HEADLINE_COLUMNS = ["multiple", "loss", "irr", "capital_drawn", "outcome_payments",
@@ -194,6 +195,9 @@ class Outcome:
     failed: dict[str, str] = field(default_factory=dict)
     summary_written: bool = False
     summary_path: Path | None = None
+    report_written: bool = False
+    report_path: Path | None = None
+    report_error: str | None = None    # the batch report failed (the results stand)
 
 
 def is_finished(folder: Path, run_hash: str) -> bool:
@@ -207,6 +211,7 @@ def is_finished(folder: Path, run_hash: str) -> bool:
 def run_batch(plan: Plan, out_dir: str | Path, *, progress: bool | None = None,
               echo: Callable[[str], None] = lambda _msg: None) -> Outcome:
     """Run every unfinished variant of ``plan`` into ``out_dir``; rebuild batch_summary.csv."""
+    from .reports import BATCH_REPORT_FILE, write_batch_report
     from .run import run_scenario
 
     out = Path(out_dir)
@@ -234,6 +239,12 @@ def run_batch(plan: Plan, out_dir: str | Path, *, progress: bool | None = None,
         outcome.summary_path = out / SUMMARY_FILE
         outcome.summary_written = write_text_atomic(outcome.summary_path,
                                                     table.to_csv(index=False))
+        outcome.report_path = out / BATCH_REPORT_FILE
+        try:
+            outcome.report_written = write_batch_report(out)
+        except Exception as exc:  # noqa: BLE001 - a report problem must not lose the results
+            outcome.report_error = f"{type(exc).__name__}: {exc}"
+            echo(f"{BATCH_REPORT_FILE}: FAILED: {outcome.report_error}")
     return outcome
 
 

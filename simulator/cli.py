@@ -32,6 +32,10 @@ from .cli_batch import register as _register_batch_commands  # noqa: E402
 
 _register_batch_commands(main)  # batch, breakeven, sensitivity
 
+from .cli_report import register as _register_report_command  # noqa: E402
+
+_register_report_command(main)  # report
+
 
 @main.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
@@ -70,7 +74,7 @@ def schema() -> None:
 def run(file: str, paths: int | None, seed: int | None, chunk_paths: int | None,
         out_dir: str, quiet: bool, assignments: tuple[str, ...] = ()) -> None:
     """Simulate scenario FILE; write OUT/<name>/ paths.parquet, quarters.parquet, summary.json,
-    manifest.json, and print the headline figures."""
+    charts.json, report.html, manifest.json, and print the headline figures."""
     from .compose import load_with_assignments
 
     try:
@@ -103,3 +107,74 @@ def _print_headline(output, elapsed: float) -> None:
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         click.echo(f"  {name:<{width}}  {value}")
+
+
+@main.command()
+@click.argument("scenario_file", type=click.Path(dir_okay=False))
+@click.option("--targets", "targets_file", required=True, type=click.Path(dir_okay=False),
+              help="Targets YAML (published figures, tolerances, sources).")
+@click.option("--free", multiple=True, metavar="KEY[+KEY...]",
+              help="Parameter to fit (repeatable); KEY+KEY fits several keys to one value. "
+                   "Without --free the table is printed for the scenario as it is.")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False),
+              help="Where to write the fitted scenario (comments and citations kept).")
+@click.option("--paths", type=click.IntRange(min=100), default=2000, show_default=True,
+              help="Paths per evaluation while fitting.")
+@click.option("--check-paths", type=click.IntRange(min=100), default=20000, show_default=True,
+              help="Paths of the final run the table is computed from.")
+@click.option("--seed", type=click.IntRange(min=0), help="Seed (default: the scenario's).")
+@click.option("--max-evaluations", type=click.IntRange(min=1), default=400, show_default=True)
+def calibrate(scenario_file: str, targets_file: str, free: tuple[str, ...], out_file: str | None,
+              paths: int, check_paths: int, seed: int | None, max_evaluations: int) -> None:
+    """Fit --free parameters of SCENARIO_FILE to published figures on common random numbers;
+    print published vs simulated (95% interval) per target; write the fitted scenario."""
+    import datetime as dt
+    from pathlib import Path
+
+    from . import calibrate as cal
+    from . import engine
+    from .io import write_text_atomic
+    from .loader import load_scenario
+
+    try:
+        loaded = load_scenario(scenario_file)
+        targets = cal.load_targets(targets_file).targets
+    except ScenarioError as exc:
+        _fail_invalid(exc)
+    if free and not out_file:
+        raise click.UsageError("--free needs --out FILE for the fitted scenario")
+    scenario = loaded.scenario
+    seed = scenario.simulation.seed if seed is None else seed
+    text = Path(scenario_file).read_text()
+    t0 = time.perf_counter()
+    if free:
+        click.echo(f"fitting {', '.join(free)} to {sum(t.fit for t in targets)} targets "
+                   f"({paths:,} paths per evaluation, seed {seed})", err=True)
+        try:
+            fit = cal.calibrate(scenario, targets, list(free), paths=paths, seed=seed,
+                                max_evaluations=max_evaluations,
+                                log=lambda m: click.echo(m, err=True))
+            note = (f"FITTED (sibsim calibrate {dt.date.today().isoformat()}) to "
+                    f"{Path(targets_file).name}")
+            text = cal.rewrite_values(text, fit.values, note)
+        except (ValueError, KeyError) as exc:
+            click.echo(f"error: {scenario_file}: {exc}; nothing was written.", err=True)
+            sys.exit(EXIT_INVALID)
+        for key, value in fit.values.items():
+            click.echo(f"  {key} = {cal._round(value)}")
+        click.echo(f"{fit.evaluations} evaluations, objective {fit.objective:.4f}, "
+                   f"{time.perf_counter() - t0:.0f} s")
+        import yaml as _yaml
+
+        scenario = type(scenario).model_validate(_yaml.safe_load(text))  # as written, rounded
+    result = engine.simulate(scenario, paths=check_paths, seed=seed)
+    comparisons = cal.compare(result, targets)
+    click.echo(f"{scenario.name}: {check_paths:,} paths, seed {seed}")
+    for row in cal.table(comparisons):
+        click.echo("  " + row)
+    missed = [c.target.name for c in comparisons if c.target.fit and not c.ok]
+    if out_file:
+        write_text_atomic(Path(out_file), text)
+        click.echo(f"fitted scenario -> {out_file}")
+    if missed:
+        click.echo(f"outside tolerance: {', '.join(missed)}", err=True)

@@ -58,7 +58,8 @@ def _echo_err(message: str) -> None:
 def batch(inputs: tuple[str, ...], out_dir: str, n_paths: int | None, dry_run: bool,
           quiet: bool) -> None:
     """Run every scenario in PATH... (files, folders searched recursively, globs) with its
-    stresses and sweeps, into OUT/<variant>/, and write OUT/batch_summary.csv.
+    stresses and sweeps, into OUT/<variant>/, and write OUT/batch_summary.csv and
+    OUT/batch_report.html.
 
     YAML files found in folders or by globs are scenarios if their top level has an
     extends: key or a scenario section (calendar:, referrals:, ...); others, such as
@@ -90,11 +91,16 @@ def batch(inputs: tuple[str, ...], out_dir: str, n_paths: int | None, dry_run: b
     log(f"ran {len(outcome.ran)}, skipped {len(outcome.skipped)} finished earlier, "
         f"failed {len(outcome.failed)} in {time.perf_counter() - t0:.1f} s; "
         f"{outcome.summary_path} {'written' if outcome.summary_written else 'unchanged'}")
+    if outcome.report_error is None:
+        log(f"{outcome.report_path} {'written' if outcome.report_written else 'unchanged'}")
     if not quiet:
         _print_batch_table(outcome.summary_path)
     if outcome.failed:
         for name, why in outcome.failed.items():
             click.echo(f"error: {name}: {why}", err=True)
+    if outcome.report_error is not None:
+        click.echo(f"error: {outcome.report_path}: {outcome.report_error}", err=True)
+    if outcome.failed or outcome.report_error is not None:
         sys.exit(EXIT_FAILED)
 
 

@@ -130,7 +130,7 @@ def layout(scenario: Scenario) -> Layout:
     cfg[K.C_AGE_MAX] = scenario.young_people.age_max_years
     cfg[K.C_REFERENCE_AGE] = scenario.care.reference_age_years
     cfg[K.C_CARE_END_AGE] = scenario.care.leaves_care_at_age
-    cfg[K.C_TRACK_FROM_REFERRAL] = 1.0 if cal.tracking_from == "referral" else 0.0
+    cfg[K.C_TRACK_FROM] = {"referral": 0.0, "treatment_start": 1.0, "treatment_end": 2.0}[cal.tracking_from]
     cfg[K.C_CASELOAD_LIMIT] = scenario.workforce.caseload_limit
     cfg[K.C_THERAPISTS_IN_WAITING] = scenario.workforce.therapists_in_waiting
     teams = scenario.workforce.teams
@@ -140,7 +140,10 @@ def layout(scenario: Scenario) -> Layout:
     contract, finance = scenario.contract, scenario.finance
     lag = contract.payment_lag_quarters if contract else 0
     # Quarters run to the end of the last possible tracking window and its payment.
-    last = cal.service_end + dt.timedelta(days=math.ceil(cfg[K.C_TRACKING_DAYS] + 92 * (lag + 1)))
+    # A window opens by service_end at the latest, or a whole treatment after it.
+    opens_by = scenario.treatment.max_days if cal.tracking_from == "treatment_end" else 0
+    last = cal.service_end + dt.timedelta(
+        days=math.ceil(opens_by + cfg[K.C_TRACKING_DAYS] + 92 * (lag + 1)))
     quarters = quarter_starts(origin, last)
     edges = np.array([_days(q, origin) for q in quarters])
     n_cal = len(quarters) - 1

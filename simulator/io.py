@@ -109,3 +109,18 @@ def write_parquet(path: Path, frame: pd.DataFrame, metadata: dict[str, Any] | No
         meta[b"sibsim"] = json.dumps(metadata, default=_json_default).encode()
         table = table.replace_schema_metadata(meta)
     pq.write_table(table, path)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and one rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

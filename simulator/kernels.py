@@ -77,7 +77,7 @@ C_AGE_MIN = 5
 C_AGE_MAX = 6
 C_REFERENCE_AGE = 7
 C_CARE_END_AGE = 8
-C_TRACK_FROM_REFERRAL = 9      # 1: window opens at referral, 0: at treatment start
+C_TRACK_FROM = 9               # window opens at 0: referral, 1: treatment start, 2: treatment end
 C_CASELOAD_LIMIT = 10
 C_THERAPISTS_IN_WAITING = 11
 C_HAS_CONTRACT = 12            # 1: outcome payments are computed
@@ -975,7 +975,8 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
         if prior[i]:
             out[O_PRIOR_CARE] += 1
         r = ref_time[i]
-        track_a = r if cfg[C_TRACK_FROM_REFERRAL] > 0.5 else s
+        track_from = int(cfg[C_TRACK_FROM])
+        track_a = r if track_from == 0 else (s if track_from == 1 else e)
         t18 = r + (care_end_age - age0[i]) * DAYS_PER_YEAR
         track_b = min(track_a + track_days, t18)
         horizon = track_b

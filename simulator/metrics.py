@@ -112,24 +112,38 @@ def summary(result: SimulationResult) -> dict[str, Any]:
 
 QUARTER_LINES = ["outcome_payments", "service_costs", "costs_paid", "costs_unfunded",
                  "capital_calls", "distributions_investors", "distributions_provider",
-                 "spv_balance", "referrals", "started", "child_days", "care_treated",
-                 "care_counterfactual", "baseline_care_days", "vacancy_days"]
+                 "spv_balance", "referrals", "accepted", "started", "child_days",
+                 "care_treated", "care_counterfactual", "baseline_care_days", "vacancy_days",
+                 "therapist_days"]
+# Running totals per path, for the report's fan charts: a percentile of a running total is
+# not the running total of the percentiles, so they are computed path by path here.
+CUMULATIVE_LINES = {
+    "cumulative_outcome_payments": ("outcome_payments",),
+    "cumulative_capital_calls": ("capital_calls",),       # capital drawn to date
+    "investor_cash_position": ("distributions_investors", "-capital_calls"),
+}
 
 
 def quarters_table(result: SimulationResult) -> pd.DataFrame:
     """Per calendar quarter: mean and p05/p50/p95 of each line across paths."""
     cal = result.by_calendar_quarter
-    rows = []
-    lines = [c for c in QUARTER_LINES if c in CALENDAR_QUARTER_COLUMNS]
-    for k, q in enumerate(result.calendar_quarters):
-        row: dict[str, Any] = {"quarter_start": q, "financial_year": financial_year(q)}
-        for name in lines:
-            x = cal[:, k, CALENDAR_QUARTER_COLUMNS.index(name)]
-            p05, p50, p95 = np.percentile(x, [5, 50, 95])
-            row.update({f"{name}_mean": x.mean(), f"{name}_p05": p05, f"{name}_p50": p50,
-                        f"{name}_p95": p95})
-        rows.append(row)
-    return pd.DataFrame(rows)
+
+    def column(name: str) -> np.ndarray:  # (paths, quarters)
+        if name.startswith("-"):
+            return -cal[:, :, CALENDAR_QUARTER_COLUMNS.index(name[1:])]
+        return cal[:, :, CALENDAR_QUARTER_COLUMNS.index(name)]
+
+    series = {name: column(name) for name in QUARTER_LINES if name in CALENDAR_QUARTER_COLUMNS}
+    for name, parts in CUMULATIVE_LINES.items():
+        series[name] = np.cumsum(sum(column(p) for p in parts), axis=1)
+    table: dict[str, Any] = {
+        "quarter_start": list(result.calendar_quarters),
+        "financial_year": [financial_year(q) for q in result.calendar_quarters]}
+    for name, x in series.items():
+        p05, p50, p95 = np.percentile(x, [5, 50, 95], axis=0)
+        table.update({f"{name}_mean": x.mean(axis=0), f"{name}_p05": p05, f"{name}_p50": p50,
+                      f"{name}_p95": p95})
+    return pd.DataFrame(table)
 
 
 def headline_rows(s: dict[str, Any]) -> list[tuple[str, str]]:

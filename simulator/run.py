@@ -5,7 +5,7 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import engine, io, metrics
+from . import engine, io, metrics, reports
 from .loader import LoadedScenario
 
 
@@ -20,7 +20,8 @@ class RunOutput:
 def run_scenario(loaded: LoadedScenario, out_dir: str | Path, *, paths: int | None = None,
                  seed: int | None = None, chunk_paths: int | None = None,
                  progress: bool | None = None, manifest_extra: dict | None = None) -> RunOutput:
-    """Simulate ``loaded``; write paths.parquet, quarters.parquet, summary.json, manifest.json.
+    """Simulate ``loaded``; write paths.parquet, quarters.parquet, summary.json, charts.json,
+    report.html and manifest.json.
 
     ``manifest_extra`` adds keys to manifest.json (a composed scenario's sources and
     overrides, a batch variant's hash)."""
@@ -37,13 +38,22 @@ def run_scenario(loaded: LoadedScenario, out_dir: str | Path, *, paths: int | No
                        scenario_sha256=loaded.sha256, seed=seed, paths=paths,
                        chunk_paths=chunk_paths, started=started, finished=finished,
                        extra={"outputs": ["paths.parquet", "quarters.parquet", "summary.json",
+                                          reports.CHARTS_FILE, reports.REPORT_FILE,
                                           "manifest.json"], **(manifest_extra or {})})
     summary = metrics.summary(result)
+    quarters = metrics.quarters_table(result)
+    charts = reports.chart_data(result)
+    # built from the same values `sibsim report` reads back, so a rebuild is byte-identical
+    columns = [c for c in reports.PATH_COLUMNS if c in result.paths]
+    report = reports.build_report(reports.RunData(summary, meta, quarters, charts,
+                                                  result.paths[columns]))
     folder = Path(out_dir) / scenario.name
     with io.atomic_folder(folder) as tmp:
         io.write_parquet(tmp / "paths.parquet", result.paths,
                          {k: meta[k] for k in ("scenario", "seed", "paths", "package_version")})
-        io.write_parquet(tmp / "quarters.parquet", metrics.quarters_table(result))
+        io.write_parquet(tmp / "quarters.parquet", quarters)
         io.write_json(tmp / "summary.json", summary)
+        io.write_json(tmp / reports.CHARTS_FILE, charts)
+        (tmp / reports.REPORT_FILE).write_text(report, encoding="utf-8")
         io.write_json(tmp / "manifest.json", meta)
     return RunOutput(folder, result, meta, summary)

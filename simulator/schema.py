@@ -90,7 +90,7 @@ class Calendar(Section):
                               "months", default=0.0, ge=0, le=60)
     tracking_months: int = _desc("Tracking window per young person", "months",
                                  default=30, ge=3, le=120)
-    tracking_from: Literal["referral", "treatment_start"] = Field(
+    tracking_from: Literal["referral", "treatment_start", "treatment_end"] = Field(
         default="referral",
         description="When each young person's tracking window opens [event]")
 

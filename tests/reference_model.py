@@ -497,7 +497,8 @@ def simulate_path(scenario: Scenario, rng: np.random.Generator) -> dict:
             if x.disrupted:
                 row["disrupted"] += 1
                 kappa *= p["treatment.disrupted_effect_retention"]
-            a = x.r if cal.tracking_from == "referral" else x.start
+            a = {"referral": x.r, "treatment_start": x.start,
+                 "treatment_end": x.end}[cal.tracking_from]
             b = min(a + track_days, x.t18)
             if b <= a:
                 continue

@@ -59,8 +59,9 @@ WANING = {
 # months, teams listed out of start order, instant recruitment with no
 # therapists in waiting, long screening, care ending at 16.5 (some are referred
 # older and are never tracked), an age ratio below 1, and a contract with a
-# baseline per tracking quarter (for baseline_care_days).
+# baseline per tracking quarter (for baseline_care_days), tracked from the end of treatment.
 EDGE = {
+    "calendar": {"tracking_from": "treatment_end"},
     "referrals": {"dispersion": None, "ramp_up_months": 2.5, "ramp_start_share": 0.0,
                   "screening_days": 60},
     "workforce": {"teams": [{"name": "t1", "start_date": dt.date(2020, 3, 1), "therapists": 1},
