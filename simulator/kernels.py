@@ -167,7 +167,9 @@ K_DISTRIBUTIONS_INVESTORS = 15
 K_DISTRIBUTIONS_PROVIDER = 16
 K_SPV_BALANCE = 17
 K_OUTCOME_EVENTS = 18
-N_K = 19
+K_CASELOAD_DAYS = 19            # open-case days (treatment start to end)
+K_WAITING_DAYS = 20             # days on a waiting list (acceptance to start or loss)
+N_K = 21
 
 # Random streams: one per random process.
 S_PARAMS = 1
@@ -951,10 +953,15 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
             out[O_REJECTED] += 1
             if reason_cdf.shape[0] > 0:
                 reasons_out[_categorical(uniform(ref_key[i], R_REASON), reason_cdf)] += 1.0
-        if st != ST_STARTED:
+        if st == ST_REJECTED:
+            continue
+        if st != ST_STARTED:  # lost: waited from acceptance until leaving the list
+            add_interval(accept_t[i], end_t[i], cal_edges, cal_out, K_WAITING_DAYS, 1.0)
             continue
         s = start_t[i]
         e = end_t[i]
+        add_interval(accept_t[i], s, cal_edges, cal_out, K_WAITING_DAYS, 1.0)
+        add_interval(s, e, cal_edges, cal_out, K_CASELOAD_DAYS, 1.0)
         lengths[n_started] = e - s
         n_started += 1
         wait_sum += s - accept_t[i]
@@ -1146,10 +1153,12 @@ def _run_team(k, n_ref, ref_team, accept_t, ref_time, status, start_t, end_t, di
                 lost_first = deadline[i] < service_end
                 status[i] = ST_LOST_SERVICE_END if not lost_first else (
                     ST_LOST_CARE if lost_to_care[i] else ST_LOST_WAIT)
+                end_t[i] = min(deadline[i], service_end)  # left the waiting list
                 head += 1
                 continue
             if deadline[i] < t:
                 status[i] = ST_LOST_CARE if lost_to_care[i] else ST_LOST_WAIT
+                end_t[i] = deadline[i]
                 head += 1
                 continue
             q = _best_post(p0, n_team_posts, staffed, caseload, limit, -1)
@@ -1173,6 +1182,7 @@ def _run_team(k, n_ref, ref_team, accept_t, ref_time, status, start_t, end_t, di
             status[i] = ST_LOST_CARE if lost_to_care[i] else ST_LOST_WAIT
         else:
             status[i] = ST_LOST_SERVICE_END
+        end_t[i] = min(deadline[i], service_end)
 
 
 # --------------------------------------------------------------------------- many paths

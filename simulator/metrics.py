@@ -114,7 +114,9 @@ QUARTER_LINES = ["outcome_payments", "service_costs", "costs_paid", "costs_unfun
                  "capital_calls", "distributions_investors", "distributions_provider",
                  "spv_balance", "referrals", "accepted", "started", "child_days",
                  "care_treated", "care_counterfactual", "baseline_care_days", "vacancy_days",
-                 "therapist_days"]
+                 "therapist_days", "caseload_days", "waiting_days"]
+# Averages over each quarter's days: open cases and young people waiting on an average day.
+DAILY_AVERAGE_LINES = {"open_cases": "caseload_days", "waiting_list": "waiting_days"}
 # Running totals per path, for the report's fan charts: a percentile of a running total is
 # not the running total of the percentiles, so they are computed path by path here.
 CUMULATIVE_LINES = {
@@ -122,6 +124,11 @@ CUMULATIVE_LINES = {
     "cumulative_capital_calls": ("capital_calls",),       # capital drawn to date
     "investor_cash_position": ("distributions_investors", "-capital_calls"),
 }
+
+
+def _next_quarter(start):
+    month = start.month + 3
+    return start.replace(year=start.year + (month > 12), month=(month - 1) % 12 + 1)
 
 
 def quarters_table(result: SimulationResult) -> pd.DataFrame:
@@ -136,6 +143,10 @@ def quarters_table(result: SimulationResult) -> pd.DataFrame:
     series = {name: column(name) for name in QUARTER_LINES if name in CALENDAR_QUARTER_COLUMNS}
     for name, parts in CUMULATIVE_LINES.items():
         series[name] = np.cumsum(sum(column(p) for p in parts), axis=1)
+    starts = list(result.calendar_quarters)
+    days = np.diff([*(q.toordinal() for q in starts), _next_quarter(starts[-1]).toordinal()])
+    for name, line in DAILY_AVERAGE_LINES.items():
+        series[name] = column(line) / days
     table: dict[str, Any] = {
         "quarter_start": list(result.calendar_quarters),
         "financial_year": [financial_year(q) for q in result.calendar_quarters]}

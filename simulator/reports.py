@@ -255,9 +255,12 @@ def _service_view(data: RunData, q: pd.DataFrame) -> list:
         items.append("<p class='note'>The care proportion by quarter since referral needs "
                      f"{CHARTS_FILE}, which this result folder (written by an older sibsim) "
                      "does not have: rerun the scenario to get it.</p>")
-    items.append("<p class='note'>Caseload and waiting-list size per quarter are not outputs "
-                 "of the engine yet; starts, referrals and vacancy days show the service's "
-                 "throughput and capacity instead.</p>")
+    if "open_cases_mean" in q:
+        items.insert(2, _fan_figure(
+            q, [("open_cases", "open cases (caseload)", BLUE),
+                ("waiting_list", "young people waiting", ORANGE)],
+            "Caseload and waiting list: average open cases and young people waiting per day",
+            "young people on an average day (young people)"))
     return items
 
 
