@@ -360,7 +360,7 @@ def param_uniforms(seed, n_params, path_start, n_paths):
 
 
 # --------------------------------------------------------------------------- binning
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, error_model="numpy", _nrt=False)
 def bin_of(t, edges):
     """searchsorted(edges, t, side="right") - 1: the bin holding t (-1 below, nb above).
 
@@ -380,7 +380,7 @@ def bin_of(t, edges):
     return i
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, error_model="numpy", _nrt=False)
 def add_interval(a, b, edges, out, col, weight):
     """Add the overlap of [a, b) with each bin of ``edges`` (times weight) to out[:, col]."""
     if b <= a:
@@ -395,7 +395,7 @@ def add_interval(a, b, edges, out, col, weight):
         i += 1
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, error_model="numpy", _nrt=False)
 def add_uniform_bins(a, b, origin, width, out, col):
     """As add_interval for bins of equal width starting at ``origin``."""
     if b <= a:
@@ -417,11 +417,95 @@ def add_uniform_bins(a, b, origin, width, out, col):
         i += 1
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, error_model="numpy", _nrt=False)
 def add_count(t, edges, out, col):
     i = bin_of(t, edges)
     if 0 <= i < edges.shape[0] - 1:
         out[i, col] += 1.0
+
+
+# Calendar quarters start on whole days, so a table from day to quarter gives
+# the quarter of any time in one look-up. The hot paths bin intervals by their
+# end points: where an interval of weight w opens, w joins the running slope
+# of its quarter and w * (quarter end - time) its content; where it closes, the
+# same with -w. settle() then adds slope-so-far * width to each quarter, once
+# per path. An interval so costs two look-ups however many quarters it spans.
+@njit(cache=True, error_model="numpy")
+def day_quarters(edges):
+    """Quarter index of each whole day from edges[0] to edges[-1] (edges must be whole days)."""
+    d0 = edges[0]
+    n = int(edges[-1] - d0)
+    table = np.empty(n, np.int64)
+    k = 0
+    for d in range(n):
+        while edges[k + 1] <= d0 + d:
+            k += 1
+        table[d] = k
+    for e in edges:
+        if e != math.floor(e):
+            raise ValueError("calendar edges must fall on whole days")
+    return table
+
+
+@njit(cache=True, error_model="numpy", _nrt=False)
+def quarter_of(t, edges, day_q):
+    """bin_of for whole-day edges: -1 before the first quarter, nb after the last."""
+    if not t >= edges[0]:
+        return -1
+    d = int(math.floor(t) - edges[0])
+    if d >= day_q.shape[0]:
+        return edges.shape[0] - 1
+    return day_q[d]
+
+
+@njit(cache=True, error_model="numpy", _nrt=False)
+def count_at(t, edges, day_q, out, col):
+    k = quarter_of(t, edges, day_q)
+    if 0 <= k < edges.shape[0] - 1:
+        out[k, col] += 1.0
+
+
+@njit(cache=True, error_model="numpy", _nrt=False)
+def slope_at(t, w, edges, day_q, slope, part, col):
+    """An interval of weight w opens at t (w < 0: closes) in calendar quarters."""
+    if t < edges[0]:
+        t = edges[0]
+        k = 0
+    else:
+        d = int(math.floor(t) - edges[0])
+        if d >= day_q.shape[0]:
+            return
+        k = day_q[d]
+    slope[k, col] += w
+    part[k, col] += w * (edges[k + 1] - t)
+
+
+@njit(cache=True, error_model="numpy", _nrt=False)
+def span(a, b, w, edges, day_q, slope, part, col):
+    """[a, b) with weight w, in calendar quarters."""
+    if b > a:
+        slope_at(a, w, edges, day_q, slope, part, col)
+        slope_at(b, -w, edges, day_q, slope, part, col)
+
+
+@njit(cache=True, error_model="numpy", _nrt=False)
+def slope_at_since(x, w, width, slope, part, col):
+    """As slope_at for quarters of equal width since a young person's tracking start (x >= 0)."""
+    k = int(x / width)
+    if k < slope.shape[0]:
+        slope[k, col] += w
+        part[k, col] += w * ((k + 1) * width - x)
+
+
+@njit(cache=True, error_model="numpy")
+def settle(edges, width, slope, part):
+    """Turn slope-binned contents into days per bin (edges, or equal ``width`` if edges is empty)."""
+    for col in range(slope.shape[1]):
+        s = 0.0
+        for k in range(slope.shape[0]):
+            if s != 0.0:
+                part[k, col] += s * ((edges[k + 1] - edges[k]) if edges.shape[0] else width)
+            s += slope[k, col]
 
 
 # --------------------------------------------------------------------------- workforce
@@ -674,29 +758,31 @@ def _next_entry(t, target, horizon, t_ref, age0, rate0, age_hr, ref_age,
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def first_entry(key, t_ref, horizon, age0, rate0, age_hr, ref_age):
-    """First untreated care entry after referral (for losses from the waiting list)."""
-    return _next_entry(t_ref, exponential(key, 0), horizon, t_ref, age0, rate0, age_hr,
+def first_entry(e0, t_ref, horizon, age0, rate0, age_hr, ref_age):
+    """First untreated care entry after referral, for target e0 (losses from the waiting list)."""
+    return _next_entry(t_ref, e0, horizon, t_ref, age0, rate0, age_hr,
                        ref_age, False, 0.0, 0.0, 1.0, 0.0, 0.0)
 
 
-@njit(cache=True, error_model="numpy", inline="always")
-def care_walk(key, t_ref, horizon, age0, rate0, age_hr, ref_age, exit_rate, reentry_hr,
+@njit(cache=True, error_model="numpy", _nrt=False)
+def care_walk(key, e0, t_ref, horizon, age0, rate0, age_hr, ref_age, exit_rate, reentry_hr,
               treated, s, e, mult_during, lhr_after, half_life,
-              track_a, track_b, qsr_width, qsr_out, qcol, cal_edges, cal_out, kcol,
-              checks, in_care):
+              track_a, track_b, qsr_width, q_slope, q_part, qcol,
+              cal_edges, day_q, k_slope, k_part, kcol, checks, in_care):
     """Simulate care spells from referral to ``horizon``; bin care days in [track_a, track_b).
 
-    Draw n=0,2,4.. are entry targets and n=1,3,5.. spell lengths, so the treated
-    and the counterfactual walks use the same draws. Sets in_care[m] when the
-    young person is in care at time checks[m]. Returns care days in window.
+    Draw n=0,2,4.. are entry targets (e0 is draw 0, computed once per young
+    person) and n=1,3,5.. spell lengths, so the treated and the counterfactual
+    walks use the same draws. Sets in_care[m] when the young person is in care
+    at time checks[m]. Returns care days in window.
     """
     t = t_ref
     n = 0
     total = 0.0
     mult = 1.0
+    target = e0
     while t < horizon:
-        t_in = _next_entry(t, exponential(key, n), horizon, t_ref, age0, rate0 * mult, age_hr,
+        t_in = _next_entry(t, target, horizon, t_ref, age0, rate0 * mult, age_hr,
                            ref_age, treated, s, e, mult_during, lhr_after, half_life)
         if t_in >= horizon:
             break
@@ -712,30 +798,31 @@ def care_walk(key, t_ref, horizon, age0, rate0, age_hr, ref_age, exit_rate, reen
         b = min(t_out, track_b)
         if b > a:
             total += b - a
-            add_uniform_bins(a, b, track_a, qsr_width, qsr_out, qcol)
-            add_interval(a, b, cal_edges, cal_out, kcol, 1.0)
+            slope_at_since(a - track_a, 1.0, qsr_width, q_slope, q_part, qcol)
+            slope_at_since(b - track_a, -1.0, qsr_width, q_slope, q_part, qcol)
+            span(a, b, 1.0, cal_edges, day_q, k_slope, k_part, kcol)
         t = t_out
         mult = reentry_hr
+        if t < horizon:
+            target = exponential(key, n)
     return total
 
 
 # --------------------------------------------------------------------------- money
-@njit(cache=True, error_model="numpy", inline="always")
-def _quarter_index(t, edges):
-    return min(max(bin_of(t, edges), 0), edges.shape[0] - 2)
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def _add_baseline_days(track_a, track_b, width, baseline_q, edges, out, col):
+@njit(cache=True, error_model="numpy", _nrt=False)
+def _add_baseline_days(track_a, track_b, width, baseline_q, edges, day_q, slope, part, col):
     """Baseline care days: child days times the baseline proportion of their tracking quarter."""
-    if baseline_q.shape[0] == 1:
-        add_interval(track_a, track_b, edges, out, col, baseline_q[0])
-        return
+    w = 0.0
     for j in range(baseline_q.shape[0]):
         a = track_a + j * width
         if a >= track_b:
             break
-        add_interval(a, min(a + width, track_b), edges, out, col, baseline_q[j])
+        slope_at(a, baseline_q[j] - w, edges, day_q, slope, part, col)
+        w = baseline_q[j]
+    end = track_b   # one proportion covers the window; a list, only its own quarters
+    if baseline_q.shape[0] > 1:
+        end = min(track_b, track_a + baseline_q.shape[0] * width)
+    slope_at(end, -w, edges, day_q, slope, part, col)
 
 
 @njit(cache=True, error_model="numpy")
@@ -824,7 +911,7 @@ def _contract_and_finance(prm, cfg, team_start, edges, base_cq, care_cq, event_c
 # --------------------------------------------------------------------------- one path
 @njit(cache=True, error_model="numpy")
 def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, reason_cdf,
-                  cal_edges, baseline_q, event_months, event_prices, out, qsr_out, cal_out,
+                  cal_edges, day_q, baseline_q, event_months, event_prices, out, qsr_out, cal_out,
                   reasons_out):
     referrals_end = cfg[C_REFERRALS_END]
     service_end = cfg[C_SERVICE_END]
@@ -869,14 +956,14 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
     status = np.full(n_ref, ST_WAITING, np.int64)
     accept_t = np.empty(n_ref)
     for i in range(n_ref):
-        add_count(ref_time[i], cal_edges, cal_out, K_REFERRALS)
+        count_at(ref_time[i], cal_edges, day_q, cal_out, K_REFERRALS)
         if first_year_a <= ref_time[i] < first_year_b:
             out[O_REFERRALS_FIRST_YEAR] += 1
         accept_t[i] = ref_time[i] + screening
         if uniform(ref_key[i], R_SCREEN) >= accept_share:
             status[i] = ST_REJECTED
         else:
-            add_count(accept_t[i], cal_edges, cal_out, K_ACCEPTED)
+            count_at(accept_t[i], cal_edges, day_q, cal_out, K_ACCEPTED)
     out[O_REFERRALS] = n_ref
 
     # ---- young people (fixed draw numbers in each referral's stream, so draws never shift)
@@ -884,6 +971,7 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
     prior = np.empty(n_ref, np.bool_)
     rate0 = np.empty(n_ref)
     care_key = np.empty(n_ref, np.uint64)
+    care_e0 = np.empty(n_ref)   # first care-entry target: shared by the wait and both walks
     entry_base = prm[P_ENTRY_RATE] / DAYS_PER_YEAR * prm[P_DRIFT_MULTIPLIER]
     age_mean = prm[P_AGE_MEAN]
     age_sd = prm[P_AGE_SD]
@@ -903,6 +991,7 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
         if drift_trend != 0.0:
             rate0[i] *= (1.0 + drift_trend) ** (ref_time[i] / DAYS_PER_YEAR)
         care_key[i] = subkey(key, S_CARE)
+        care_e0[i] = exponential(care_key[i], 0)
 
     # ---- capacity: each team's FIFO waiting list and caseloads
     start_t = np.full(n_ref, _INF)
@@ -916,21 +1005,34 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
     care_end_age = cfg[C_CARE_END_AGE]
     for k in range(n_teams):
         _run_team(k, n_ref, ref_team, accept_t, ref_time, status, start_t, end_t, disrupted,
-                  ref_key, care_key, age0, rate0, prm, cfg, ev_t, ev_p, ev_k, post_team,
+                  ref_key, care_e0, age0, rate0, prm, cfg, ev_t, ev_p, ev_k, post_team,
                   limit, max_wait, service_end, care_end_age, length_mu, length_sigma, flo, fhi)
 
     # ---- outcomes for everyone who started
     track_days = cfg[C_TRACKING_DAYS]
+    track_from = int(cfg[C_TRACK_FROM])
     qsr_width = 3.0 * DAYS_PER_MONTH
     lhr_during0 = math.log(prm[P_HR_DURING])
     lhr_after0 = math.log(prm[P_HR_AFTER])
     half_life = prm[P_EFFECT_HALF_LIFE_DAYS]
     exit_rate = prm[P_EXIT_RATE] / DAYS_PER_YEAR
+    age_hr = prm[P_AGE_HR]
+    reentry_hr = prm[P_REENTRY_HR]
+    ref_age = cfg[C_REFERENCE_AGE]
+    noncompletion = prm[P_NONCOMPLETION_SHARE]
+    female_share = prm[P_FEMALE_SHARE]
     has_contract = cfg[C_HAS_CONTRACT] > 0.5
     n_cal = cal_edges.shape[0] - 1
     n_cohorts = n_cal if has_contract else 0
+    # days are slope-binned (see settle): cal_out and qsr_out hold the partial
+    # contents, these the slopes; the cohort matrices the same by tracking cohort
+    k_slope = np.zeros((n_cal, N_K))
+    q_slope = np.zeros((qsr_out.shape[0], N_Q))
     base_cq = np.zeros((n_cal, n_cohorts))   # baseline care days by quarter and cohort
     care_cq = np.zeros((n_cal, n_cohorts))   # treated care days by quarter and cohort
+    base_slope = np.zeros((n_cal, n_cohorts))
+    care_slope = np.zeros((n_cal, n_cohorts))
+    no_edges = np.empty(0)
     n_events = event_months.shape[0]
     event_counts = np.zeros((n_cal, n_events))
     checks = np.empty(n_events)
@@ -956,20 +1058,21 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
         if st == ST_REJECTED:
             continue
         if st != ST_STARTED:  # lost: waited from acceptance until leaving the list
-            add_interval(accept_t[i], end_t[i], cal_edges, cal_out, K_WAITING_DAYS, 1.0)
+            span(accept_t[i], end_t[i], 1.0, cal_edges, day_q, k_slope, cal_out, K_WAITING_DAYS)
             continue
         s = start_t[i]
         e = end_t[i]
-        add_interval(accept_t[i], s, cal_edges, cal_out, K_WAITING_DAYS, 1.0)
-        add_interval(s, e, cal_edges, cal_out, K_CASELOAD_DAYS, 1.0)
+        span(accept_t[i], s, 1.0, cal_edges, day_q, k_slope, cal_out, K_WAITING_DAYS)
+        span(s, e, 1.0, cal_edges, day_q, k_slope, cal_out, K_CASELOAD_DAYS)
         lengths[n_started] = e - s
         n_started += 1
         wait_sum += s - accept_t[i]
         age_sum += age0[i]
-        add_count(s, cal_edges, cal_out, K_STARTED)
+        count_at(s, cal_edges, day_q, cal_out, K_STARTED)
         if first_year_a <= s < first_year_b:
             out[O_STARTED_FIRST_YEAR] += 1
-        noncompleted = uniform(ref_key[i], R_NONCOMPLETION) < prm[P_NONCOMPLETION_SHARE]
+        key = ref_key[i]
+        noncompleted = uniform(key, R_NONCOMPLETION) < noncompletion
         kappa = 1.0
         if noncompleted:
             out[O_NONCOMPLETED] += 1
@@ -977,50 +1080,60 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
         if disrupted[i]:
             out[O_DISRUPTED] += 1
             kappa *= prm[P_DISRUPTED_RETENTION]
-        if uniform(ref_key[i], R_FEMALE) < prm[P_FEMALE_SHARE]:
+        if uniform(key, R_FEMALE) < female_share:
             out[O_FEMALE] += 1
         if prior[i]:
             out[O_PRIOR_CARE] += 1
         r = ref_time[i]
-        track_from = int(cfg[C_TRACK_FROM])
         track_a = r if track_from == 0 else (s if track_from == 1 else e)
         t18 = r + (care_end_age - age0[i]) * DAYS_PER_YEAR
         track_b = min(track_a + track_days, t18)
         horizon = track_b
         if track_b > track_a:
             out[O_CHILD_DAYS] += track_b - track_a
-            add_uniform_bins(track_a, track_b, track_a, qsr_width, qsr_out, Q_CHILD_DAYS)
-            add_interval(track_a, track_b, cal_edges, cal_out, K_CHILD_DAYS, 1.0)
+            slope_at_since(0.0, 1.0, qsr_width, q_slope, qsr_out, Q_CHILD_DAYS)
+            slope_at_since(track_b - track_a, -1.0, qsr_width, q_slope, qsr_out, Q_CHILD_DAYS)
+            span(track_a, track_b, 1.0, cal_edges, day_q, k_slope, cal_out, K_CHILD_DAYS)
         else:
             horizon = r
-        cf = care_walk(care_key[i], r, horizon, age0[i], rate0[i], prm[P_AGE_HR],
-                       cfg[C_REFERENCE_AGE], exit_rate, prm[P_REENTRY_HR], False, s, e, 1.0,
-                       0.0, 0.0, track_a, track_b, qsr_width, qsr_out, Q_CARE_COUNTERFACTUAL,
-                       cal_edges, cal_out, K_CARE_COUNTERFACTUAL, no_checks, no_flags)
+        cf = care_walk(care_key[i], care_e0[i], r, horizon, age0[i], rate0[i], age_hr, ref_age,
+                       exit_rate, reentry_hr, False, s, e, 1.0, 0.0, 0.0, track_a, track_b,
+                       qsr_width, q_slope, qsr_out, Q_CARE_COUNTERFACTUAL,
+                       cal_edges, day_q, k_slope, cal_out, K_CARE_COUNTERFACTUAL,
+                       no_checks, no_flags)
         for m in range(n_events):
             checks[m] = r + event_months[m] * DAYS_PER_MONTH
             in_care[m] = False
         if has_contract:
-            cohort = _quarter_index(track_a, cal_edges)
-            _add_baseline_days(track_a, track_b, qsr_width, baseline_q, cal_edges, base_cq, cohort)
-            treated_bins, treated_col = care_cq, cohort
+            cohort = min(max(quarter_of(track_a, cal_edges, day_q), 0), n_cal - 1)
+            if track_b > track_a:
+                _add_baseline_days(track_a, track_b, qsr_width, baseline_q, cal_edges, day_q,
+                                   base_slope, base_cq, cohort)
+            tr = care_walk(care_key[i], care_e0[i], r, horizon, age0[i], rate0[i], age_hr,
+                           ref_age, exit_rate, reentry_hr, True, s, e,
+                           math.exp(kappa * lhr_during0), kappa * lhr_after0, half_life,
+                           track_a, track_b, qsr_width, q_slope, qsr_out, Q_CARE_TREATED,
+                           cal_edges, day_q, care_slope, care_cq, cohort, checks, in_care)
         else:
-            treated_bins, treated_col = cal_out, K_CARE_TREATED
-        tr = care_walk(care_key[i], r, horizon, age0[i], rate0[i], prm[P_AGE_HR],
-                       cfg[C_REFERENCE_AGE], exit_rate, prm[P_REENTRY_HR], True, s, e,
-                       math.exp(kappa * lhr_during0), kappa * lhr_after0, half_life, track_a,
-                       track_b, qsr_width, qsr_out, Q_CARE_TREATED, cal_edges, treated_bins,
-                       treated_col, checks, in_care)
+            tr = care_walk(care_key[i], care_e0[i], r, horizon, age0[i], rate0[i], age_hr,
+                           ref_age, exit_rate, reentry_hr, True, s, e,
+                           math.exp(kappa * lhr_during0), kappa * lhr_after0, half_life,
+                           track_a, track_b, qsr_width, q_slope, qsr_out, Q_CARE_TREATED,
+                           cal_edges, day_q, k_slope, cal_out, K_CARE_TREATED, checks, in_care)
         for m in range(n_events):
             if checks[m] < horizon and not in_care[m]:
-                add_count(checks[m], cal_edges, event_counts, m)
+                count_at(checks[m], cal_edges, day_q, event_counts, m)
         out[O_CARE_DAYS_COUNTERFACTUAL] += cf
         out[O_CARE_DAYS_TREATED] += tr
         if cf > 0.0:
             out[O_ENTERED_CARE_COUNTERFACTUAL] += 1
         if tr > 0.0:
             out[O_ENTERED_CARE_TREATED] += 1
+    settle(cal_edges, 0.0, k_slope, cal_out)
+    settle(no_edges, qsr_width, q_slope, qsr_out)
     if has_contract:
+        settle(cal_edges, 0.0, base_slope, base_cq)
+        settle(cal_edges, 0.0, care_slope, care_cq)
         _contract_and_finance(prm, cfg, team_start, cal_edges, base_cq, care_cq, event_counts,
                               event_prices, out, cal_out)
     out[O_ACCEPTED] = n_ref - out[O_REJECTED]
@@ -1046,16 +1159,51 @@ def _categorical(u, cdf):
     return min(i, cdf.shape[0] - 1)
 
 
-@njit(cache=True, error_model="numpy", inline="always")
-def _earliest_end(open_case, n_open, end_t):
-    which = -1
-    for c in range(n_open):
-        if which < 0 or end_t[open_case[c]] < end_t[open_case[which]]:
-            which = c
-    return which
+@njit(cache=True, error_model="numpy", _nrt=False)
+def _heap_push(h_end, h_case, h_post, n, end, case, post):
+    """Add an open case to the min-heap of open cases by end time; returns the new size."""
+    c = n
+    while c > 0:
+        parent = (c - 1) >> 1
+        if h_end[parent] <= end:
+            break
+        h_end[c] = h_end[parent]
+        h_case[c] = h_case[parent]
+        h_post[c] = h_post[parent]
+        c = parent
+    h_end[c] = end
+    h_case[c] = case
+    h_post[c] = post
+    return n + 1
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, error_model="numpy", _nrt=False)
+def _heap_pop(h_end, h_case, h_post, n):
+    """Remove the case that ends first (the root); returns the new size."""
+    n -= 1
+    end = h_end[n]
+    case = h_case[n]
+    post = h_post[n]
+    c = 0
+    while True:
+        child = 2 * c + 1
+        if child >= n:
+            break
+        if child + 1 < n and h_end[child + 1] < h_end[child]:
+            child += 1
+        if end <= h_end[child]:
+            break
+        h_end[c] = h_end[child]
+        h_case[c] = h_case[child]
+        h_post[c] = h_post[child]
+        c = child
+    h_end[c] = end
+    h_case[c] = case
+    h_post[c] = post
+    return n
+
+
+@njit(cache=True, error_model="numpy", _nrt=False)
 def _best_post(p0, n, staffed, caseload, limit, exclude):
     """Staffed post with the fewest cases (below ``limit``), lowest index on ties; -1 if none."""
     best = -1
@@ -1069,7 +1217,7 @@ def _best_post(p0, n, staffed, caseload, limit, exclude):
 
 @njit(cache=True, error_model="numpy")
 def _run_team(k, n_ref, ref_team, accept_t, ref_time, status, start_t, end_t, disrupted,
-              ref_key, care_key, age0, rate0, prm, cfg, ev_t, ev_p, ev_k, post_team,
+              ref_key, care_e0, age0, rate0, prm, cfg, ev_t, ev_p, ev_k, post_team,
               limit, max_wait, service_end, care_end_age, length_mu, length_sigma, flo, fhi):
     """One team in event order: acceptances join a FIFO list; starts fill free places.
 
@@ -1092,7 +1240,7 @@ def _run_team(k, n_ref, ref_team, accept_t, ref_time, status, start_t, end_t, di
         i = members[c]
         d_wait = accept_t[i] + max_wait
         t18 = ref_time[i] + (care_end_age - age0[i]) * DAYS_PER_YEAR
-        d_care = first_entry(care_key[i], ref_time[i], min(d_wait, t18), age0[i], rate0[i],
+        d_care = first_entry(care_e0[i], ref_time[i], min(d_wait, t18), age0[i], rate0[i],
                              age_hr, ref_age)
         lost_to_care[i] = d_care < d_wait
         deadline[i] = min(d_wait, d_care)
@@ -1105,6 +1253,8 @@ def _run_team(k, n_ref, ref_team, accept_t, ref_time, status, start_t, end_t, di
             n_team_posts += 1
     staffed = np.zeros(n_posts, np.bool_)
     caseload = np.zeros(n_posts, np.int64)
+    # open cases: a min-heap by end time, with each case's post
+    open_end = np.empty(m + 1)
     open_case = np.empty(m + 1, np.int64)
     open_post = np.empty(m + 1, np.int64)
     n_open = 0
@@ -1114,20 +1264,16 @@ def _run_team(k, n_ref, ref_team, accept_t, ref_time, status, start_t, end_t, di
         ei += 1
     joined = 0
     head = 0
-    which = -1  # open case that ends first
     while True:
         t_acc = accept_t[members[joined]] if joined < m else _INF
         t_ev = ev_t[ei] if ei < n_ev else _INF
-        t_end = end_t[open_case[which]] if which >= 0 else _INF
+        t_end = open_end[0] if n_open > 0 else _INF
         t = min(t_acc, t_ev, t_end)
         if t == _INF:
             break
-        if which >= 0 and t_end <= t_ev and t_end <= t_acc:
-            caseload[open_post[which]] -= 1
-            n_open -= 1
-            open_case[which] = open_case[n_open]
-            open_post[which] = open_post[n_open]
-            which = _earliest_end(open_case, n_open, end_t)
+        if n_open > 0 and t_end <= t_ev and t_end <= t_acc:
+            caseload[open_post[0]] -= 1
+            n_open = _heap_pop(open_end, open_case, open_post, n_open)
         elif t_ev <= t_acc:
             p = ev_p[ei]
             if ev_k[ei] == EV_LEAVE:
@@ -1170,11 +1316,7 @@ def _run_team(k, n_ref, ref_team, accept_t, ref_time, status, start_t, end_t, di
             end_t[i] = t + length
             status[i] = ST_STARTED
             caseload[q] += 1
-            open_case[n_open] = i
-            open_post[n_open] = q
-            if which < 0 or end_t[i] < end_t[open_case[which]]:
-                which = n_open
-            n_open += 1
+            n_open = _heap_push(open_end, open_case, open_post, n_open, end_t[i], i, q)
             head += 1
     for c in range(head, m):
         i = members[c]
@@ -1195,7 +1337,8 @@ def simulate_chunk(seed, path_start, params, cfg, team_start, team_size, team_we
     Each path writes only its own rows, so the result is the same for any
     number of threads and any split of paths into chunks.
     """
+    day_q = day_quarters(cal_edges)
     for i in prange(params.shape[0]):
         simulate_path(seed, path_start + i, params[i], cfg, team_start, team_size, team_weight,
-                      reason_cdf, cal_edges, baseline_q, event_months, event_prices, out[i],
-                      qsr_out[i], cal_out[i], reasons_out[i])
+                      reason_cdf, cal_edges, day_q, baseline_q, event_months, event_prices,
+                      out[i], qsr_out[i], cal_out[i], reasons_out[i])
