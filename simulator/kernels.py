@@ -702,7 +702,7 @@ def _sort_arrivals(times, keys, a, b):
 # --------------------------------------------------------------------------- care
 @njit(cache=True, error_model="numpy")
 def _next_entry(t, target, horizon, t_ref, age0, rate0, age_hr, ref_age,
-                treated, s, e, mult_during, lhr_after, half_life):
+                treated, s, e, mult_during, mult_after, lhr_after, half_life):
     """Time at which the cumulative entry hazard from t reaches ``target``, or +inf.
 
     The hazard is piecewise constant: it changes at birthdays (if the age hazard
@@ -711,6 +711,10 @@ def _next_entry(t, target, horizon, t_ref, age0, rate0, age_hr, ref_age,
     not recomputed from t, so rounding can never stall the walk.
     """
     by_age = age_hr != 1.0
+    if not by_age and not treated:  # one constant hazard: the loop below in one step
+        if rate0 * (horizon - t) >= target:
+            return t + target / rate0
+        return _INF
     next_bday = _INF
     age_mult = 1.0
     if by_age:
@@ -720,7 +724,6 @@ def _next_entry(t, target, horizon, t_ref, age0, rate0, age_hr, ref_age,
             whole += 1.0
             next_bday += DAYS_PER_YEAR
         age_mult = age_hr ** (whole - ref_age)
-    mult_after = math.exp(lhr_after) if treated and half_life <= 0.0 else 1.0
     step = -1.0
     step_end = _INF
     while t < horizon:
@@ -758,15 +761,24 @@ def _next_entry(t, target, horizon, t_ref, age0, rate0, age_hr, ref_age,
 
 
 @njit(cache=True, error_model="numpy", inline="always")
+def _treated_hazard(r, s, e, h, rate0, mult_during, mult_after):
+    """Cumulative treated entry hazard over [r, h) with no age effect and no waning."""
+    before = max(min(s, h) - r, 0.0)
+    during = max(min(e, h) - s, 0.0)
+    after = max(h - e, 0.0)
+    return rate0 * (before + mult_during * during + mult_after * after)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
 def first_entry(e0, t_ref, horizon, age0, rate0, age_hr, ref_age):
     """First untreated care entry after referral, for target e0 (losses from the waiting list)."""
     return _next_entry(t_ref, e0, horizon, t_ref, age0, rate0, age_hr,
-                       ref_age, False, 0.0, 0.0, 1.0, 0.0, 0.0)
+                       ref_age, False, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0)
 
 
 @njit(cache=True, error_model="numpy", _nrt=False)
 def care_walk(key, e0, t_ref, horizon, age0, rate0, age_hr, ref_age, exit_rate, reentry_hr,
-              treated, s, e, mult_during, lhr_after, half_life,
+              treated, s, e, mult_during, mult_after, lhr_after, half_life,
               track_a, track_b, qsr_width, q_slope, q_part, qcol,
               cal_edges, day_q, k_slope, k_part, kcol, checks, in_care):
     """Simulate care spells from referral to ``horizon``; bin care days in [track_a, track_b).
@@ -783,7 +795,8 @@ def care_walk(key, e0, t_ref, horizon, age0, rate0, age_hr, ref_age, exit_rate, 
     target = e0
     while t < horizon:
         t_in = _next_entry(t, target, horizon, t_ref, age0, rate0 * mult, age_hr,
-                           ref_age, treated, s, e, mult_during, lhr_after, half_life)
+                           ref_age, treated, s, e, mult_during, mult_after, lhr_after,
+                           half_life)
         if t_in >= horizon:
             break
         if exit_rate > 0.0:
@@ -1012,8 +1025,10 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
     track_days = cfg[C_TRACKING_DAYS]
     track_from = int(cfg[C_TRACK_FROM])
     qsr_width = 3.0 * DAYS_PER_MONTH
-    lhr_during0 = math.log(prm[P_HR_DURING])
-    lhr_after0 = math.log(prm[P_HR_AFTER])
+    hr_during0 = prm[P_HR_DURING]
+    hr_after0 = prm[P_HR_AFTER]
+    lhr_during0 = math.log(hr_during0)
+    lhr_after0 = math.log(hr_after0)
     half_life = prm[P_EFFECT_HALF_LIFE_DAYS]
     exit_rate = prm[P_EXIT_RATE] / DAYS_PER_YEAR
     age_hr = prm[P_AGE_HR]
@@ -1022,6 +1037,7 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
     noncompletion = prm[P_NONCOMPLETION_SHARE]
     female_share = prm[P_FEMALE_SHARE]
     has_contract = cfg[C_HAS_CONTRACT] > 0.5
+    constant_pieces = age_hr == 1.0 and half_life <= 0.0
     n_cal = cal_edges.shape[0] - 1
     n_cohorts = n_cal if has_contract else 0
     # days are slope-binned (see settle): cal_out and qsr_out hold the partial
@@ -1080,6 +1096,11 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
         if disrupted[i]:
             out[O_DISRUPTED] += 1
             kappa *= prm[P_DISRUPTED_RETENTION]
+        mult_during = hr_during0
+        mult_after = hr_after0
+        if kappa != 1.0:  # a weaker effect: the log hazard ratios scaled by kappa
+            mult_during = math.exp(kappa * lhr_during0)
+            mult_after = math.exp(kappa * lhr_after0)
         if uniform(key, R_FEMALE) < female_share:
             out[O_FEMALE] += 1
         if prior[i]:
@@ -1097,7 +1118,7 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
         else:
             horizon = r
         cf = care_walk(care_key[i], care_e0[i], r, horizon, age0[i], rate0[i], age_hr, ref_age,
-                       exit_rate, reentry_hr, False, s, e, 1.0, 0.0, 0.0, track_a, track_b,
+                       exit_rate, reentry_hr, False, s, e, 1.0, 1.0, 0.0, 0.0, track_a, track_b,
                        qsr_width, q_slope, qsr_out, Q_CARE_COUNTERFACTUAL,
                        cal_edges, day_q, k_slope, cal_out, K_CARE_COUNTERFACTUAL,
                        no_checks, no_flags)
@@ -1109,17 +1130,25 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
             if track_b > track_a:
                 _add_baseline_days(track_a, track_b, qsr_width, baseline_q, cal_edges, day_q,
                                    base_slope, base_cq, cohort)
-            tr = care_walk(care_key[i], care_e0[i], r, horizon, age0[i], rate0[i], age_hr,
-                           ref_age, exit_rate, reentry_hr, True, s, e,
-                           math.exp(kappa * lhr_during0), kappa * lhr_after0, half_life,
-                           track_a, track_b, qsr_width, q_slope, qsr_out, Q_CARE_TREATED,
-                           cal_edges, day_q, care_slope, care_cq, cohort, checks, in_care)
-        else:
-            tr = care_walk(care_key[i], care_e0[i], r, horizon, age0[i], rate0[i], age_hr,
-                           ref_age, exit_rate, reentry_hr, True, s, e,
-                           math.exp(kappa * lhr_during0), kappa * lhr_after0, half_life,
-                           track_a, track_b, qsr_width, q_slope, qsr_out, Q_CARE_TREATED,
-                           cal_edges, day_q, k_slope, cal_out, K_CARE_TREATED, checks, in_care)
+        tr = 0.0
+        # most treated young people never enter care: skip the walk when the whole
+        # treated hazard to the horizon (closed form if it is piecewise constant
+        # in three pieces) stays below the first entry target
+        if not (constant_pieces and
+                _treated_hazard(r, s, e, horizon, rate0[i], mult_during, mult_after) < care_e0[i]):
+            if has_contract:
+                tr = care_walk(care_key[i], care_e0[i], r, horizon, age0[i], rate0[i], age_hr,
+                               ref_age, exit_rate, reentry_hr, True, s, e,
+                               mult_during, mult_after, kappa * lhr_after0, half_life,
+                               track_a, track_b, qsr_width, q_slope, qsr_out, Q_CARE_TREATED,
+                               cal_edges, day_q, care_slope, care_cq, cohort, checks, in_care)
+            else:
+                tr = care_walk(care_key[i], care_e0[i], r, horizon, age0[i], rate0[i], age_hr,
+                               ref_age, exit_rate, reentry_hr, True, s, e,
+                               mult_during, mult_after, kappa * lhr_after0, half_life,
+                               track_a, track_b, qsr_width, q_slope, qsr_out, Q_CARE_TREATED,
+                               cal_edges, day_q, k_slope, cal_out, K_CARE_TREATED, checks,
+                               in_care)
         for m in range(n_events):
             if checks[m] < horizon and not in_care[m]:
                 count_at(checks[m], cal_edges, day_q, event_counts, m)
@@ -1160,47 +1189,15 @@ def _categorical(u, cdf):
 
 
 @njit(cache=True, error_model="numpy", _nrt=False)
-def _heap_push(h_end, h_case, h_post, n, end, case, post):
-    """Add an open case to the min-heap of open cases by end time; returns the new size."""
-    c = n
-    while c > 0:
-        parent = (c - 1) >> 1
-        if h_end[parent] <= end:
-            break
-        h_end[c] = h_end[parent]
-        h_case[c] = h_case[parent]
-        h_post[c] = h_post[parent]
-        c = parent
-    h_end[c] = end
-    h_case[c] = case
-    h_post[c] = post
-    return n + 1
-
-
-@njit(cache=True, error_model="numpy", _nrt=False)
-def _heap_pop(h_end, h_case, h_post, n):
-    """Remove the case that ends first (the root); returns the new size."""
-    n -= 1
-    end = h_end[n]
-    case = h_case[n]
-    post = h_post[n]
-    c = 0
-    while True:
-        child = 2 * c + 1
-        if child >= n:
-            break
-        if child + 1 < n and h_end[child + 1] < h_end[child]:
-            child += 1
-        if end <= h_end[child]:
-            break
-        h_end[c] = h_end[child]
-        h_case[c] = h_case[child]
-        h_post[c] = h_post[child]
-        c = child
-    h_end[c] = end
-    h_case[c] = case
-    h_post[c] = post
-    return n
+def _first_to_end(open_end, n_open):
+    """Index of the open case that ends first (-1 if none): a branch-free scan of a few cases."""
+    which = -1
+    best = _INF
+    for c in range(n_open):
+        earlier = open_end[c] < best
+        best = open_end[c] if earlier else best
+        which = c if earlier else which
+    return which
 
 
 @njit(cache=True, error_model="numpy", _nrt=False)
@@ -1253,7 +1250,7 @@ def _run_team(k, n_ref, ref_team, accept_t, ref_time, status, start_t, end_t, di
             n_team_posts += 1
     staffed = np.zeros(n_posts, np.bool_)
     caseload = np.zeros(n_posts, np.int64)
-    # open cases: a min-heap by end time, with each case's post
+    # open cases, unordered: end time, young person, post
     open_end = np.empty(m + 1)
     open_case = np.empty(m + 1, np.int64)
     open_post = np.empty(m + 1, np.int64)
@@ -1264,16 +1261,21 @@ def _run_team(k, n_ref, ref_team, accept_t, ref_time, status, start_t, end_t, di
         ei += 1
     joined = 0
     head = 0
+    which = -1  # open case that ends first
     while True:
         t_acc = accept_t[members[joined]] if joined < m else _INF
         t_ev = ev_t[ei] if ei < n_ev else _INF
-        t_end = open_end[0] if n_open > 0 else _INF
+        t_end = open_end[which] if which >= 0 else _INF
         t = min(t_acc, t_ev, t_end)
         if t == _INF:
             break
-        if n_open > 0 and t_end <= t_ev and t_end <= t_acc:
-            caseload[open_post[0]] -= 1
-            n_open = _heap_pop(open_end, open_case, open_post, n_open)
+        if which >= 0 and t_end <= t_ev and t_end <= t_acc:
+            caseload[open_post[which]] -= 1
+            n_open -= 1
+            open_end[which] = open_end[n_open]
+            open_case[which] = open_case[n_open]
+            open_post[which] = open_post[n_open]
+            which = _first_to_end(open_end, n_open)
         elif t_ev <= t_acc:
             p = ev_p[ei]
             if ev_k[ei] == EV_LEAVE:
@@ -1316,7 +1318,12 @@ def _run_team(k, n_ref, ref_team, accept_t, ref_time, status, start_t, end_t, di
             end_t[i] = t + length
             status[i] = ST_STARTED
             caseload[q] += 1
-            n_open = _heap_push(open_end, open_case, open_post, n_open, end_t[i], i, q)
+            open_end[n_open] = end_t[i]
+            open_case[n_open] = i
+            open_post[n_open] = q
+            if which < 0 or end_t[i] < open_end[which]:
+                which = n_open
+            n_open += 1
             head += 1
     for c in range(head, m):
         i = members[c]
