@@ -14,7 +14,13 @@ from typing import Annotated, Literal, Union
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from scipy import special
+
+
+def _special():
+    """scipy.special, imported on first use: a scenario of fixed values never needs it,
+    and leaving it out keeps the start of a run under a second."""
+    from scipy import special
+    return special
 
 
 class _Dist(BaseModel):
@@ -96,12 +102,12 @@ class Normal(_Dist):
         return (self.low, self.high)
 
     def _cdf_bounds(self):
-        return (special.ndtr((self.low - self.mean_) / self.sd),
-                special.ndtr((self.high - self.mean_) / self.sd))
+        return (_special().ndtr((self.low - self.mean_) / self.sd),
+                _special().ndtr((self.high - self.mean_) / self.sd))
 
     def ppf(self, u):
         flo, fhi = self._cdf_bounds()
-        x = self.mean_ + self.sd * special.ndtri(flo + np.asarray(u) * (fhi - flo))
+        x = self.mean_ + self.sd * _special().ndtri(flo + np.asarray(u) * (fhi - flo))
         return np.clip(x, self.low, self.high)
 
     def mean(self):
@@ -132,19 +138,19 @@ class LogNormal(_Dist):
 
     def _bounds(self):
         z = lambda x: (math.log(x / self.median) / self.sigma) if x > 0 else -math.inf  # noqa: E731
-        return special.ndtr(z(self.low)), special.ndtr(z(self.high) if math.isfinite(self.high) else math.inf)
+        return _special().ndtr(z(self.low)), _special().ndtr(z(self.high) if math.isfinite(self.high) else math.inf)
 
     def ppf(self, u):
         flo, fhi = self._bounds()
-        return self.median * np.exp(self.sigma * special.ndtri(flo + np.asarray(u) * (fhi - flo)))
+        return self.median * np.exp(self.sigma * _special().ndtri(flo + np.asarray(u) * (fhi - flo)))
 
     def mean(self):
         flo, fhi = self._bounds()
         # E[X; a < X < b] for a lognormal, divided by the kept mass
         m = self.median * math.exp(0.5 * self.sigma**2)
-        za = special.ndtri(flo) - self.sigma if flo > 0 else -math.inf
-        zb = special.ndtri(fhi) - self.sigma if fhi < 1 else math.inf
-        return m * (special.ndtr(zb) - special.ndtr(za)) / (fhi - flo)
+        za = _special().ndtri(flo) - self.sigma if flo > 0 else -math.inf
+        zb = _special().ndtri(fhi) - self.sigma if fhi < 1 else math.inf
+        return m * (_special().ndtr(zb) - _special().ndtr(za)) / (fhi - flo)
 
 
 class Beta(_Dist):
@@ -166,7 +172,7 @@ class Beta(_Dist):
         return (self.low, self.high)
 
     def ppf(self, u):
-        return self.low + (self.high - self.low) * special.betaincinv(self.a, self.b, u)
+        return self.low + (self.high - self.low) * _special().betaincinv(self.a, self.b, u)
 
     def mean(self):
         return self.low + (self.high - self.low) * self.a / (self.a + self.b)

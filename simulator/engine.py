@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import special
 from tqdm.auto import tqdm
 
 from . import kernels as K
@@ -209,9 +208,11 @@ def _check_parameters(params: np.ndarray, path_start: int) -> None:
     med = params[:, K.P_TREATMENT_MEDIAN_DAYS]
     thr = params[:, K.P_SHORT_THRESHOLD_DAYS]
     share = params[:, K.P_SHARE_UNDER_THRESHOLD]
+    # sigma = log(thr / med) / ndtri(share) must be finite and positive: ndtri(share)
+    # is finite and non-zero for share in (0, 1) other than 0.5, with the sign of share - 0.5
     with np.errstate(divide="ignore", invalid="ignore"):
-        sigma = (np.log(thr) - np.log(med)) / special.ndtri(share)
-    bad = ~(np.isfinite(sigma) & (sigma > 0))
+        log_ratio = np.log(thr) - np.log(med)
+    bad = ~((share > 0) & (share < 1) & np.isfinite(log_ratio) & (log_ratio * (share - 0.5) > 0))
     if bad.any():
         i = int(np.argmax(bad))
         raise ParameterError(
