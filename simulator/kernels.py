@@ -395,35 +395,6 @@ def add_interval(a, b, edges, out, col, weight):
         i += 1
 
 
-@njit(cache=True, error_model="numpy", _nrt=False)
-def add_uniform_bins(a, b, origin, width, out, col):
-    """As add_interval for bins of equal width starting at ``origin``."""
-    if b <= a:
-        return
-    nb = out.shape[0]
-    # floor of a true division, not Python's //, which numba computes with a slow fmod
-    i = int(math.floor((a - origin) / width))
-    if i > 0 and origin + i * width > a:
-        i -= 1
-    if i < 0:
-        i = 0
-    while i < nb:
-        lo = max(a, origin + i * width)
-        hi = min(b, origin + (i + 1) * width)
-        if hi <= lo and origin + i * width >= b:
-            break
-        if hi > lo:
-            out[i, col] += hi - lo
-        i += 1
-
-
-@njit(cache=True, error_model="numpy", _nrt=False)
-def add_count(t, edges, out, col):
-    i = bin_of(t, edges)
-    if 0 <= i < edges.shape[0] - 1:
-        out[i, col] += 1.0
-
-
 # Calendar quarters start on whole days, so a table from day to quarter gives
 # the quarter of any time in one look-up. The hot paths bin intervals by their
 # end points: where an interval of weight w opens, w joins the running slope
@@ -433,6 +404,9 @@ def add_count(t, edges, out, col):
 @njit(cache=True, error_model="numpy")
 def day_quarters(edges):
     """Quarter index of each whole day from edges[0] to edges[-1] (edges must be whole days)."""
+    for e in edges:
+        if e != math.floor(e):
+            raise ValueError("calendar edges must fall on whole days")
     d0 = edges[0]
     n = int(edges[-1] - d0)
     table = np.empty(n, np.int64)
@@ -441,9 +415,6 @@ def day_quarters(edges):
         while edges[k + 1] <= d0 + d:
             k += 1
         table[d] = k
-    for e in edges:
-        if e != math.floor(e):
-            raise ValueError("calendar edges must fall on whole days")
     return table
 
 
