@@ -359,6 +359,14 @@ def param_uniforms(seed, n_params, path_start, n_paths):
     return out
 
 
+@njit(cache=True, error_model="numpy", _nrt=False)
+def pick(c, a, b):
+    """a if c else b, as a call the compiler turns into a select. Written inline, the
+    branch it makes can stop numba pruning reference counts of arrays in the caller's
+    loop (an atomic incref and decref per array per iteration)."""
+    return a if c else b
+
+
 # --------------------------------------------------------------------------- binning
 @njit(cache=True, error_model="numpy", _nrt=False)
 def bin_of(t, edges):
@@ -430,25 +438,38 @@ def quarter_of(t, edges, day_q):
 
 
 @njit(cache=True, error_model="numpy", _nrt=False)
-def count_at(t, edges, day_q, out, col):
+def count_at(t, edges, day_q, out, col, w):
     k = quarter_of(t, edges, day_q)
     if 0 <= k < edges.shape[0] - 1:
-        out[k, col] += 1.0
+        out[k, col] += w
+
+
+@njit(cache=True, error_model="numpy", _nrt=False)
+def quarter_room(t, edges, day_q):
+    """(quarter of t, days from t to the quarter's end) for slope binning; quarter -1 after
+    the last quarter (nothing to bin), and a time before the first counts from its start."""
+    if t < edges[0]:
+        return 0, edges[1] - edges[0]
+    d = int(math.floor(t) - edges[0])
+    if d >= day_q.shape[0]:
+        return -1, 0.0
+    k = day_q[d]
+    return k, edges[k + 1] - t
+
+
+@njit(cache=True, error_model="numpy", _nrt=False)
+def bump(k, room, w, slope, part, col):
+    """Slope binning at a looked-up (quarter, room): several columns can share one look-up."""
+    if k >= 0:
+        slope[k, col] += w
+        part[k, col] += w * room
 
 
 @njit(cache=True, error_model="numpy", _nrt=False)
 def slope_at(t, w, edges, day_q, slope, part, col):
     """An interval of weight w opens at t (w < 0: closes) in calendar quarters."""
-    if t < edges[0]:
-        t = edges[0]
-        k = 0
-    else:
-        d = int(math.floor(t) - edges[0])
-        if d >= day_q.shape[0]:
-            return
-        k = day_q[d]
-    slope[k, col] += w
-    part[k, col] += w * (edges[k + 1] - t)
+    k, room = quarter_room(t, edges, day_q)
+    bump(k, room, w, slope, part, col)
 
 
 @njit(cache=True, error_model="numpy", _nrt=False)
@@ -732,6 +753,32 @@ def _next_entry(t, target, horizon, t_ref, age0, rate0, age_hr, ref_age,
 
 
 @njit(cache=True, error_model="numpy", inline="always")
+def _entry_in_pieces(t, target, horizon, rate, treated, s, e, mult_during, mult_after):
+    """_next_entry when the hazard is constant but for the treatment (no age effect, no
+    waning): at most three pieces, with the same arithmetic, so the same result."""
+    if not treated:
+        if rate * (horizon - t) >= target:
+            return t + target / rate
+        return _INF
+    while t < horizon:
+        seg_end = horizon
+        r = rate
+        if t < s:
+            seg_end = min(seg_end, s)
+        elif t < e:
+            seg_end = min(seg_end, e)
+            r = rate * mult_during
+        else:
+            r = rate * mult_after
+        room = r * (seg_end - t)
+        if room >= target:
+            return t + target / r
+        target -= room
+        t = seg_end
+    return _INF
+
+
+@njit(cache=True, error_model="numpy", inline="always")
 def _treated_hazard(r, s, e, h, rate0, mult_during, mult_after):
     """Cumulative treated entry hazard over [r, h) with no age effect and no waning."""
     before = max(min(s, h) - r, 0.0)
@@ -748,15 +795,15 @@ def first_entry(e0, t_ref, horizon, age0, rate0, age_hr, ref_age):
 
 
 @njit(cache=True, error_model="numpy", _nrt=False)
-def care_walk(key, e0, t_ref, horizon, age0, rate0, age_hr, ref_age, exit_rate, reentry_hr,
+def care_walk(key, e0, x1, t_ref, horizon, age0, rate0, age_hr, ref_age, exit_rate, reentry_hr,
               treated, s, e, mult_during, mult_after, lhr_after, half_life,
               track_a, track_b, qsr_width, q_slope, q_part, qcol,
               cal_edges, day_q, k_slope, k_part, kcol, checks, in_care):
     """Simulate care spells from referral to ``horizon``; bin care days in [track_a, track_b).
 
-    Draw n=0,2,4.. are entry targets (e0 is draw 0, computed once per young
-    person) and n=1,3,5.. spell lengths, so the treated and the counterfactual
-    walks use the same draws. Sets in_care[m] when the young person is in care
+    Draw n=0,2,4.. are entry targets and n=1,3,5.. spell lengths (e0 and x1 are
+    draws 0 and 1, computed once per young person), so the treated and the
+    counterfactual walks use the same draws. Sets in_care[m] when the young person is in care
     at time checks[m]. Returns care days in window.
     """
     t = t_ref
@@ -764,14 +811,19 @@ def care_walk(key, e0, t_ref, horizon, age0, rate0, age_hr, ref_age, exit_rate, 
     total = 0.0
     mult = 1.0
     target = e0
+    pieces = age_hr == 1.0 and half_life <= 0.0
     while t < horizon:
-        t_in = _next_entry(t, target, horizon, t_ref, age0, rate0 * mult, age_hr,
-                           ref_age, treated, s, e, mult_during, mult_after, lhr_after,
-                           half_life)
+        if pieces:
+            t_in = _entry_in_pieces(t, target, horizon, rate0 * mult, treated, s, e,
+                                    mult_during, mult_after)
+        else:
+            t_in = _next_entry(t, target, horizon, t_ref, age0, rate0 * mult, age_hr,
+                               ref_age, treated, s, e, mult_during, mult_after, lhr_after,
+                               half_life)
         if t_in >= horizon:
             break
         if exit_rate > 0.0:
-            t_out = min(t_in + exponential(key, n + 1) / exit_rate, horizon)
+            t_out = min(t_in + (x1 if n == 0 else exponential(key, n + 1)) / exit_rate, horizon)
         else:
             t_out = horizon
         n += 2
@@ -892,6 +944,155 @@ def _contract_and_finance(prm, cfg, team_start, edges, base_cq, care_cq, event_c
     out[O_LOSS] = 1.0 if to_investors < drawn - 0.005 else 0.0
 
 
+# --------------------------------------------------------------------------- outcomes
+@njit(cache=True, error_model="numpy", _nrt=False)
+def _outcomes(prm, cfg, status, ref_key, ref_time, accept_t, start_t, end_t, disrupted, age0,
+              prior, rate0, care_key, care_e0, care_x1, reason_cdf, baseline_q, event_months,
+              cal_edges, day_q, first_year_a, first_year_b, out, qsr_out, cal_out, reasons_out,
+              k_slope, q_slope, base_cq, care_cq, base_slope, care_slope, event_counts, checks,
+              in_care, no_checks, no_flags, lengths):
+    """Everyone's outcomes after the capacity model: counts, waiting and caseload days,
+    child days and care days (treated and counterfactual) in their tracking window.
+    Returns (started, total wait, total age). Compiled without reference counting: it
+    allocates nothing, and numba's refcount pruning gives up on loops this large."""
+    care_end_age = cfg[C_CARE_END_AGE]
+    track_days = cfg[C_TRACKING_DAYS]
+    track_from = int(cfg[C_TRACK_FROM])
+    qsr_width = 3.0 * DAYS_PER_MONTH
+    hr_during0 = prm[P_HR_DURING]
+    hr_after0 = prm[P_HR_AFTER]
+    lhr_during0 = math.log(hr_during0)
+    lhr_after0 = math.log(hr_after0)
+    half_life = prm[P_EFFECT_HALF_LIFE_DAYS]
+    exit_rate = prm[P_EXIT_RATE] / DAYS_PER_YEAR
+    age_hr = prm[P_AGE_HR]
+    reentry_hr = prm[P_REENTRY_HR]
+    ref_age = cfg[C_REFERENCE_AGE]
+    noncompletion = prm[P_NONCOMPLETION_SHARE]
+    female_share = prm[P_FEMALE_SHARE]
+    has_contract = cfg[C_HAS_CONTRACT] > 0.5
+    constant_pieces = age_hr == 1.0 and half_life <= 0.0
+    single_baseline = baseline_q.shape[0] == 1
+    n_cal = cal_edges.shape[0] - 1
+    n_events = event_months.shape[0]
+    n_started = 0
+    wait_sum = 0.0
+    age_sum = 0.0
+    for i in range(status.shape[0]):
+        st = status[i]
+        if st == ST_LOST_WAIT:
+            out[O_LOST_WAIT] += 1
+        elif st == ST_LOST_CARE:
+            out[O_LOST_CARE] += 1
+        elif st == ST_LOST_SERVICE_END:
+            out[O_LOST_SERVICE_END] += 1
+        elif st == ST_REJECTED:
+            out[O_REJECTED] += 1
+            if reason_cdf.shape[0] > 0:
+                reasons_out[_categorical(uniform(ref_key[i], R_REASON), reason_cdf)] += 1.0
+        if st == ST_REJECTED:
+            continue
+        if st != ST_STARTED:  # lost: waited from acceptance until leaving the list
+            span(accept_t[i], end_t[i], 1.0, cal_edges, day_q, k_slope, cal_out, K_WAITING_DAYS)
+            continue
+        s = start_t[i]
+        e = end_t[i]
+        # waiting [acceptance, s) and caseload [s, e) share the look-up at s
+        k_acc, room_acc = quarter_room(accept_t[i], cal_edges, day_q)
+        k_s, room_s = quarter_room(s, cal_edges, day_q)
+        k_e, room_e = quarter_room(e, cal_edges, day_q)
+        w_wait = pick(s > accept_t[i], 1.0, 0.0)
+        bump(k_acc, room_acc, w_wait, k_slope, cal_out, K_WAITING_DAYS)
+        bump(k_s, room_s, -w_wait, k_slope, cal_out, K_WAITING_DAYS)
+        bump(k_s, room_s, 1.0, k_slope, cal_out, K_CASELOAD_DAYS)
+        bump(k_e, room_e, -1.0, k_slope, cal_out, K_CASELOAD_DAYS)
+        lengths[n_started] = e - s
+        n_started += 1
+        wait_sum += s - accept_t[i]
+        age_sum += age0[i]
+        if s >= cal_edges[0] and k_s >= 0:
+            cal_out[k_s, K_STARTED] += 1.0
+        if first_year_a <= s < first_year_b:
+            out[O_STARTED_FIRST_YEAR] += 1
+        key = ref_key[i]
+        noncompleted = uniform(key, R_NONCOMPLETION) < noncompletion
+        out[O_NONCOMPLETED] += noncompleted
+        out[O_DISRUPTED] += disrupted[i]
+        kappa = (pick(noncompleted, prm[P_NONCOMPLETED_RETENTION], 1.0)
+                 * pick(disrupted[i], prm[P_DISRUPTED_RETENTION], 1.0))
+        mult_during = hr_during0
+        mult_after = hr_after0
+        if kappa != 1.0:  # a weaker effect: the log hazard ratios scaled by kappa
+            mult_during = math.exp(kappa * lhr_during0)
+            mult_after = math.exp(kappa * lhr_after0)
+        out[O_FEMALE] += uniform(key, R_FEMALE) < female_share
+        out[O_PRIOR_CARE] += prior[i]
+        r = ref_time[i]
+        track_a = r if track_from == 0 else (s if track_from == 1 else e)
+        t18 = r + (care_end_age - age0[i]) * DAYS_PER_YEAR
+        track_b = min(track_a + track_days, t18)
+        horizon = track_b
+        # child days (and baseline days, proportional to them) share the look-ups at
+        # the window's two ends
+        k_a, room_a = quarter_room(track_a, cal_edges, day_q)
+        k_b, room_b = quarter_room(track_b, cal_edges, day_q)
+        w_child = 0.0
+        if track_b > track_a:
+            w_child = 1.0
+            out[O_CHILD_DAYS] += track_b - track_a
+            slope_at_since(0.0, 1.0, qsr_width, q_slope, qsr_out, Q_CHILD_DAYS)
+            slope_at_since(track_b - track_a, -1.0, qsr_width, q_slope, qsr_out, Q_CHILD_DAYS)
+            bump(k_a, room_a, 1.0, k_slope, cal_out, K_CHILD_DAYS)
+            bump(k_b, room_b, -1.0, k_slope, cal_out, K_CHILD_DAYS)
+        else:
+            horizon = r
+        cf = care_walk(care_key[i], care_e0[i], care_x1[i], r, horizon, age0[i], rate0[i], age_hr, ref_age,
+                       exit_rate, reentry_hr, False, s, e, 1.0, 1.0, 0.0, 0.0, track_a, track_b,
+                       qsr_width, q_slope, qsr_out, Q_CARE_COUNTERFACTUAL,
+                       cal_edges, day_q, k_slope, cal_out, K_CARE_COUNTERFACTUAL,
+                       no_checks, no_flags)
+        for m in range(n_events):
+            checks[m] = r + event_months[m] * DAYS_PER_MONTH
+            in_care[m] = False
+        if has_contract:
+            cohort = pick(k_a >= 0, k_a, n_cal - 1)   # quarter_of(track_a), clamped
+            if single_baseline:
+                bump(k_a, room_a, baseline_q[0] * w_child, base_slope, base_cq, cohort)
+                bump(k_b, room_b, -baseline_q[0] * w_child, base_slope, base_cq, cohort)
+            elif track_b > track_a:
+                _add_baseline_days(track_a, track_b, qsr_width, baseline_q, cal_edges, day_q,
+                                   base_slope, base_cq, cohort)
+        tr = 0.0
+        # most treated young people never enter care: skip the walk when the whole
+        # treated hazard to the horizon (closed form if it is piecewise constant
+        # in three pieces) stays below the first entry target
+        if not (constant_pieces and
+                _treated_hazard(r, s, e, horizon, rate0[i], mult_during, mult_after) < care_e0[i]):
+            if has_contract:
+                tr = care_walk(care_key[i], care_e0[i], care_x1[i], r, horizon, age0[i], rate0[i], age_hr,
+                               ref_age, exit_rate, reentry_hr, True, s, e,
+                               mult_during, mult_after, kappa * lhr_after0, half_life,
+                               track_a, track_b, qsr_width, q_slope, qsr_out, Q_CARE_TREATED,
+                               cal_edges, day_q, care_slope, care_cq, cohort, checks, in_care)
+            else:
+                tr = care_walk(care_key[i], care_e0[i], care_x1[i], r, horizon, age0[i], rate0[i], age_hr,
+                               ref_age, exit_rate, reentry_hr, True, s, e,
+                               mult_during, mult_after, kappa * lhr_after0, half_life,
+                               track_a, track_b, qsr_width, q_slope, qsr_out, Q_CARE_TREATED,
+                               cal_edges, day_q, k_slope, cal_out, K_CARE_TREATED, checks,
+                               in_care)
+        for m in range(n_events):
+            if checks[m] < horizon and not in_care[m]:
+                count_at(checks[m], cal_edges, day_q, event_counts, m, 1.0)
+        out[O_CARE_DAYS_COUNTERFACTUAL] += cf
+        out[O_CARE_DAYS_TREATED] += tr
+        if cf > 0.0:
+            out[O_ENTERED_CARE_COUNTERFACTUAL] += 1
+        if tr > 0.0:
+            out[O_ENTERED_CARE_TREATED] += 1
+    return n_started, wait_sum, age_sum
+
+
 # --------------------------------------------------------------------------- one path
 @njit(cache=True, error_model="numpy")
 def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, reason_cdf,
@@ -937,25 +1138,31 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
             _sort_arrivals(ref_time, ref_key, first, i)
     accept_share = prm[P_ACCEPTANCE_SHARE]
     screening = prm[P_SCREENING_DAYS]
-    status = np.full(n_ref, ST_WAITING, np.int64)
+    status = np.empty(n_ref, np.int64)
     accept_t = np.empty(n_ref)
-    for i in range(n_ref):
-        count_at(ref_time[i], cal_edges, day_q, cal_out, K_REFERRALS)
-        if first_year_a <= ref_time[i] < first_year_b:
-            out[O_REFERRALS_FIRST_YEAR] += 1
+    accepted = np.empty(n_ref, np.int64)   # the accepted referrals, in order
+    n_acc = 0
+    for i in range(n_ref):   # branch-free: acceptance is a coin toss the CPU cannot predict
+        count_at(ref_time[i], cal_edges, day_q, cal_out, K_REFERRALS, 1.0)
+        out[O_REFERRALS_FIRST_YEAR] += (first_year_a <= ref_time[i]) & (ref_time[i] < first_year_b)
         accept_t[i] = ref_time[i] + screening
-        if uniform(ref_key[i], R_SCREEN) >= accept_share:
-            status[i] = ST_REJECTED
-        else:
-            count_at(accept_t[i], cal_edges, day_q, cal_out, K_ACCEPTED)
+        acc = uniform(ref_key[i], R_SCREEN) < accept_share
+        status[i] = pick(acc, ST_WAITING, ST_REJECTED)
+        count_at(accept_t[i], cal_edges, day_q, cal_out, K_ACCEPTED, pick(acc, 1.0, 0.0))
+        accepted[n_acc] = i
+        n_acc += acc
     out[O_REFERRALS] = n_ref
 
-    # ---- young people (fixed draw numbers in each referral's stream, so draws never shift)
+    # ---- young people (fixed draw numbers in each referral's stream, so draws never shift).
+    # Drawn in one branch-free pass, before the event logic that uses them, so the
+    # latency of log, exp and the normal quantile overlaps across young people.
     age0 = np.empty(n_ref)
     prior = np.empty(n_ref, np.bool_)
     rate0 = np.empty(n_ref)
     care_key = np.empty(n_ref, np.uint64)
     care_e0 = np.empty(n_ref)   # first care-entry target: shared by the wait and both walks
+    care_x1 = np.empty(n_ref)   # first spell-length draw: shared by both walks
+    length = np.empty(n_ref)    # treatment length, if treatment starts
     entry_base = prm[P_ENTRY_RATE] / DAYS_PER_YEAR * prm[P_DRIFT_MULTIPLIER]
     age_mean = prm[P_AGE_MEAN]
     age_sd = prm[P_AGE_SD]
@@ -964,51 +1171,42 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
     age_flo = norm_cdf((age_lo - age_mean) / age_sd)
     age_fhi = norm_cdf((age_hi - age_mean) / age_sd)
     drift_trend = prm[P_DRIFT_TREND]
-    for i in range(n_ref):
-        if status[i] == ST_REJECTED:  # rejected young people are never simulated further
-            continue
+    prior_share = prm[P_PRIOR_CARE_SHARE]
+    prior_hr = prm[P_PRIOR_CARE_HR]
+    length_mu = math.log(prm[P_TREATMENT_MEDIAN_DAYS])
+    length_sigma = (math.log(prm[P_SHORT_THRESHOLD_DAYS]) - length_mu) / norm_ppf(prm[P_SHARE_UNDER_THRESHOLD])
+    flo = norm_cdf((math.log(cfg[C_MIN_TREATMENT_DAYS]) - length_mu) / length_sigma)
+    fhi = norm_cdf((math.log(cfg[C_MAX_TREATMENT_DAYS]) - length_mu) / length_sigma)
+    for c in range(n_acc):  # rejected young people are never simulated further
+        i = accepted[c]
         key = ref_key[i]
         age0[i] = truncated_normal(uniform(key, R_AGE), age_mean, age_sd, age_lo, age_hi,
                                    age_flo, age_fhi)
-        prior[i] = uniform(key, R_PRIOR_CARE) < prm[P_PRIOR_CARE_SHARE]
-        rate0[i] = entry_base * (prm[P_PRIOR_CARE_HR] if prior[i] else 1.0)
-        if drift_trend != 0.0:
-            rate0[i] *= (1.0 + drift_trend) ** (ref_time[i] / DAYS_PER_YEAR)
+        prior[i] = uniform(key, R_PRIOR_CARE) < prior_share
+        rate0[i] = entry_base * pick(prior[i], prior_hr, 1.0)
         care_key[i] = subkey(key, S_CARE)
         care_e0[i] = exponential(care_key[i], 0)
+        care_x1[i] = exponential(care_key[i], 1)
+        length[i] = treatment_length(uniform(key, R_LENGTH), length_mu, length_sigma, flo, fhi)
+    if drift_trend != 0.0:
+        for c in range(n_acc):
+            i = accepted[c]
+            rate0[i] *= (1.0 + drift_trend) ** (ref_time[i] / DAYS_PER_YEAR)
 
     # ---- capacity: each team's FIFO waiting list and caseloads
     start_t = np.full(n_ref, _INF)
     end_t = np.full(n_ref, _INF)
     disrupted = np.zeros(n_ref, np.bool_)
-    length_mu = math.log(prm[P_TREATMENT_MEDIAN_DAYS])
-    length_sigma = (math.log(prm[P_SHORT_THRESHOLD_DAYS]) - length_mu) / norm_ppf(prm[P_SHARE_UNDER_THRESHOLD])
-    flo = norm_cdf((math.log(cfg[C_MIN_TREATMENT_DAYS]) - length_mu) / length_sigma)
-    fhi = norm_cdf((math.log(cfg[C_MAX_TREATMENT_DAYS]) - length_mu) / length_sigma)
     max_wait = prm[P_MAX_WAIT_DAYS]
     care_end_age = cfg[C_CARE_END_AGE]
     for k in range(n_teams):
-        _run_team(k, n_ref, ref_team, accept_t, ref_time, status, start_t, end_t, disrupted,
-                  ref_key, care_e0, age0, rate0, prm, cfg, ev_t, ev_p, ev_k, post_team,
-                  limit, max_wait, service_end, care_end_age, length_mu, length_sigma, flo, fhi)
+        _run_team(k, n_acc, accepted, ref_team, accept_t, ref_time, status, start_t, end_t,
+                  disrupted, length, care_e0, age0, rate0, prm, cfg, ev_t, ev_p, ev_k,
+                  post_team, limit, max_wait, service_end, care_end_age)
 
     # ---- outcomes for everyone who started
-    track_days = cfg[C_TRACKING_DAYS]
-    track_from = int(cfg[C_TRACK_FROM])
     qsr_width = 3.0 * DAYS_PER_MONTH
-    hr_during0 = prm[P_HR_DURING]
-    hr_after0 = prm[P_HR_AFTER]
-    lhr_during0 = math.log(hr_during0)
-    lhr_after0 = math.log(hr_after0)
-    half_life = prm[P_EFFECT_HALF_LIFE_DAYS]
-    exit_rate = prm[P_EXIT_RATE] / DAYS_PER_YEAR
-    age_hr = prm[P_AGE_HR]
-    reentry_hr = prm[P_REENTRY_HR]
-    ref_age = cfg[C_REFERENCE_AGE]
-    noncompletion = prm[P_NONCOMPLETION_SHARE]
-    female_share = prm[P_FEMALE_SHARE]
     has_contract = cfg[C_HAS_CONTRACT] > 0.5
-    constant_pieces = age_hr == 1.0 and half_life <= 0.0
     n_cal = cal_edges.shape[0] - 1
     n_cohorts = n_cal if has_contract else 0
     # days are slope-binned (see settle): cal_out and qsr_out hold the partial
@@ -1026,109 +1224,13 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
     in_care = np.zeros(n_events, np.bool_)
     no_checks = np.empty(0)
     no_flags = np.zeros(0, np.bool_)
-    n_started = 0
     lengths = np.empty(n_ref)
-    wait_sum = 0.0
-    age_sum = 0.0
-    for i in range(n_ref):
-        st = status[i]
-        if st == ST_LOST_WAIT:
-            out[O_LOST_WAIT] += 1
-        elif st == ST_LOST_CARE:
-            out[O_LOST_CARE] += 1
-        elif st == ST_LOST_SERVICE_END:
-            out[O_LOST_SERVICE_END] += 1
-        elif st == ST_REJECTED:
-            out[O_REJECTED] += 1
-            if reason_cdf.shape[0] > 0:
-                reasons_out[_categorical(uniform(ref_key[i], R_REASON), reason_cdf)] += 1.0
-        if st == ST_REJECTED:
-            continue
-        if st != ST_STARTED:  # lost: waited from acceptance until leaving the list
-            span(accept_t[i], end_t[i], 1.0, cal_edges, day_q, k_slope, cal_out, K_WAITING_DAYS)
-            continue
-        s = start_t[i]
-        e = end_t[i]
-        span(accept_t[i], s, 1.0, cal_edges, day_q, k_slope, cal_out, K_WAITING_DAYS)
-        span(s, e, 1.0, cal_edges, day_q, k_slope, cal_out, K_CASELOAD_DAYS)
-        lengths[n_started] = e - s
-        n_started += 1
-        wait_sum += s - accept_t[i]
-        age_sum += age0[i]
-        count_at(s, cal_edges, day_q, cal_out, K_STARTED)
-        if first_year_a <= s < first_year_b:
-            out[O_STARTED_FIRST_YEAR] += 1
-        key = ref_key[i]
-        noncompleted = uniform(key, R_NONCOMPLETION) < noncompletion
-        kappa = 1.0
-        if noncompleted:
-            out[O_NONCOMPLETED] += 1
-            kappa *= prm[P_NONCOMPLETED_RETENTION]
-        if disrupted[i]:
-            out[O_DISRUPTED] += 1
-            kappa *= prm[P_DISRUPTED_RETENTION]
-        mult_during = hr_during0
-        mult_after = hr_after0
-        if kappa != 1.0:  # a weaker effect: the log hazard ratios scaled by kappa
-            mult_during = math.exp(kappa * lhr_during0)
-            mult_after = math.exp(kappa * lhr_after0)
-        if uniform(key, R_FEMALE) < female_share:
-            out[O_FEMALE] += 1
-        if prior[i]:
-            out[O_PRIOR_CARE] += 1
-        r = ref_time[i]
-        track_a = r if track_from == 0 else (s if track_from == 1 else e)
-        t18 = r + (care_end_age - age0[i]) * DAYS_PER_YEAR
-        track_b = min(track_a + track_days, t18)
-        horizon = track_b
-        if track_b > track_a:
-            out[O_CHILD_DAYS] += track_b - track_a
-            slope_at_since(0.0, 1.0, qsr_width, q_slope, qsr_out, Q_CHILD_DAYS)
-            slope_at_since(track_b - track_a, -1.0, qsr_width, q_slope, qsr_out, Q_CHILD_DAYS)
-            span(track_a, track_b, 1.0, cal_edges, day_q, k_slope, cal_out, K_CHILD_DAYS)
-        else:
-            horizon = r
-        cf = care_walk(care_key[i], care_e0[i], r, horizon, age0[i], rate0[i], age_hr, ref_age,
-                       exit_rate, reentry_hr, False, s, e, 1.0, 1.0, 0.0, 0.0, track_a, track_b,
-                       qsr_width, q_slope, qsr_out, Q_CARE_COUNTERFACTUAL,
-                       cal_edges, day_q, k_slope, cal_out, K_CARE_COUNTERFACTUAL,
-                       no_checks, no_flags)
-        for m in range(n_events):
-            checks[m] = r + event_months[m] * DAYS_PER_MONTH
-            in_care[m] = False
-        if has_contract:
-            cohort = min(max(quarter_of(track_a, cal_edges, day_q), 0), n_cal - 1)
-            if track_b > track_a:
-                _add_baseline_days(track_a, track_b, qsr_width, baseline_q, cal_edges, day_q,
-                                   base_slope, base_cq, cohort)
-        tr = 0.0
-        # most treated young people never enter care: skip the walk when the whole
-        # treated hazard to the horizon (closed form if it is piecewise constant
-        # in three pieces) stays below the first entry target
-        if not (constant_pieces and
-                _treated_hazard(r, s, e, horizon, rate0[i], mult_during, mult_after) < care_e0[i]):
-            if has_contract:
-                tr = care_walk(care_key[i], care_e0[i], r, horizon, age0[i], rate0[i], age_hr,
-                               ref_age, exit_rate, reentry_hr, True, s, e,
-                               mult_during, mult_after, kappa * lhr_after0, half_life,
-                               track_a, track_b, qsr_width, q_slope, qsr_out, Q_CARE_TREATED,
-                               cal_edges, day_q, care_slope, care_cq, cohort, checks, in_care)
-            else:
-                tr = care_walk(care_key[i], care_e0[i], r, horizon, age0[i], rate0[i], age_hr,
-                               ref_age, exit_rate, reentry_hr, True, s, e,
-                               mult_during, mult_after, kappa * lhr_after0, half_life,
-                               track_a, track_b, qsr_width, q_slope, qsr_out, Q_CARE_TREATED,
-                               cal_edges, day_q, k_slope, cal_out, K_CARE_TREATED, checks,
-                               in_care)
-        for m in range(n_events):
-            if checks[m] < horizon and not in_care[m]:
-                count_at(checks[m], cal_edges, day_q, event_counts, m)
-        out[O_CARE_DAYS_COUNTERFACTUAL] += cf
-        out[O_CARE_DAYS_TREATED] += tr
-        if cf > 0.0:
-            out[O_ENTERED_CARE_COUNTERFACTUAL] += 1
-        if tr > 0.0:
-            out[O_ENTERED_CARE_TREATED] += 1
+    n_started, wait_sum, age_sum = _outcomes(
+        prm, cfg, status, ref_key, ref_time, accept_t, start_t, end_t, disrupted, age0, prior,
+        rate0, care_key, care_e0, care_x1, reason_cdf, baseline_q, event_months, cal_edges,
+        day_q, first_year_a, first_year_b, out, qsr_out, cal_out, reasons_out, k_slope,
+        q_slope, base_cq, care_cq, base_slope, care_slope, event_counts, checks, in_care,
+        no_checks, no_flags, lengths)
     settle(cal_edges, 0.0, k_slope, cal_out)
     settle(no_edges, qsr_width, q_slope, qsr_out)
     if has_contract:
@@ -1140,9 +1242,11 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
     out[O_STARTED] = n_started
     out[O_COMPLETED] = n_started - out[O_NONCOMPLETED]
     if n_started > 0:
-        ls = lengths[:n_started]
-        out[O_TREATMENT_DAYS_MEDIAN] = np.median(ls)
-        out[O_SHARE_UNDER_THRESHOLD] = (ls < prm[P_SHORT_THRESHOLD_DAYS]).sum() / n_started
+        short = 0
+        for c in range(n_started):
+            short += lengths[c] < prm[P_SHORT_THRESHOLD_DAYS]
+        out[O_SHARE_UNDER_THRESHOLD] = short / n_started
+        out[O_TREATMENT_DAYS_MEDIAN] = median_inplace(lengths, n_started)
         out[O_MEAN_WAIT_DAYS] = wait_sum / n_started
         out[O_MEAN_AGE] = age_sum / n_started
     else:
@@ -1150,6 +1254,46 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
         out[O_SHARE_UNDER_THRESHOLD] = np.nan
         out[O_MEAN_WAIT_DAYS] = np.nan
         out[O_MEAN_AGE] = np.nan
+
+
+@njit(cache=True, error_model="numpy", _nrt=False)
+def _select(a, lo, hi, k):
+    """Move the k-th smallest of a[lo:hi] to a[k], smaller values before it: quickselect
+    with branch-free partitions (whether a value is below the pivot is a coin toss)."""
+    while hi - lo > 1:
+        x, y, z = a[lo], a[(lo + hi) // 2], a[hi - 1]
+        pivot = max(min(x, y), min(max(x, y), z))  # median of three
+        i = lo
+        for j in range(lo, hi):  # a[lo:i] < pivot <= a[i:j]
+            v = a[j]
+            a[j] = a[i]
+            a[i] = v
+            i += v < pivot
+        if k < i:
+            hi = i
+            continue
+        m = i
+        for j in range(i, hi):  # a[i:m] == pivot < a[m:j]
+            v = a[j]
+            a[j] = a[m]
+            a[m] = v
+            m += v <= pivot
+        if k < m:
+            return
+        lo = m
+
+
+@njit(cache=True, error_model="numpy", _nrt=False)
+def median_inplace(a, n):
+    """np.median(a[:n]) without a copy (reorders a[:n]); n > 0."""
+    h = n // 2
+    _select(a, 0, n, h)
+    if n % 2:
+        return a[h]
+    low = a[0]
+    for c in range(1, h):  # the largest of the lower half
+        low = max(low, a[c])
+    return (low + a[h]) / 2.0
 
 
 @njit(cache=True, error_model="numpy")
@@ -1175,18 +1319,18 @@ def _first_to_end(open_end, n_open):
 def _best_post(p0, n, staffed, caseload, limit, exclude):
     """Staffed post with the fewest cases (below ``limit``), lowest index on ties; -1 if none."""
     best = -1
+    fewest = limit   # branch-free scan: which post wins is not predictable
     for p in range(p0, p0 + n):
-        if p == exclude or not staffed[p] or caseload[p] >= limit:
-            continue
-        if best < 0 or caseload[p] < caseload[best]:
-            best = p
+        better = staffed[p] & (p != exclude) & (caseload[p] < fewest)
+        best = p if better else best
+        fewest = caseload[p] if better else fewest
     return best
 
 
 @njit(cache=True, error_model="numpy")
-def _run_team(k, n_ref, ref_team, accept_t, ref_time, status, start_t, end_t, disrupted,
-              ref_key, care_e0, age0, rate0, prm, cfg, ev_t, ev_p, ev_k, post_team,
-              limit, max_wait, service_end, care_end_age, length_mu, length_sigma, flo, fhi):
+def _run_team(k, n_acc, accepted, ref_team, accept_t, ref_time, status, start_t, end_t,
+              disrupted, length, care_e0, age0, rate0, prm, cfg, ev_t, ev_p, ev_k,
+              post_team, limit, max_wait, service_end, care_end_age):
     """One team in event order: acceptances join a FIFO list; starts fill free places.
 
     A waiting young person is lost when the wait passes ``max_wait`` or they enter
@@ -1194,12 +1338,13 @@ def _run_team(k, n_ref, ref_team, accept_t, ref_time, status, start_t, end_t, di
     open cases move to the least-loaded staffed colleagues (over the limit if need
     be) and are marked disrupted.
     """
-    members = np.empty(n_ref, np.int64)
+    n_ref = ref_team.shape[0]
+    members = np.empty(n_acc, np.int64)
     m = 0
-    for i in range(n_ref):
-        if ref_team[i] == k and status[i] == ST_WAITING:
-            members[m] = i
-            m += 1
+    for c in range(n_acc):  # this team's accepted referrals, in order (branch-free)
+        i = accepted[c]
+        members[m] = i
+        m += ref_team[i] == k
     deadline = np.empty(n_ref)
     lost_to_care = np.zeros(n_ref, np.bool_)
     age_hr = prm[P_AGE_HR]
@@ -1283,10 +1428,8 @@ def _run_team(k, n_ref, ref_team, accept_t, ref_time, status, start_t, end_t, di
             q = _best_post(p0, n_team_posts, staffed, caseload, limit, -1)
             if q < 0:
                 break
-            length = treatment_length(uniform(ref_key[i], R_LENGTH), length_mu, length_sigma,
-                                      flo, fhi)
             start_t[i] = t
-            end_t[i] = t + length
+            end_t[i] = t + length[i]
             status[i] = ST_STARTED
             caseload[q] += 1
             open_end[n_open] = end_t[i]
