@@ -646,7 +646,9 @@ def _month_mean(prm, j, weight):
     ramp = 1.0
     if ramp_months > 0.0 and j < ramp_months:
         ramp = start + (1.0 - start) * (j / ramp_months)
-    trend = (1.0 + prm[P_REFERRAL_TREND]) ** (j * DAYS_PER_MONTH / DAYS_PER_YEAR)
+    trend = 1.0
+    if prm[P_REFERRAL_TREND] != 0.0:  # pow is slow even for a base of 1
+        trend = (1.0 + prm[P_REFERRAL_TREND]) ** (j * DAYS_PER_MONTH / DAYS_PER_YEAR)
     return prm[P_REFERRAL_RATE] * weight * ramp * trend
 
 
@@ -1199,10 +1201,20 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
     disrupted = np.zeros(n_ref, np.bool_)
     max_wait = prm[P_MAX_WAIT_DAYS]
     care_end_age = cfg[C_CARE_END_AGE]
+    members = np.empty(n_acc, np.int64)
+    deadline = np.empty(n_ref)
+    lost_to_care = np.zeros(n_ref, np.bool_)
+    staffed = np.empty(post_team.shape[0], np.bool_)
+    caseload = np.empty(post_team.shape[0], np.int64)
+    open_end = np.empty(n_acc + 1)
+    open_case = np.empty(n_acc + 1, np.int64)
+    open_post = np.empty(n_acc + 1, np.int64)
     for k in range(n_teams):
         _run_team(k, n_acc, accepted, ref_team, accept_t, ref_time, status, start_t, end_t,
                   disrupted, length, care_e0, age0, rate0, prm, cfg, ev_t, ev_p, ev_k,
-                  post_team, limit, max_wait, service_end, care_end_age)
+                  post_team, limit, max_wait, service_end, care_end_age,
+                  members, deadline, lost_to_care, staffed, caseload, open_end, open_case,
+                  open_post)
 
     # ---- outcomes for everyone who started
     qsr_width = 3.0 * DAYS_PER_MONTH
@@ -1327,26 +1339,25 @@ def _best_post(p0, n, staffed, caseload, limit, exclude):
     return best
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", _nrt=False)
 def _run_team(k, n_acc, accepted, ref_team, accept_t, ref_time, status, start_t, end_t,
               disrupted, length, care_e0, age0, rate0, prm, cfg, ev_t, ev_p, ev_k,
-              post_team, limit, max_wait, service_end, care_end_age):
+              post_team, limit, max_wait, service_end, care_end_age,
+              members, deadline, lost_to_care, staffed, caseload, open_end, open_case, open_post):
     """One team in event order: acceptances join a FIFO list; starts fill free places.
 
     A waiting young person is lost when the wait passes ``max_wait`` or they enter
     care first (their untreated first entry), or when the service ends. A leaver's
     open cases move to the least-loaded staffed colleagues (over the limit if need
-    be) and are marked disrupted.
+    be) and are marked disrupted. The work arrays after care_end_age are the caller's
+    (sized for all accepted referrals), so that this kernel allocates nothing and runs
+    without reference counting.
     """
-    n_ref = ref_team.shape[0]
-    members = np.empty(n_acc, np.int64)
     m = 0
     for c in range(n_acc):  # this team's accepted referrals, in order (branch-free)
         i = accepted[c]
         members[m] = i
         m += ref_team[i] == k
-    deadline = np.empty(n_ref)
-    lost_to_care = np.zeros(n_ref, np.bool_)
     age_hr = prm[P_AGE_HR]
     ref_age = cfg[C_REFERENCE_AGE]
     for c in range(m):
@@ -1364,12 +1375,10 @@ def _run_team(k, n_acc, accepted, ref_team, accept_t, ref_time, status, start_t,
         if post_team[p] == k:
             p0 = min(p0, p)
             n_team_posts += 1
-    staffed = np.zeros(n_posts, np.bool_)
-    caseload = np.zeros(n_posts, np.int64)
-    # open cases, unordered: end time, young person, post
-    open_end = np.empty(m + 1)
-    open_case = np.empty(m + 1, np.int64)
-    open_post = np.empty(m + 1, np.int64)
+    for p in range(n_posts):
+        staffed[p] = False
+        caseload[p] = 0
+    # open cases (open_end, open_case, open_post), unordered: end time, young person, post
     n_open = 0
     n_ev = ev_t.shape[0]
     ei = 0
