@@ -796,56 +796,6 @@ def first_entry(e0, t_ref, horizon, age0, rate0, age_hr, ref_age):
                        ref_age, False, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0)
 
 
-@njit(cache=True, error_model="numpy", _nrt=False)
-def care_walk(key, e0, x1, t_ref, horizon, age0, rate0, age_hr, ref_age, exit_rate, reentry_hr,
-              treated, s, e, mult_during, mult_after, lhr_after, half_life,
-              track_a, track_b, qsr_width, q_slope, q_part, qcol,
-              cal_edges, day_q, k_slope, k_part, kcol, checks, in_care):
-    """Simulate care spells from referral to ``horizon``; bin care days in [track_a, track_b).
-
-    Draw n=0,2,4.. are entry targets and n=1,3,5.. spell lengths (e0 and x1 are
-    draws 0 and 1, computed once per young person), so the treated and the
-    counterfactual walks use the same draws. Sets in_care[m] when the young person is in care
-    at time checks[m]. Returns care days in window.
-    """
-    t = t_ref
-    n = 0
-    total = 0.0
-    mult = 1.0
-    target = e0
-    pieces = age_hr == 1.0 and half_life <= 0.0
-    while t < horizon:
-        if pieces:
-            t_in = _entry_in_pieces(t, target, horizon, rate0 * mult, treated, s, e,
-                                    mult_during, mult_after)
-        else:
-            t_in = _next_entry(t, target, horizon, t_ref, age0, rate0 * mult, age_hr,
-                               ref_age, treated, s, e, mult_during, mult_after, lhr_after,
-                               half_life)
-        if t_in >= horizon:
-            break
-        if exit_rate > 0.0:
-            t_out = min(t_in + (x1 if n == 0 else exponential(key, n + 1)) / exit_rate, horizon)
-        else:
-            t_out = horizon
-        n += 2
-        for m in range(checks.shape[0]):
-            if t_in <= checks[m] < t_out:
-                in_care[m] = True
-        a = max(t_in, track_a)
-        b = min(t_out, track_b)
-        if b > a:
-            total += b - a
-            slope_at_since(a - track_a, 1.0, qsr_width, q_slope, q_part, qcol)
-            slope_at_since(b - track_a, -1.0, qsr_width, q_slope, q_part, qcol)
-            span(a, b, 1.0, cal_edges, day_q, k_slope, k_part, kcol)
-        t = t_out
-        mult = reentry_hr
-        if t < horizon:
-            target = exponential(key, n)
-    return total
-
-
 # --------------------------------------------------------------------------- money
 @njit(cache=True, error_model="numpy", _nrt=False)
 def _add_baseline_days(track_a, track_b, width, baseline_q, edges, day_q, slope, part, col):
@@ -952,7 +902,7 @@ def _outcomes(prm, cfg, status, ref_key, ref_time, accept_t, start_t, end_t, dis
               prior, rate0, care_key, care_e0, care_x1, reason_cdf, baseline_q, event_months,
               cal_edges, day_q, first_year_a, first_year_b, out, qsr_out, cal_out, reasons_out,
               k_slope, q_slope, base_cq, care_cq, base_slope, care_slope, event_counts, checks,
-              in_care, no_checks, no_flags, lengths):
+              in_care, lengths):
     """Everyone's outcomes after the capacity model: counts, waiting and caseload days,
     child days and care days (treated and counterfactual) in their tracking window.
     Returns (started, total wait, total age). Compiled without reference counting: it
@@ -1014,8 +964,7 @@ def _outcomes(prm, cfg, status, ref_key, ref_time, accept_t, start_t, end_t, dis
         age_sum += age0[i]
         if s >= cal_edges[0] and k_s >= 0:
             cal_out[k_s, K_STARTED] += 1.0
-        if first_year_a <= s < first_year_b:
-            out[O_STARTED_FIRST_YEAR] += 1
+        out[O_STARTED_FIRST_YEAR] += (first_year_a <= s) & (s < first_year_b)
         key = ref_key[i]
         noncompleted = uniform(key, R_NONCOMPLETION) < noncompletion
         out[O_NONCOMPLETED] += noncompleted
@@ -1048,14 +997,10 @@ def _outcomes(prm, cfg, status, ref_key, ref_time, accept_t, start_t, end_t, dis
             bump(k_b, room_b, -1.0, k_slope, cal_out, K_CHILD_DAYS)
         else:
             horizon = r
-        cf = care_walk(care_key[i], care_e0[i], care_x1[i], r, horizon, age0[i], rate0[i], age_hr, ref_age,
-                       exit_rate, reentry_hr, False, s, e, 1.0, 1.0, 0.0, 0.0, track_a, track_b,
-                       qsr_width, q_slope, qsr_out, Q_CARE_COUNTERFACTUAL,
-                       cal_edges, day_q, k_slope, cal_out, K_CARE_COUNTERFACTUAL,
-                       no_checks, no_flags)
         for m in range(n_events):
             checks[m] = r + event_months[m] * DAYS_PER_MONTH
             in_care[m] = False
+        cohort = 0
         if has_contract:
             cohort = pick(k_a >= 0, k_a, n_cal - 1)   # quarter_of(track_a), clamped
             if single_baseline:
@@ -1064,25 +1009,69 @@ def _outcomes(prm, cfg, status, ref_key, ref_time, accept_t, start_t, end_t, dis
             elif track_b > track_a:
                 _add_baseline_days(track_a, track_b, qsr_width, baseline_q, cal_edges, day_q,
                                    base_slope, base_cq, cohort)
+        # Care spells from referral to the horizon: the untreated counterfactual walk,
+        # then the treated one, on the same draws (n = 0, 2, 4.. entry targets, 1, 3, 5..
+        # spell lengths; draws 0 and 1 made once per young person). Most treated young
+        # people never enter care: the treated walk is skipped when the whole treated
+        # hazard to the horizon (closed form if it is piecewise constant in three
+        # pieces) stays below the first entry target. The walks are written here, not
+        # in a function, because the call (with a dozen arrays) cost a tenth of the run.
+        walks = 2
+        if constant_pieces and (_treated_hazard(r, s, e, horizon, rate0[i], mult_during,
+                                                mult_after) < care_e0[i]):
+            walks = 1
+        cf = 0.0
         tr = 0.0
-        # most treated young people never enter care: skip the walk when the whole
-        # treated hazard to the horizon (closed form if it is piecewise constant
-        # in three pieces) stays below the first entry target
-        if not (constant_pieces and
-                _treated_hazard(r, s, e, horizon, rate0[i], mult_during, mult_after) < care_e0[i]):
-            if has_contract:
-                tr = care_walk(care_key[i], care_e0[i], care_x1[i], r, horizon, age0[i], rate0[i], age_hr,
-                               ref_age, exit_rate, reentry_hr, True, s, e,
-                               mult_during, mult_after, kappa * lhr_after0, half_life,
-                               track_a, track_b, qsr_width, q_slope, qsr_out, Q_CARE_TREATED,
-                               cal_edges, day_q, care_slope, care_cq, cohort, checks, in_care)
+        key = care_key[i]
+        lhr_after = kappa * lhr_after0
+        for walk in range(walks):
+            treated = walk == 1
+            # where this walk's care days go: the treated ones by cohort under a contract
+            q_col = pick(treated, Q_CARE_TREATED, Q_CARE_COUNTERFACTUAL)
+            days = 0.0
+            t = r
+            n = 0
+            rate = rate0[i]
+            target = care_e0[i]
+            while t < horizon:
+                if constant_pieces:
+                    t_in = _entry_in_pieces(t, target, horizon, rate, treated, s, e,
+                                            mult_during, mult_after)
+                else:
+                    t_in = _next_entry(t, target, horizon, r, age0[i], rate, age_hr, ref_age,
+                                       treated, s, e, mult_during, mult_after, lhr_after,
+                                       half_life)
+                if t_in >= horizon:
+                    break
+                t_out = horizon
+                if exit_rate > 0.0:
+                    stay = care_x1[i] if n == 0 else exponential(key, n + 1)
+                    t_out = min(t_in + stay / exit_rate, horizon)
+                n += 2
+                if treated:
+                    for m in range(n_events):
+                        if t_in <= checks[m] < t_out:
+                            in_care[m] = True
+                a = max(t_in, track_a)
+                b = min(t_out, track_b)
+                if b > a:
+                    days += b - a
+                    slope_at_since(a - track_a, 1.0, qsr_width, q_slope, qsr_out, q_col)
+                    slope_at_since(b - track_a, -1.0, qsr_width, q_slope, qsr_out, q_col)
+                    if not treated:
+                        span(a, b, 1.0, cal_edges, day_q, k_slope, cal_out, K_CARE_COUNTERFACTUAL)
+                    elif has_contract:
+                        span(a, b, 1.0, cal_edges, day_q, care_slope, care_cq, cohort)
+                    else:
+                        span(a, b, 1.0, cal_edges, day_q, k_slope, cal_out, K_CARE_TREATED)
+                t = t_out
+                rate = rate0[i] * reentry_hr
+                if t < horizon:
+                    target = exponential(key, n)
+            if treated:
+                tr = days
             else:
-                tr = care_walk(care_key[i], care_e0[i], care_x1[i], r, horizon, age0[i], rate0[i], age_hr,
-                               ref_age, exit_rate, reentry_hr, True, s, e,
-                               mult_during, mult_after, kappa * lhr_after0, half_life,
-                               track_a, track_b, qsr_width, q_slope, qsr_out, Q_CARE_TREATED,
-                               cal_edges, day_q, k_slope, cal_out, K_CARE_TREATED, checks,
-                               in_care)
+                cf = days
         for m in range(n_events):
             if checks[m] < horizon and not in_care[m]:
                 count_at(checks[m], cal_edges, day_q, event_counts, m, 1.0)
@@ -1234,15 +1223,13 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
     event_counts = np.zeros((n_cal, n_events))
     checks = np.empty(n_events)
     in_care = np.zeros(n_events, np.bool_)
-    no_checks = np.empty(0)
-    no_flags = np.zeros(0, np.bool_)
     lengths = np.empty(n_ref)
     n_started, wait_sum, age_sum = _outcomes(
         prm, cfg, status, ref_key, ref_time, accept_t, start_t, end_t, disrupted, age0, prior,
         rate0, care_key, care_e0, care_x1, reason_cdf, baseline_q, event_months, cal_edges,
         day_q, first_year_a, first_year_b, out, qsr_out, cal_out, reasons_out, k_slope,
         q_slope, base_cq, care_cq, base_slope, care_slope, event_counts, checks, in_care,
-        no_checks, no_flags, lengths)
+        lengths)
     settle(cal_edges, 0.0, k_slope, cal_out)
     settle(no_edges, qsr_width, q_slope, qsr_out)
     if has_contract:
@@ -1308,10 +1295,13 @@ def median_inplace(a, n):
     return (low + a[h]) / 2.0
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", _nrt=False)
 def _categorical(u, cdf):
-    """Index of the category whose cumulative share first exceeds u."""
-    i = np.searchsorted(cdf, u, side="right")
+    """Index of the category whose cumulative share first exceeds u (a handful of
+    categories: a branch-free count of the shares passed)."""
+    i = 0
+    for j in range(cdf.shape[0]):
+        i += cdf[j] <= u
     return min(i, cdf.shape[0] - 1)
 
 
