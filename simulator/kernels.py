@@ -1305,7 +1305,7 @@ def _categorical(u, cdf):
     return min(i, cdf.shape[0] - 1)
 
 
-@njit(cache=True, error_model="numpy", _nrt=False)
+@njit(cache=True, error_model="numpy", _nrt=False, inline="always")
 def _first_to_end(open_end, n_open):
     """Index of the open case that ends first (-1 if none): a branch-free scan of a few cases."""
     which = -1
@@ -1317,7 +1317,7 @@ def _first_to_end(open_end, n_open):
     return which
 
 
-@njit(cache=True, error_model="numpy", _nrt=False)
+@njit(cache=True, error_model="numpy", _nrt=False, inline="always")
 def _best_post(p0, n, staffed, caseload, limit, exclude):
     """Staffed post with the fewest cases (below ``limit``), lowest index on ties; -1 if none."""
     best = -1
