@@ -678,7 +678,7 @@ def count_referrals(seed, path, prm, team_start, team_weight, referrals_end):
     return counts
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", _nrt=False, inline="always")
 def _sort_arrivals(times, keys, a, b):
     """Insertion sort of one month's arrivals (a handful) by time, keys alongside."""
     for i in range(a + 1, b):
@@ -691,6 +691,46 @@ def _sort_arrivals(times, keys, a, b):
             j -= 1
         times[j + 1] = t
         keys[j + 1] = key
+
+
+@njit(cache=True, error_model="numpy", _nrt=False)
+def _referrals(seed, path, prm, counts, team_start, referrals_end, first_year_a, first_year_b,
+               cal_edges, day_q, ref_team, ref_time, ref_key, status, accept_t, accepted, out,
+               cal_out):
+    """Each referral's team, arrival time (uniform in its month, in time order within the
+    month) and key, then screening. Returns the number accepted (listed in ``accepted``)."""
+    base = stream_key(seed, S_REFERRAL, path)
+    i = 0
+    for k in range(counts.shape[0]):
+        team_key = subkey(base, k)
+        for j in range(counts.shape[1]):
+            if counts[k, j] == 0:
+                continue
+            a = team_start[k] + j * DAYS_PER_MONTH
+            width = min(DAYS_PER_MONTH, referrals_end - a)
+            month_key = subkey(team_key, j)
+            first = i
+            for m in range(counts[k, j]):
+                key = subkey(month_key, m)
+                ref_key[i] = key
+                ref_team[i] = k
+                ref_time[i] = a + width * uniform(key, R_ARRIVAL)
+                i += 1
+            _sort_arrivals(ref_time, ref_key, first, i)
+    accept_share = prm[P_ACCEPTANCE_SHARE]
+    screening = prm[P_SCREENING_DAYS]
+    n_acc = 0
+    for i in range(ref_time.shape[0]):  # branch-free: acceptance is a coin toss
+        count_at(ref_time[i], cal_edges, day_q, cal_out, K_REFERRALS, 1.0)
+        out[O_REFERRALS_FIRST_YEAR] += (first_year_a <= ref_time[i]) & (ref_time[i] < first_year_b)
+        accept_t[i] = ref_time[i] + screening
+        acc = uniform(ref_key[i], R_SCREEN) < accept_share
+        status[i] = pick(acc, ST_WAITING, ST_REJECTED)
+        count_at(accept_t[i], cal_edges, day_q, cal_out, K_ACCEPTED, pick(acc, 1.0, 0.0))
+        accepted[n_acc] = i
+        n_acc += acc
+    out[O_REFERRALS] = ref_time.shape[0]
+    return n_acc
 
 
 # --------------------------------------------------------------------------- care
@@ -1109,40 +1149,12 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
     ref_team = np.empty(n_ref, np.int64)
     ref_time = np.empty(n_ref)
     ref_key = np.empty(n_ref, np.uint64)
-    base = stream_key(seed, S_REFERRAL, path)
-    i = 0
-    for k in range(n_teams):
-        team_key = subkey(base, k)
-        for j in range(counts.shape[1]):
-            if counts[k, j] == 0:
-                continue
-            a = team_start[k] + j * DAYS_PER_MONTH
-            width = min(DAYS_PER_MONTH, referrals_end - a)
-            month_key = subkey(team_key, j)
-            first = i
-            for m in range(counts[k, j]):
-                key = subkey(month_key, m)
-                ref_key[i] = key
-                ref_team[i] = k
-                ref_time[i] = a + width * uniform(key, R_ARRIVAL)
-                i += 1
-            _sort_arrivals(ref_time, ref_key, first, i)
-    accept_share = prm[P_ACCEPTANCE_SHARE]
-    screening = prm[P_SCREENING_DAYS]
     status = np.empty(n_ref, np.int64)
     accept_t = np.empty(n_ref)
     accepted = np.empty(n_ref, np.int64)   # the accepted referrals, in order
-    n_acc = 0
-    for i in range(n_ref):   # branch-free: acceptance is a coin toss the CPU cannot predict
-        count_at(ref_time[i], cal_edges, day_q, cal_out, K_REFERRALS, 1.0)
-        out[O_REFERRALS_FIRST_YEAR] += (first_year_a <= ref_time[i]) & (ref_time[i] < first_year_b)
-        accept_t[i] = ref_time[i] + screening
-        acc = uniform(ref_key[i], R_SCREEN) < accept_share
-        status[i] = pick(acc, ST_WAITING, ST_REJECTED)
-        count_at(accept_t[i], cal_edges, day_q, cal_out, K_ACCEPTED, pick(acc, 1.0, 0.0))
-        accepted[n_acc] = i
-        n_acc += acc
-    out[O_REFERRALS] = n_ref
+    n_acc = _referrals(seed, path, prm, counts, team_start, referrals_end, first_year_a,
+                       first_year_b, cal_edges, day_q, ref_team, ref_time, ref_key, status,
+                       accept_t, accepted, out, cal_out)
 
     # ---- young people (fixed draw numbers in each referral's stream, so draws never shift).
     # Drawn in one branch-free pass, before the event logic that uses them, so the
