@@ -1066,7 +1066,6 @@ def _outcomes(prm, cfg, status, ref_key, ref_time, accept_t, start_t, end_t, dis
         lhr_after = kappa * lhr_after0
         for walk in range(walks):
             treated = walk == 1
-            # where this walk's care days go: the treated ones by cohort under a contract
             q_col = pick(treated, Q_CARE_TREATED, Q_CARE_COUNTERFACTUAL)
             days = 0.0
             t = r
@@ -1098,6 +1097,8 @@ def _outcomes(prm, cfg, status, ref_key, ref_time, accept_t, start_t, end_t, dis
                     days += b - a
                     slope_at_since(a - track_a, 1.0, qsr_width, q_slope, qsr_out, q_col)
                     slope_at_since(b - track_a, -1.0, qsr_width, q_slope, qsr_out, q_col)
+                    # by calendar quarter; the treated days by cohort under a contract (arrays
+                    # named in each call: choosing one at run time cost a tenth as well)
                     if not treated:
                         span(a, b, 1.0, cal_edges, day_q, k_slope, cal_out, K_CARE_COUNTERFACTUAL)
                     elif has_contract:
