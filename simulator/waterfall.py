@@ -136,8 +136,8 @@ def irr(flows):
     """Quarterly internal rate of return of ``flows`` (NaN when undefined).
 
     Defined when the flows change sign and the NPV has a root above -100%:
-    bracketed on (-0.99, 10] per quarter and found by bisection refined with
-    the secant method, to 1e-12.
+    bracketed on (-0.99, 10] per quarter and found by bisection, to a bracket
+    narrower than 1e-14.
     """
     has_neg = False
     has_pos = False
