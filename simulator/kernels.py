@@ -734,6 +734,42 @@ def _referrals(seed, path, prm, counts, team_start, referrals_end, first_year_a,
 
 
 # --------------------------------------------------------------------------- care
+@njit(cache=True, error_model="numpy", _nrt=False)
+def _young_people(prm, cfg, n_acc, accepted, ref_key, ref_time, age0, prior, rate0, care_key,
+                  care_e0, care_x1, length):
+    """Each accepted young person's age, prior care, care-entry rate, care stream key,
+    first care-entry target and spell-length draw, and treatment length (if treated)."""
+    entry_base = prm[P_ENTRY_RATE] / DAYS_PER_YEAR * prm[P_DRIFT_MULTIPLIER]
+    age_mean = prm[P_AGE_MEAN]
+    age_sd = prm[P_AGE_SD]
+    age_lo = cfg[C_AGE_MIN]
+    age_hi = cfg[C_AGE_MAX]
+    age_flo = norm_cdf((age_lo - age_mean) / age_sd)
+    age_fhi = norm_cdf((age_hi - age_mean) / age_sd)
+    drift_trend = prm[P_DRIFT_TREND]
+    prior_share = prm[P_PRIOR_CARE_SHARE]
+    prior_hr = prm[P_PRIOR_CARE_HR]
+    length_mu = math.log(prm[P_TREATMENT_MEDIAN_DAYS])
+    length_sigma = (math.log(prm[P_SHORT_THRESHOLD_DAYS]) - length_mu) / norm_ppf(prm[P_SHARE_UNDER_THRESHOLD])
+    flo = norm_cdf((math.log(cfg[C_MIN_TREATMENT_DAYS]) - length_mu) / length_sigma)
+    fhi = norm_cdf((math.log(cfg[C_MAX_TREATMENT_DAYS]) - length_mu) / length_sigma)
+    for c in range(n_acc):  # rejected young people are never simulated further
+        i = accepted[c]
+        key = ref_key[i]
+        age0[i] = truncated_normal(uniform(key, R_AGE), age_mean, age_sd, age_lo, age_hi,
+                                   age_flo, age_fhi)
+        prior[i] = uniform(key, R_PRIOR_CARE) < prior_share
+        rate0[i] = entry_base * pick(prior[i], prior_hr, 1.0)
+        care_key[i] = subkey(key, S_CARE)
+        care_e0[i] = exponential(care_key[i], 0)
+        care_x1[i] = exponential(care_key[i], 1)
+        length[i] = treatment_length(uniform(key, R_LENGTH), length_mu, length_sigma, flo, fhi)
+    if drift_trend != 0.0:
+        for c in range(n_acc):
+            i = accepted[c]
+            rate0[i] *= (1.0 + drift_trend) ** (ref_time[i] / DAYS_PER_YEAR)
+
+
 @njit(cache=True, error_model="numpy")
 def _next_entry(t, target, horizon, t_ref, age0, rate0, age_hr, ref_age,
                 treated, s, e, mult_during, mult_after, lhr_after, half_life):
@@ -1167,35 +1203,8 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
     care_e0 = np.empty(n_ref)   # first care-entry target: shared by the wait and both walks
     care_x1 = np.empty(n_ref)   # first spell-length draw: shared by both walks
     length = np.empty(n_ref)    # treatment length, if treatment starts
-    entry_base = prm[P_ENTRY_RATE] / DAYS_PER_YEAR * prm[P_DRIFT_MULTIPLIER]
-    age_mean = prm[P_AGE_MEAN]
-    age_sd = prm[P_AGE_SD]
-    age_lo = cfg[C_AGE_MIN]
-    age_hi = cfg[C_AGE_MAX]
-    age_flo = norm_cdf((age_lo - age_mean) / age_sd)
-    age_fhi = norm_cdf((age_hi - age_mean) / age_sd)
-    drift_trend = prm[P_DRIFT_TREND]
-    prior_share = prm[P_PRIOR_CARE_SHARE]
-    prior_hr = prm[P_PRIOR_CARE_HR]
-    length_mu = math.log(prm[P_TREATMENT_MEDIAN_DAYS])
-    length_sigma = (math.log(prm[P_SHORT_THRESHOLD_DAYS]) - length_mu) / norm_ppf(prm[P_SHARE_UNDER_THRESHOLD])
-    flo = norm_cdf((math.log(cfg[C_MIN_TREATMENT_DAYS]) - length_mu) / length_sigma)
-    fhi = norm_cdf((math.log(cfg[C_MAX_TREATMENT_DAYS]) - length_mu) / length_sigma)
-    for c in range(n_acc):  # rejected young people are never simulated further
-        i = accepted[c]
-        key = ref_key[i]
-        age0[i] = truncated_normal(uniform(key, R_AGE), age_mean, age_sd, age_lo, age_hi,
-                                   age_flo, age_fhi)
-        prior[i] = uniform(key, R_PRIOR_CARE) < prior_share
-        rate0[i] = entry_base * pick(prior[i], prior_hr, 1.0)
-        care_key[i] = subkey(key, S_CARE)
-        care_e0[i] = exponential(care_key[i], 0)
-        care_x1[i] = exponential(care_key[i], 1)
-        length[i] = treatment_length(uniform(key, R_LENGTH), length_mu, length_sigma, flo, fhi)
-    if drift_trend != 0.0:
-        for c in range(n_acc):
-            i = accepted[c]
-            rate0[i] *= (1.0 + drift_trend) ** (ref_time[i] / DAYS_PER_YEAR)
+    _young_people(prm, cfg, n_acc, accepted, ref_key, ref_time, age0, prior, rate0, care_key,
+                  care_e0, care_x1, length)
 
     # ---- capacity: each team's FIFO waiting list and caseloads
     start_t = np.full(n_ref, _INF)
