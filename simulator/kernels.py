@@ -308,7 +308,10 @@ def gamma_draw(key, n, shape, scale):
         v = v * v * v
         u = uniform(key, n)
         n += 1
-        if math.log(u) < 0.5 * x * x + d - d * v + d * math.log(v):
+        x2 = x * x
+        if u < 1.0 - 0.0331 * x2 * x2:  # the squeeze: implies the test below, without logs
+            return d * v * scale * boost, n
+        if math.log(u) < 0.5 * x2 + d - d * v + d * math.log(v):
             return d * v * scale * boost, n
 
 
