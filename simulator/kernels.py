@@ -977,6 +977,12 @@ def _contract_and_finance(prm, cfg, team_start, edges, base_cq, care_cq, event_c
 
 # --------------------------------------------------------------------------- outcomes
 @njit(cache=True, error_model="numpy", _nrt=False)
+def _weaker(kappa, hr, log_hr):
+    """The hazard ratio hr with its log scaled by kappa (hr itself when kappa is 1)."""
+    return hr if kappa == 1.0 else math.exp(kappa * log_hr)
+
+
+@njit(cache=True, error_model="numpy", _nrt=False)
 def _outcomes(prm, cfg, status, ref_key, ref_time, accept_t, start_t, end_t, disrupted, age0,
               prior, rate0, care_key, care_e0, care_x1, reason_cdf, baseline_q, event_months,
               cal_edges, day_q, first_year_a, first_year_b, out, qsr_out, cal_out, reasons_out,
@@ -994,6 +1000,18 @@ def _outcomes(prm, cfg, status, ref_key, ref_time, accept_t, start_t, end_t, dis
     hr_after0 = prm[P_HR_AFTER]
     lhr_during0 = math.log(hr_during0)
     lhr_after0 = math.log(hr_after0)
+    # A weaker effect (kappa < 1: non-completed, disrupted or both) scales the log hazard
+    # ratios. Three kappas a path, so the hazard ratios are worked out here, once, and
+    # picked per young person without a branch.
+    kappa_nc = prm[P_NONCOMPLETED_RETENTION]
+    kappa_dis = prm[P_DISRUPTED_RETENTION]
+    kappa_both = kappa_nc * kappa_dis
+    during_nc = _weaker(kappa_nc, hr_during0, lhr_during0)
+    during_dis = _weaker(kappa_dis, hr_during0, lhr_during0)
+    during_both = _weaker(kappa_both, hr_during0, lhr_during0)
+    after_nc = _weaker(kappa_nc, hr_after0, lhr_after0)
+    after_dis = _weaker(kappa_dis, hr_after0, lhr_after0)
+    after_both = _weaker(kappa_both, hr_after0, lhr_after0)
     half_life = prm[P_EFFECT_HALF_LIFE_DAYS]
     exit_rate = prm[P_EXIT_RATE] / DAYS_PER_YEAR
     age_hr = prm[P_AGE_HR]
@@ -1048,13 +1066,11 @@ def _outcomes(prm, cfg, status, ref_key, ref_time, accept_t, start_t, end_t, dis
         noncompleted = uniform(key, R_NONCOMPLETION) < noncompletion
         out[O_NONCOMPLETED] += noncompleted
         out[O_DISRUPTED] += disrupted[i]
-        kappa = (pick(noncompleted, prm[P_NONCOMPLETED_RETENTION], 1.0)
-                 * pick(disrupted[i], prm[P_DISRUPTED_RETENTION], 1.0))
-        mult_during = hr_during0
-        mult_after = hr_after0
-        if kappa != 1.0:  # a weaker effect: the log hazard ratios scaled by kappa
-            mult_during = math.exp(kappa * lhr_during0)
-            mult_after = math.exp(kappa * lhr_after0)
+        nc = noncompleted
+        dis = disrupted[i]
+        kappa = pick(nc, pick(dis, kappa_both, kappa_nc), pick(dis, kappa_dis, 1.0))
+        mult_during = pick(nc, pick(dis, during_both, during_nc), pick(dis, during_dis, hr_during0))
+        mult_after = pick(nc, pick(dis, after_both, after_nc), pick(dis, after_dis, hr_after0))
         out[O_FEMALE] += uniform(key, R_FEMALE) < female_share
         out[O_PRIOR_CARE] += prior[i]
         r = ref_time[i]
