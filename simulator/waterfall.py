@@ -16,7 +16,7 @@ Quarterly, in calendar quarters (index k):
   shortfall; from the distribution start it distributes cash above the
   reserve (all of it in the final quarter): investors' drawn capital first,
   then the surplus split between investors and provider.
-* ``irr``: internal rate of return of quarterly investor flows.
+* ``irr``: internal rate of return of quarterly investor flows (safeguarded Newton).
 
 Every line is in pounds; the conservation identity
 ``calls + payments = costs paid + distributions + change in balance`` holds by
@@ -123,12 +123,16 @@ def spv_cash_flows(payments, costs, commitment, reserve, tranche, dist_from_q, f
 
 @njit(cache=True, error_model="numpy")
 def _npv(flows, rate):
-    v = 0.0
-    d = 1.0
-    for k in range(flows.shape[0]):
-        v += flows[k] / d
-        d *= 1.0 + rate
-    return v
+    """(NPV of ``flows`` at ``rate``, its derivative in the rate): Horner's rule in the
+    discount factor x = 1 / (1 + rate), so one division however many quarters."""
+    x = 1.0 / (1.0 + rate)
+    n = flows.shape[0]
+    v = flows[n - 1]
+    dv = 0.0   # d v / d x
+    for k in range(n - 2, -1, -1):
+        dv = dv * x + v
+        v = v * x + flows[k]
+    return v, -dv * x * x
 
 
 @njit(cache=True, error_model="numpy")
@@ -136,8 +140,9 @@ def irr(flows):
     """Quarterly internal rate of return of ``flows`` (NaN when undefined).
 
     Defined when the flows change sign and the NPV has a root above -100%:
-    bracketed on (-0.99, 10] per quarter and found by bisection, to a bracket
-    narrower than 1e-14.
+    bracketed on (-0.99, 10] per quarter and found by Newton steps kept inside the
+    bracket (a bisection step whenever Newton would leave it or stall), to a step
+    below 1e-14.
     """
     has_neg = False
     has_pos = False
@@ -150,21 +155,40 @@ def irr(flows):
         return np.nan
     lo = -0.99
     hi = 10.0
-    f_lo = _npv(flows, lo)
-    f_hi = _npv(flows, hi)
+    f_lo = _npv(flows, lo)[0]
+    f_hi = _npv(flows, hi)[0]
     if f_lo * f_hi > 0.0:
         return np.nan
+    if f_lo == 0.0:
+        return lo
+    if f_hi == 0.0:
+        return hi
+    if f_lo > 0.0:  # orient the bracket so that the NPV is negative at lo
+        lo, hi = hi, lo
+    r = 0.0 if min(lo, hi) < 0.0 < max(lo, hi) else 0.5 * (lo + hi)
+    step_before = abs(hi - lo)
+    step = step_before
+    f, df = _npv(flows, r)
     for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        f_mid = _npv(flows, mid)
-        if f_mid == 0.0 or hi - lo < 1e-14:
-            return mid
-        if (f_mid < 0.0) == (f_lo < 0.0):
-            lo = mid
-            f_lo = f_mid
+        newton_leaves = ((r - hi) * df - f) * ((r - lo) * df - f) > 0.0
+        if newton_leaves or abs(2.0 * f) > abs(step_before * df):
+            step_before = step
+            step = 0.5 * (hi - lo)
+            r = lo + step
         else:
-            hi = mid
-    return 0.5 * (lo + hi)
+            step_before = step
+            step = f / df
+            r -= step
+        if abs(step) < 1e-14:
+            return r
+        f, df = _npv(flows, r)
+        if f == 0.0:
+            return r
+        if f < 0.0:
+            lo = r
+        else:
+            hi = r
+    return r
 
 
 @njit(cache=True, error_model="numpy")
