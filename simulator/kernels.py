@@ -18,7 +18,9 @@ the layout of the arrays they share is defined here, once.
 import math
 
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.extending import intrinsic
 
 from . import waterfall as W
 
@@ -274,6 +276,101 @@ def norm_ppf(p):
         x = -(((((c1 * q + c2) * q + c3) * q + c4) * q + c5) * q + c6) / \
             ((((d1 * q + d2) * q + d3) * q + d4) * q + 1.0)
     return x
+
+
+# --------------------------------------------------------------------------- batch math
+# log, exp and the normal quantile written out in arithmetic and bit operations,
+# with no calls and no branches, so that a loop over many draws compiles to
+# vector instructions (libm's scalar calls cannot be vectorised without SVML,
+# which the PyPI llvmlite lacks). Same algorithms as fdlibm's log and exp (within
+# one ulp of libm) and the same Acklam quantile as norm_ppf. For finite inputs:
+# batch_log wants a normal x > 0, batch_exp clamps x to [-708, 709].
+@intrinsic
+def _float_bits(typingctx, x):
+    """The bits of a float64, as an int64 (a reinterpretation, not a conversion)."""
+    if x != types.float64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+    return types.int64(types.float64), codegen
+
+
+@intrinsic
+def _bits_float(typingctx, b):
+    """The float64 whose bits are the int64 b."""
+    if b != types.int64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+    return types.float64(types.int64), codegen
+
+
+_LN2_HI = 6.93147180369123816490e-01
+_LN2_LO = 1.90821492927058770002e-10
+_INV_LN2 = 1.44269504088896338700e+00
+_SQRT_HALF_BITS = 0x3FE6A09E667F3BCD   # sqrt(2) / 2
+_ONE_BITS = 0x3FF0000000000000
+_MANTISSA = 0x000FFFFFFFFFFFFF
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def batch_log(x):
+    """log(x), x normal and > 0: x = 2^k m with m in [sqrt(2)/2, sqrt(2)), then
+    log(m) = 2 atanh(f / (2 + f)), f = m - 1, by fdlibm's polynomial."""
+    b = _float_bits(x) + (_ONE_BITS - _SQRT_HALF_BITS)
+    k = float((b >> 52) - 1023)
+    f = _bits_float((b & _MANTISSA) + _SQRT_HALF_BITS) - 1.0
+    s = f / (2.0 + f)
+    z = s * s
+    w = z * z
+    t1 = w * (3.999999999940941908e-01 + w * (2.222219843214978396e-01
+                                              + w * 1.531383769920937332e-01))
+    t2 = z * (6.666666666666735130e-01 + w * (2.857142874366239149e-01
+                                              + w * (1.818357216161805012e-01
+                                                     + w * 1.479819860511658591e-01)))
+    half_f2 = 0.5 * f * f
+    return k * _LN2_HI - ((half_f2 - (s * (half_f2 + t1 + t2) + k * _LN2_LO)) - f)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def batch_exp(x):
+    """exp(x): x = k ln2 + r, |r| <= ln2 / 2, fdlibm's rational form of exp(r),
+    scaled by 2^k in the exponent bits."""
+    x = min(max(x, -708.0), 709.0)
+    k = math.floor(x * _INV_LN2 + 0.5)
+    hi = x - k * _LN2_HI
+    lo = k * _LN2_LO
+    r = hi - lo
+    t = r * r
+    c = r - t * (1.66666666666666019037e-01 + t * (-2.77777777770155933842e-03 + t * (
+        6.61375632143793436117e-05 + t * (-1.65339022054652515390e-06
+                                          + t * 4.13813679705723846039e-08))))
+    y = 1.0 - ((lo - (r * c) / (2.0 - c)) - hi)
+    return _bits_float(_float_bits(y) + (np.int64(k) << 52))
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def batch_norm_ppf(p):
+    """norm_ppf without branches: both the central and the tail formula, then a select."""
+    q = p - 0.5
+    r = q * q
+    central = (((((-3.969683028665376e01 * r + 2.209460984245205e02) * r
+                  - 2.759285104469687e02) * r + 1.383577518672690e02) * r
+                - 3.066479806614716e01) * r + 2.506628277459239e00) * q / \
+        (((((-5.447609879822406e01 * r + 1.615858368580409e02) * r
+            - 1.556989798598866e02) * r + 6.680131188771972e01) * r
+          - 1.328068155288572e01) * r + 1.0)
+    upper = p > 0.5
+    qt = math.sqrt(-2.0 * batch_log(pick(upper, 1.0 - p, p)))
+    tail = (((((-7.784894002430293e-03 * qt - 3.223964580411365e-01) * qt
+               - 2.400758277161838e00) * qt - 2.549732539343734e00) * qt
+             + 4.374664141464968e00) * qt + 2.938163982698783e00) / \
+        ((((7.784695709041462e-03 * qt + 3.224671290700398e-01) * qt
+           + 2.445134137142996e00) * qt + 3.754408661907416e00) * qt + 1.0)
+    tail = pick(upper, -tail, tail)
+    return pick((p >= 0.02425) & (p <= 1.0 - 0.02425), central, tail)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -739,9 +836,14 @@ def _referrals(seed, path, prm, counts, team_start, referrals_end, first_year_a,
 # --------------------------------------------------------------------------- care
 @njit(cache=True, error_model="numpy", _nrt=False)
 def _young_people(prm, cfg, n_acc, accepted, ref_key, ref_time, age0, prior, rate0, care_key,
-                  care_e0, care_x1, length):
+                  care_e0, care_x1, length, u_age, u_e0, u_x1, u_length):
     """Each accepted young person's age, prior care, care-entry rate, care stream key,
-    first care-entry target and spell-length draw, and treatment length (if treated)."""
+    first care-entry target and spell-length draw, and treatment length (if treated).
+
+    Three passes: the uniforms (hashes), in the order of ``accepted`` into the work
+    arrays u_*; their transformation by log, exp and the normal quantile, in a
+    loop of arithmetic only that compiles to vector instructions; then each value
+    to its young person."""
     entry_base = prm[P_ENTRY_RATE] / DAYS_PER_YEAR * prm[P_DRIFT_MULTIPLIER]
     age_mean = prm[P_AGE_MEAN]
     age_sd = prm[P_AGE_SD]
@@ -759,14 +861,26 @@ def _young_people(prm, cfg, n_acc, accepted, ref_key, ref_time, age0, prior, rat
     for c in range(n_acc):  # rejected young people are never simulated further
         i = accepted[c]
         key = ref_key[i]
-        age0[i] = truncated_normal(uniform(key, R_AGE), age_mean, age_sd, age_lo, age_hi,
-                                   age_flo, age_fhi)
         prior[i] = uniform(key, R_PRIOR_CARE) < prior_share
         rate0[i] = entry_base * pick(prior[i], prior_hr, 1.0)
         care_key[i] = subkey(key, S_CARE)
-        care_e0[i] = exponential(care_key[i], 0)
-        care_x1[i] = exponential(care_key[i], 1)
-        length[i] = treatment_length(uniform(key, R_LENGTH), length_mu, length_sigma, flo, fhi)
+        u_age[c] = uniform(key, R_AGE)
+        u_e0[c] = uniform(care_key[i], 0)
+        u_x1[c] = uniform(care_key[i], 1)
+        u_length[c] = uniform(key, R_LENGTH)
+    for c in range(n_acc):  # inverse CDFs (see truncated_normal, treatment_length)
+        age = age_mean + age_sd * batch_norm_ppf(age_flo + u_age[c] * (age_fhi - age_flo))
+        u_age[c] = min(max(age, age_lo), age_hi)
+        u_e0[c] = -batch_log(u_e0[c])
+        u_x1[c] = -batch_log(u_x1[c])
+        u_length[c] = batch_exp(length_mu + length_sigma
+                                * batch_norm_ppf(flo + u_length[c] * (fhi - flo)))
+    for c in range(n_acc):
+        i = accepted[c]
+        age0[i] = u_age[c]
+        care_e0[i] = u_e0[c]
+        care_x1[i] = u_x1[c]
+        length[i] = u_length[c]
     if drift_trend != 0.0:
         for c in range(n_acc):
             i = accepted[c]
@@ -1223,7 +1337,8 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
     care_x1 = np.empty(n_ref)   # first spell-length draw: shared by both walks
     length = np.empty(n_ref)    # treatment length, if treatment starts
     _young_people(prm, cfg, n_acc, accepted, ref_key, ref_time, age0, prior, rate0, care_key,
-                  care_e0, care_x1, length)
+                  care_e0, care_x1, length, np.empty(n_acc), np.empty(n_acc), np.empty(n_acc),
+                  np.empty(n_acc))
 
     # ---- capacity: each team's FIFO waiting list and caseloads
     start_t = np.full(n_ref, _INF)

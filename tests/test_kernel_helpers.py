@@ -1,6 +1,10 @@
-"""Small kernel helpers checked against numpy: the in-place median and the branch-free pick."""
+"""Small kernel helpers checked against numpy and scipy: the in-place median, the
+branch-free pick and the batch log, exp and normal quantile."""
+import math
+
 import numpy as np
 import pytest
+from scipy.special import ndtri
 
 from simulator import kernels as K
 
@@ -23,3 +27,43 @@ def test_median_inplace_matches_numpy(kind):
 def test_pick():
     assert K.pick(True, 1.5, 2.5) == 1.5
     assert K.pick(False, 1.5, 2.5) == 2.5
+
+
+def _ulps(ours, exact):
+    return np.abs(ours - exact) / np.spacing(np.abs(exact))
+
+
+def test_batch_log_within_one_ulp_of_libm():
+    rng = np.random.default_rng(5)
+    # uniforms as the kernels make them (the smallest is 2**-54), and values far from 1
+    x = np.concatenate([rng.random(5000), 2.0 ** -rng.uniform(0, 54, 2000),
+                        rng.uniform(1, 1e6, 2000), [2.0 ** -54, 0.5, 1.0, 1.0 - 2.0 ** -53, 2.0]])
+    ours = np.array([K.batch_log(v) for v in x])
+    exact = np.log(x)
+    assert ours[np.flatnonzero(x == 1.0)[0]] == 0.0
+    nonzero = exact != 0.0
+    assert _ulps(ours[nonzero], exact[nonzero]).max() <= 1.0
+
+
+def test_batch_exp_within_one_ulp_of_libm_and_clamped():
+    rng = np.random.default_rng(6)
+    x = np.concatenate([rng.uniform(-30, 30, 5000), rng.uniform(-700, 700, 2000),
+                        [0.0, math.log(2.0) / 2, -708.0, 709.0]])
+    ours = np.array([K.batch_exp(v) for v in x])
+    assert _ulps(ours, np.exp(x)).max() <= 1.0
+    assert K.batch_exp(0.0) == 1.0
+    assert K.batch_exp(1000.0) == K.batch_exp(709.0)   # clamped, not inf or garbage
+
+
+def test_batch_norm_ppf_agrees_with_scalar_and_scipy():
+    rng = np.random.default_rng(7)
+    p = np.concatenate([rng.random(5000), rng.random(2000) * 0.03, 1.0 - rng.random(2000) * 0.03,
+                        [2.0 ** -54, 0.02425, 0.5, 1.0 - 0.02425, 1.0 - 2.0 ** -53]])
+    ours = np.array([K.batch_norm_ppf(v) for v in p])
+    scalar = np.array([K.norm_ppf(v) for v in p])
+    # the same formulas: identical in the centre, within rounding in the tails (log)
+    centre = (p >= 0.02425) & (p <= 1 - 0.02425)
+    assert np.array_equal(ours[centre], scalar[centre])
+    assert np.abs(ours - scalar).max() < 1e-13
+    exact = ndtri(p)
+    assert np.all(np.abs(ours - exact) <= 1.2e-9 * np.abs(exact) + 1e-15)  # Acklam's bound
