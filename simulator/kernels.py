@@ -582,8 +582,13 @@ def span(a, b, w, edges, day_q, slope, part, col):
 
 @njit(cache=True, error_model="numpy", _nrt=False)
 def slope_at_since(x, w, width, slope, part, col):
-    """As slope_at for quarters of equal width since a young person's tracking start (x >= 0)."""
-    k = int(x / width)
+    """As slope_at for quarters of equal width since a young person's tracking start (x >= 0).
+
+    The quarter is found by multiplying by 1 / width (a constant: no division on the
+    hot path). Where x is a quarter boundary to rounding, either neighbour is right:
+    the quarter before gets room 0 and the slope, which settle() turns into the same days.
+    """
+    k = int(x * (1.0 / width))
     if k < slope.shape[0]:
         slope[k, col] += w
         part[k, col] += w * ((k + 1) * width - x)
