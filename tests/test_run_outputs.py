@@ -75,6 +75,15 @@ def test_conservation_holds_and_the_checker_catches_a_break():
         engine.check_conservation(f, res.by_tracking_quarter, cal)
 
 
+def test_the_checker_catches_cash_that_does_not_add_up():
+    res = engine.simulate(load_scenario(ESSEX).scenario, paths=20, seed=2)
+    engine.check_conservation(res.paths, res.by_tracking_quarter, res.by_calendar_quarter)
+    cal = res.by_calendar_quarter.copy()
+    cal[4, 10, K.K_DISTRIBUTIONS_INVESTORS] += 1.0   # a pound paid out of nowhere
+    with pytest.raises(engine.ConservationError, match="change in cash balance"):
+        engine.check_conservation(res.paths, res.by_tracking_quarter, cal)
+
+
 def test_calendar_quarters_start_on_quarter_days_and_cover_tracking():
     sc = load_scenario(ESSEX).scenario
     res = engine.simulate(sc, paths=20)
