@@ -785,17 +785,26 @@ def count_referrals(seed, path, prm, team_start, team_weight, referrals_end):
 
 @njit(cache=True, error_model="numpy", _nrt=False, inline="always")
 def _sort_arrivals(times, keys, a, b):
-    """Insertion sort of one month's arrivals (a handful) by time, keys alongside."""
+    """Stable insertion sort of one month's arrivals (a handful) by time, keys alongside.
+
+    Branch-free: each arrival is carried down the sorted run before it, every later
+    arrival moving up one place and every earlier one written back where it was.
+    Where it stops is a coin toss, so the usual early exit would be mispredicted
+    about once an arrival; this does more work but never waits on a wrong guess.
+    """
     for i in range(a + 1, b):
         t = times[i]
         key = keys[i]
-        j = i - 1
-        while j >= a and times[j] > t:
-            times[j + 1] = times[j]
-            keys[j + 1] = keys[j]
-            j -= 1
-        times[j + 1] = t
-        keys[j + 1] = key
+        for j in range(i - 1, a - 1, -1):
+            x = times[j]
+            kx = keys[j]
+            up = x > t
+            times[j + 1] = pick(up, x, t)
+            keys[j + 1] = pick(up, kx, key)
+            t = pick(up, t, x)
+            key = pick(up, key, kx)
+        times[a] = t
+        keys[a] = key
 
 
 @njit(cache=True, error_model="numpy", _nrt=False)
