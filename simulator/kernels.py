@@ -809,10 +809,11 @@ def _sort_arrivals(times, keys, a, b):
 
 @njit(cache=True, error_model="numpy", _nrt=False)
 def _referrals(seed, path, prm, counts, team_start, referrals_end, first_year_a, first_year_b,
-               cal_edges, day_q, ref_team, ref_time, ref_key, status, accept_t, accepted, out,
-               cal_out):
+               cal_edges, day_q, reason_cdf, ref_team, ref_time, ref_key, status, accept_t,
+               accepted, rejected, out, cal_out, reasons_out):
     """Each referral's team, arrival time (uniform in its month, in time order within the
-    month) and key, then screening. Returns the number accepted (listed in ``accepted``)."""
+    month) and key, then screening, and the reasons for rejection. Returns the number
+    accepted (listed in ``accepted``; nothing after this kernel looks at the rejected)."""
     base = stream_key(seed, S_REFERRAL, path)
     i = 0
     for k in range(counts.shape[0]):
@@ -834,6 +835,7 @@ def _referrals(seed, path, prm, counts, team_start, referrals_end, first_year_a,
     accept_share = prm[P_ACCEPTANCE_SHARE]
     screening = prm[P_SCREENING_DAYS]
     n_acc = 0
+    n_rej = 0
     for i in range(ref_time.shape[0]):  # branch-free: acceptance is a coin toss
         count_at(ref_time[i], cal_edges, day_q, cal_out, K_REFERRALS, 1.0)
         out[O_REFERRALS_FIRST_YEAR] += (first_year_a <= ref_time[i]) & (ref_time[i] < first_year_b)
@@ -842,8 +844,14 @@ def _referrals(seed, path, prm, counts, team_start, referrals_end, first_year_a,
         status[i] = pick(acc, ST_WAITING, ST_REJECTED)
         count_at(accept_t[i], cal_edges, day_q, cal_out, K_ACCEPTED, pick(acc, 1.0, 0.0))
         accepted[n_acc] = i
+        rejected[n_rej] = i
         n_acc += acc
+        n_rej += pick(acc, 0, 1)
+    if reason_cdf.shape[0] > 0:
+        for c in range(n_rej):
+            reasons_out[_categorical(uniform(ref_key[rejected[c]], R_REASON), reason_cdf)] += 1.0
     out[O_REFERRALS] = ref_time.shape[0]
+    out[O_REJECTED] = n_rej
     return n_acc
 
 
@@ -1111,14 +1119,14 @@ def _weaker(kappa, hr, log_hr):
 
 
 @njit(cache=True, error_model="numpy", _nrt=False)
-def _outcomes(prm, cfg, status, ref_key, ref_time, accept_t, start_t, end_t, disrupted, age0,
-              prior, rate0, care_key, care_e0, care_x1, reason_cdf, baseline_q, event_months,
-              cal_edges, day_q, first_year_a, first_year_b, out, qsr_out, cal_out, reasons_out,
+def _outcomes(prm, cfg, n_acc, accepted, status, ref_key, ref_time, accept_t, start_t, end_t,
+              disrupted, age0, prior, rate0, care_key, care_e0, care_x1, baseline_q,
+              event_months, cal_edges, day_q, first_year_a, first_year_b, out, qsr_out, cal_out,
               k_slope, q_slope, base_cq, care_cq, base_slope, care_slope, event_counts, checks,
               in_care, lengths):
-    """Everyone's outcomes after the capacity model: counts, waiting and caseload days,
-    child days and care days (treated and counterfactual) in their tracking window.
-    Returns (started, total wait, total age). Compiled without reference counting: it
+    """The accepted young people's outcomes after the capacity model: counts, waiting and
+    caseload days, child days and care days (treated and counterfactual) in their
+    tracking window. Returns (started, total wait, total age). Compiled without reference counting: it
     allocates nothing, and numba's refcount pruning gives up on loops this large."""
     care_end_age = cfg[C_CARE_END_AGE]
     track_days = cfg[C_TRACKING_DAYS]
@@ -1155,7 +1163,8 @@ def _outcomes(prm, cfg, status, ref_key, ref_time, accept_t, start_t, end_t, dis
     n_started = 0
     wait_sum = 0.0
     age_sum = 0.0
-    for i in range(status.shape[0]):
+    for c in range(n_acc):
+        i = accepted[c]
         st = status[i]
         if st == ST_LOST_WAIT:
             out[O_LOST_WAIT] += 1
@@ -1163,12 +1172,6 @@ def _outcomes(prm, cfg, status, ref_key, ref_time, accept_t, start_t, end_t, dis
             out[O_LOST_CARE] += 1
         elif st == ST_LOST_SERVICE_END:
             out[O_LOST_SERVICE_END] += 1
-        elif st == ST_REJECTED:
-            out[O_REJECTED] += 1
-            if reason_cdf.shape[0] > 0:
-                reasons_out[_categorical(uniform(ref_key[i], R_REASON), reason_cdf)] += 1.0
-        if st == ST_REJECTED:
-            continue
         if st != ST_STARTED:  # lost: waited from acceptance until leaving the list
             span(accept_t[i], end_t[i], 1.0, cal_edges, day_q, k_slope, cal_out, K_WAITING_DAYS)
             continue
@@ -1337,8 +1340,9 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
     accept_t = np.empty(n_ref)
     accepted = np.empty(n_ref, np.int64)   # the accepted referrals, in order
     n_acc = _referrals(seed, path, prm, counts, team_start, referrals_end, first_year_a,
-                       first_year_b, cal_edges, day_q, ref_team, ref_time, ref_key, status,
-                       accept_t, accepted, out, cal_out)
+                       first_year_b, cal_edges, day_q, reason_cdf, ref_team, ref_time, ref_key,
+                       status, accept_t, accepted, np.empty(n_ref, np.int64), out, cal_out,
+                       reasons_out)
 
     # ---- young people (fixed draw numbers in each referral's stream, so draws never shift).
     # Drawn in one branch-free pass, before the event logic that uses them, so the
@@ -1395,11 +1399,10 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
     in_care = np.zeros(n_events, np.bool_)
     lengths = np.empty(n_ref)
     n_started, wait_sum, age_sum = _outcomes(
-        prm, cfg, status, ref_key, ref_time, accept_t, start_t, end_t, disrupted, age0, prior,
-        rate0, care_key, care_e0, care_x1, reason_cdf, baseline_q, event_months, cal_edges,
-        day_q, first_year_a, first_year_b, out, qsr_out, cal_out, reasons_out, k_slope,
-        q_slope, base_cq, care_cq, base_slope, care_slope, event_counts, checks, in_care,
-        lengths)
+        prm, cfg, n_acc, accepted, status, ref_key, ref_time, accept_t, start_t, end_t,
+        disrupted, age0, prior, rate0, care_key, care_e0, care_x1, baseline_q, event_months,
+        cal_edges, day_q, first_year_a, first_year_b, out, qsr_out, cal_out, k_slope, q_slope,
+        base_cq, care_cq, base_slope, care_slope, event_counts, checks, in_care, lengths)
     settle(cal_edges, 0.0, k_slope, cal_out)
     settle(no_edges, qsr_width, q_slope, qsr_out)
     if has_contract:
