@@ -22,6 +22,7 @@ from llvmlite import ir
 from numba import njit, prange, types
 from numba.extending import intrinsic
 
+from . import jit_cache  # noqa: F401  (before any kernel: see the module)
 from . import waterfall as W
 
 # --------------------------------------------------------------------------- layout

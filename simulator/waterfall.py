@@ -27,6 +27,8 @@ import math
 import numpy as np
 from numba import njit
 
+from . import jit_cache  # noqa: F401  (before any kernel: see the module)
+
 # Lines of the SPV cash-flow table (columns of ``lines``).
 L_PAYMENTS = 0
 L_COSTS_DUE = 1

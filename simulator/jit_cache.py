@@ -1,0 +1,64 @@
+"""Numba's on-disk cache, keyed by every kernel source file rather than one.
+
+Numba checks a cached kernel against its own source file only, yet a kernel in
+``kernels.py`` carries compiled copies of the ``waterfall.py`` kernels it calls:
+edit ``waterfall.py`` alone (or check out a commit that changes only it) and the
+old code would still run (numba issue #1833). Here every cached kernel of this
+package is stamped with the contents of all the kernel sources, so a change to
+any one recompiles them all. Imported before any kernel is defined.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from functools import lru_cache
+
+from numba.core import caching
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+KERNEL_SOURCES = tuple(os.path.join(_HERE, name) for name in ("kernels.py", "waterfall.py"))
+
+
+@lru_cache(maxsize=None)
+def _file_hash(path: str, mtime: float, size: int) -> bytes:
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).digest()
+
+
+def sources_stamp() -> tuple[bytes, ...]:
+    """A digest of each kernel source file (re-read whenever its mtime or size changes)."""
+    stamps = []
+    for path in KERNEL_SOURCES:
+        st = os.stat(path)
+        stamps.append(_file_hash(path, st.st_mtime, st.st_size))
+    return tuple(stamps)
+
+
+class _AllKernelSources:
+    """Locator mixin: only for this package's kernel files; stamps all of them."""
+
+    def get_source_stamp(self):
+        return sources_stamp()
+
+    @classmethod
+    def from_function(cls, py_func, py_file):
+        if os.path.abspath(py_file) not in KERNEL_SOURCES:
+            return None
+        return super().from_function(py_func, py_file)
+
+
+class UserProvidedLocator(_AllKernelSources, caching.UserProvidedCacheLocator):
+    """NUMBA_CACHE_DIR, when set."""
+
+
+class InTreeLocator(_AllKernelSources, caching.InTreeCacheLocator):
+    """__pycache__ beside the sources."""
+
+
+class UserWideLocator(_AllKernelSources, caching.UserWideCacheLocator):
+    """The user's cache directory, when the package directory is read-only."""
+
+
+_OURS = (UserProvidedLocator, InTreeLocator, UserWideLocator)
+if not any(cls in caching.CacheImpl._locator_classes for cls in _OURS):
+    caching.CacheImpl._locator_classes[:0] = _OURS

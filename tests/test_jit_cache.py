@@ -1,0 +1,30 @@
+"""The kernels' disk cache is stamped with every kernel source, not only the kernel's own
+file: a kernel in kernels.py carries compiled copies of the waterfall kernels it calls."""
+import hashlib
+
+from simulator import jit_cache
+from simulator import kernels as K
+from simulator import waterfall as W
+
+
+def test_cached_kernels_of_both_files_are_stamped_with_both_sources():
+    expected = tuple(hashlib.sha256(open(p, "rb").read()).digest()
+                     for p in jit_cache.KERNEL_SOURCES)
+    assert {p.rsplit("/", 1)[-1] for p in jit_cache.KERNEL_SOURCES} == {"kernels.py",
+                                                                          "waterfall.py"}
+    for kernel in (K.simulate_chunk, K.simulate_path, W.irr, W.cohort_payments):
+        locator = kernel._cache._impl.locator
+        assert isinstance(locator, (jit_cache.UserProvidedLocator, jit_cache.InTreeLocator,
+                                    jit_cache.UserWideLocator))
+        assert locator.get_source_stamp() == expected
+        # the stamp the index file is checked against when a kernel is loaded
+        assert kernel._cache._cache_file._source_stamp == expected
+
+
+def test_other_modules_keep_numba_default_locators(tmp_path):
+    other = tmp_path / "elsewhere.py"
+    other.write_text("def f():\n    return 1\n")
+    ns = {}
+    exec(compile(other.read_text(), str(other), "exec"), ns)
+    for cls in (jit_cache.UserProvidedLocator, jit_cache.InTreeLocator, jit_cache.UserWideLocator):
+        assert cls.from_function(ns["f"], str(other)) is None
