@@ -413,21 +413,26 @@ def gamma_draw(key, n, shape, scale):
             return d * v * scale * boost, n
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def _poisson_inversion(u, lam, p0):
+    """The Poisson(lam) count at uniform u, summing the CDF from p0 = exp(-lam)."""
+    p = p0
+    cdf = p
+    k = 0
+    while u > cdf and p > 0.0:
+        k += 1
+        p *= lam / k
+        cdf += p
+    return k
+
+
 @njit(cache=True, error_model="numpy")
 def poisson_draw(key, n, lam):
     """Poisson by multiplication (small mean) or PTRS (Hormann 1993); returns (k, next n)."""
     if lam <= 0.0:
         return 0, n
     if lam < 30.0:  # inversion: one uniform, the CDF summed term by term
-        u = uniform(key, n)
-        p = math.exp(-lam)
-        cdf = p
-        k = 0
-        while u > cdf and p > 0.0:
-            k += 1
-            p *= lam / k
-            cdf += p
-        return k, n + 1
+        return _poisson_inversion(uniform(key, n), lam, math.exp(-lam)), n + 1
     slam = math.sqrt(lam)
     loglam = math.log(lam)
     b = 0.931 + 2.53 * slam
@@ -760,27 +765,71 @@ def _month_mean(prm, j, weight):
 
 @njit(cache=True, error_model="numpy")
 def count_referrals(seed, path, prm, team_start, team_weight, referrals_end):
-    """Referral counts per team-month (negative binomial as a gamma-Poisson mixture)."""
+    """Referral counts per team-month (negative binomial as a gamma-Poisson mixture).
+
+    In three passes over the team-months: their means, keys and first uniforms; the
+    first Marsaglia-Tsang attempt of each gamma draw and the Poisson's exp(-mean), in
+    branch-free arithmetic that vectorises (for a gamma shape of 1 or more); then each
+    count, by the scalar gamma_draw where that first attempt was rejected (the same
+    draws, so the same value) and by inversion of the Poisson.
+    """
     n_teams = team_start.shape[0]
     n_months = 0
     for k in range(n_teams):
         if referrals_end > team_start[k]:
             n_months = max(n_months, int(math.ceil((referrals_end - team_start[k]) / DAYS_PER_MONTH)))
     counts = np.zeros((n_teams, max(n_months, 1)), np.int64)
+    n_cells = n_teams * n_months
+    cell = np.empty(n_cells, np.int64)        # k * n_months + j
+    keys = np.empty(n_cells, np.uint64)
+    mean = np.empty(n_cells)
+    u0 = np.empty(n_cells)
+    u1 = np.empty(n_cells)
     base = stream_key(seed, S_REFERRAL_COUNT, path)
     k_nb = prm[P_REFERRAL_DISPERSION]
+    n = 0
     for k in range(n_teams):
         for j in range(n_months):
             a = team_start[k] + j * DAYS_PER_MONTH
             if a >= referrals_end:
                 break
             share = min(1.0, (referrals_end - a) / DAYS_PER_MONTH)
-            mu = _month_mean(prm, j, team_weight[k]) * share
             key = subkey(subkey(base, k), j)
-            n = 0
-            if k_nb > 0.0:
-                mu, n = gamma_draw(key, n, k_nb, mu / k_nb)
-            counts[k, j], n = poisson_draw(key, n, mu)
+            cell[n] = k * n_months + j
+            keys[n] = key
+            mean[n] = _month_mean(prm, j, team_weight[k]) * share
+            u0[n] = uniform(key, 0)
+            u1[n] = uniform(key, 1)
+            n += 1
+    first_try = k_nb >= 1.0   # gamma shape >= 1: the first attempt takes draws 0 and 1
+    accepted = np.zeros(n, np.bool_)
+    lam = mean[:n].copy()
+    if first_try:
+        d = k_nb - 1.0 / 3.0
+        c = 1.0 / math.sqrt(9.0 * d)
+        for m in range(n):  # gamma_draw's first attempt, branch-free
+            x = batch_norm_ppf(u0[m])
+            v = 1.0 + c * x
+            x2 = x * x
+            accepted[m] = (v > 0.0) & (u1[m] < 1.0 - 0.0331 * x2 * x2)
+            lam[m] = d * (v * v * v) * (mean[m] / k_nb) * 1.0
+    p0 = np.empty(n)
+    for m in range(n):
+        p0[m] = batch_exp(-lam[m])
+    for m in range(n):
+        key = keys[m]
+        draw = 0
+        if k_nb > 0.0:
+            if accepted[m]:
+                draw = 2
+            else:
+                lam[m], draw = gamma_draw(key, 0, k_nb, mean[m] / k_nb)
+                p0[m] = math.exp(-lam[m])
+        if 0.0 < lam[m] < 30.0:
+            count = _poisson_inversion(uniform(key, draw), lam[m], p0[m])
+        else:
+            count, draw = poisson_draw(key, draw, lam[m])
+        counts[cell[m] // n_months, cell[m] % n_months] = count
     return counts
 
 

@@ -119,8 +119,14 @@ def expected_referrals(sc):
             j += 1
 
 
-def test_referrals_and_acceptances_match_configured_means():
-    sc = make_scenario({"referrals": {"annual_trend": 0.2, "dispersion": 3.0},
+@pytest.mark.parametrize("dispersion, per_month", [
+    (3.0, 4.0),     # gamma shape >= 1: the batched first attempt
+    (0.5, 4.0),     # gamma shape < 1: the scalar draw
+    (None, 40.0),   # Poisson with a mean of 30 or more: PTRS rather than inversion
+])
+def test_referrals_and_acceptances_match_configured_means(dispersion, per_month):
+    sc = make_scenario({"referrals": {"annual_trend": 0.2, "dispersion": dispersion,
+                                      "per_team_per_month": per_month},
                         "workforce": {"caseload_limit": 50}})
     months = np.array(list(expected_referrals(sc)))
     f = engine.simulate(sc, paths=3000, seed=8).paths
@@ -129,7 +135,7 @@ def test_referrals_and_acceptances_match_configured_means():
     se = f.referrals.std(ddof=1) / math.sqrt(n)
     assert abs(f.referrals.mean() - mu) < 4 * se
     # negative binomial: Var = sum(mu + mu^2/k); SE of a sample variance from the 4th moment
-    var = (months + months**2 / 3.0).sum()
+    var = (months + (0.0 if dispersion is None else months**2 / dispersion)).sum()
     x = f.referrals - f.referrals.mean()
     se_var = math.sqrt(max(((x**4).mean() - x.var() ** 2) / n, 1e-12))
     assert abs(x.var() - var) < 4 * se_var
