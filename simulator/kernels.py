@@ -285,7 +285,7 @@ def norm_ppf(p):
 # vector instructions (libm's scalar calls cannot be vectorised without SVML,
 # which the PyPI llvmlite lacks). Same algorithms as fdlibm's log and exp (within
 # one ulp of libm) and the same Acklam quantile as norm_ppf. For finite inputs:
-# batch_log wants a normal x > 0, batch_exp clamps x to [-708, 709].
+# batch_log clamps x up to the smallest normal number, batch_exp to [-708, 709].
 @intrinsic
 def _float_bits(typingctx, x):
     """The bits of a float64, as an int64 (a reinterpretation, not a conversion)."""
@@ -318,8 +318,11 @@ _MANTISSA = 0x000FFFFFFFFFFFFF
 
 @njit(cache=True, error_model="numpy", inline="always")
 def batch_log(x):
-    """log(x), x normal and > 0: x = 2^k m with m in [sqrt(2)/2, sqrt(2)), then
-    log(m) = 2 atanh(f / (2 + f)), f = m - 1, by fdlibm's polynomial."""
+    """log(x) for x > 0: x = 2^k m with m in [sqrt(2)/2, sqrt(2)), then
+    log(m) = 2 atanh(f / (2 + f)), f = m - 1, by fdlibm's polynomial. An x below the
+    smallest normal number (never a uniform of ours, which are 2^-54 or more) is
+    taken as that number: about -708, not -inf."""
+    x = max(x, 2.2250738585072014e-308)
     b = _float_bits(x) + (_ONE_BITS - _SQRT_HALF_BITS)
     k = float((b >> 52) - 1023)
     f = _bits_float((b & _MANTISSA) + _SQRT_HALF_BITS) - 1.0

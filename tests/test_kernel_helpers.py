@@ -43,6 +43,10 @@ def test_batch_log_within_one_ulp_of_libm():
     assert ours[np.flatnonzero(x == 1.0)[0]] == 0.0
     nonzero = exact != 0.0
     assert _ulps(ours[nonzero], exact[nonzero]).max() <= 1.0
+    # below the normal range: clamped to the smallest normal, finite rather than -inf
+    tiny = np.finfo(float).tiny
+    for x0 in (0.0, 5e-324, tiny / 4):
+        assert K.batch_log(x0) == K.batch_log(tiny) == pytest.approx(math.log(tiny))
 
 
 def test_batch_exp_within_one_ulp_of_libm_and_clamped():
