@@ -544,7 +544,7 @@ def quarter_of(t, edges, day_q):
     """bin_of for whole-day edges: -1 before the first quarter, nb after the last."""
     if not t >= edges[0]:
         return -1
-    d = int(math.floor(t) - edges[0])
+    d = int(np.floor(t) - edges[0])   # (np.floor stays a float: no round trip via int)
     if d >= day_q.shape[0]:
         return edges.shape[0] - 1
     return day_q[np.uint64(d)]
@@ -563,7 +563,7 @@ def quarter_room(t, edges, day_q):
     the last quarter (nothing to bin), and a time before the first counts from its start."""
     if t < edges[0]:
         return 0, edges[1] - edges[0]
-    d = int(math.floor(t) - edges[0])
+    d = int(np.floor(t) - edges[0])   # (np.floor stays a float: no round trip via int)
     if d >= day_q.shape[0]:
         return -1, 0.0
     k = day_q[np.uint64(d)]
