@@ -291,38 +291,27 @@ class ConservationError(AssertionError):
 def check_conservation(frame: pd.DataFrame, qsr: np.ndarray, cal: np.ndarray) -> None:
     """Reconciliation checks run on every simulation (lifelib-style): raise if any fails."""
     f = frame
-    # One pass over the calendar array, the big one: a product with ``picks`` takes out
-    # the three day columns, the cash identity and the closing balance at once.
-    picks = np.zeros((K.N_K, 5))
-    picks[K.K_CHILD_DAYS, 0] = picks[K.K_CARE_TREATED, 1] = picks[K.K_CARE_COUNTERFACTUAL, 2] = 1.0
-    # cash in - cash out per quarter: calls + payments - costs - distributions - closing
-    # balance, plus the opening balance (the last quarter's closing one)
-    picks[[K.K_CAPITAL_CALLS, K.K_OUTCOME_PAYMENTS], 3] = 1.0
-    picks[[K.K_COSTS_PAID, K.K_DISTRIBUTIONS_INVESTORS, K.K_DISTRIBUTIONS_PROVIDER,
-           K.K_SPV_BALANCE], 3] = -1.0
-    picks[K.K_SPV_BALANCE, 4] = 1.0
-    picked = np.einsum("pqk,kc->pqc", cal, picks, optimize=True)
-    day_totals = picked[:, :, :3].sum(axis=1)
-    qsr_total = qsr.sum(axis=1)
+    totals = K.conservation_totals(np.ascontiguousarray(cal), np.ascontiguousarray(qsr))
     checks = {
         "referrals = accepted + rejected": f.referrals - f.accepted - f.rejected,
         "accepted = started + lost": f.accepted - f.started - f.lost_wait - f.lost_care
         - f.lost_service_end,
         "started = completed + noncompleted": f.started - f.completed - f.noncompleted,
-        "child days by tracking quarter add up": qsr_total[:, K.Q_CHILD_DAYS] - f.child_days,
-        "child days by calendar quarter add up": day_totals[:, 0] - f.child_days,
-        "treated care days by calendar quarter add up": day_totals[:, 1] - f.care_days_treated,
+        "child days by tracking quarter add up": totals[:, K.T_QSR_CHILD_DAYS] - f.child_days,
+        "child days by calendar quarter add up": totals[:, K.T_CHILD_DAYS] - f.child_days,
+        "treated care days by calendar quarter add up":
+            totals[:, K.T_CARE_TREATED] - f.care_days_treated,
         "counterfactual care days by calendar quarter add up":
-            day_totals[:, 2] - f.care_days_counterfactual,
+            totals[:, K.T_CARE_COUNTERFACTUAL] - f.care_days_counterfactual,
     }
+    if not np.all(np.isfinite(totals[:, :K.T_CARE_OVER_CHILD])):
+        raise ConservationError("conservation check failed: a day or cash total is not finite")
     for name, diff in checks.items():
         worst = float(np.max(np.abs(np.asarray(diff)))) if len(f) else 0.0
         if worst > 1e-6 * max(1.0, float(f.child_days.max()) if len(f) else 1.0):
             raise ConservationError(f"conservation check failed: {name} (worst {worst:g})")
     if not np.all(np.isnan(f.capital_drawn)):
-        imbalance = picked[:, :, 3].copy()
-        imbalance[:, 1:] += picked[:, :-1, 4]
-        if np.max(np.abs(imbalance), initial=0.0) > 0.01:
+        if np.max(totals[:, K.T_CASH_IMBALANCE], initial=0.0) > 0.01:
             raise ConservationError("conservation check failed: capital calls + outcome payments "
                                     "= costs + distributions + change in cash balance")
         commitment = f.attrs.get("commitment", np.inf)
@@ -331,6 +320,5 @@ def check_conservation(frame: pd.DataFrame, qsr: np.ndarray, cal: np.ndarray) ->
     cap = f.attrs.get("cap")
     if cap is not None and np.any(f.outcome_payments > cap + 0.01):
         raise ConservationError("conservation check failed: outcome payments exceed the cap")
-    for col in (K.Q_CARE_TREATED, K.Q_CARE_COUNTERFACTUAL):
-        if np.any(qsr[:, :, col] > qsr[:, :, K.Q_CHILD_DAYS] + 1e-6):
-            raise ConservationError("conservation check failed: care days exceed child days")
+    if np.any(totals[:, K.T_CARE_OVER_CHILD] > 1e-6):
+        raise ConservationError("conservation check failed: care days exceed child days")

@@ -1697,3 +1697,47 @@ def simulate_chunk(seed, path_start, params, cfg, team_start, team_size, team_we
         simulate_path(seed, path_start + i, params[i], cfg, team_start, team_size, team_weight,
                       reason_cdf, cal_edges, day_q, baseline_q, event_months, event_prices,
                       out[i], qsr_out[i], cal_out[i], reasons_out[i])
+
+
+# --------------------------------------------------------------------------- reconciliation
+T_CHILD_DAYS = 0          # child days summed over calendar quarters
+T_CARE_TREATED = 1        # treated care days summed over calendar quarters
+T_CARE_COUNTERFACTUAL = 2 # counterfactual care days summed over calendar quarters
+T_QSR_CHILD_DAYS = 3      # child days summed over tracking quarters
+T_CASH_IMBALANCE = 4      # largest |cash in - cash out - change in balance| of a quarter
+T_CARE_OVER_CHILD = 5     # largest care days - child days of a tracking quarter
+N_T = 6
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def conservation_totals(cal, qsr):
+    """Per path, the totals the reconciliation checks compare (columns T_*).
+
+    Read from the finished output arrays, so the checks see what users get; one pass
+    over them, on all cores (a pass in numpy took 7% of a run)."""
+    n = cal.shape[0]
+    totals = np.zeros((n, N_T))
+    for i in prange(n):
+        row = totals[i]
+        c = cal[i]
+        opening = 0.0
+        worst = 0.0
+        for q in range(c.shape[0]):
+            row[T_CHILD_DAYS] += c[q, K_CHILD_DAYS]
+            row[T_CARE_TREATED] += c[q, K_CARE_TREATED]
+            row[T_CARE_COUNTERFACTUAL] += c[q, K_CARE_COUNTERFACTUAL]
+            closing = c[q, K_SPV_BALANCE]
+            imbalance = (c[q, K_CAPITAL_CALLS] + c[q, K_OUTCOME_PAYMENTS] - c[q, K_COSTS_PAID]
+                         - c[q, K_DISTRIBUTIONS_INVESTORS] - c[q, K_DISTRIBUTIONS_PROVIDER]
+                         - (closing - opening))
+            worst = max(worst, abs(imbalance))
+            opening = closing
+        row[T_CASH_IMBALANCE] = worst
+        s = qsr[i]
+        excess = -np.inf
+        for q in range(s.shape[0]):
+            row[T_QSR_CHILD_DAYS] += s[q, Q_CHILD_DAYS]
+            excess = max(excess, s[q, Q_CARE_TREATED] - s[q, Q_CHILD_DAYS],
+                         s[q, Q_CARE_COUNTERFACTUAL] - s[q, Q_CHILD_DAYS])
+        row[T_CARE_OVER_CHILD] = excess
+    return totals

@@ -73,6 +73,17 @@ def test_conservation_holds_and_the_checker_catches_a_break():
     cal[5, 2, K.K_CARE_TREATED] += 1.0
     with pytest.raises(engine.ConservationError, match="treated care days"):
         engine.check_conservation(f, res.by_tracking_quarter, cal)
+    cal[5, 2, K.K_CARE_TREATED] = np.nan   # a NaN compares False: it must not slip through
+    with pytest.raises(engine.ConservationError, match="not finite"):
+        engine.check_conservation(f, res.by_tracking_quarter, cal)
+    qsr = res.by_tracking_quarter.copy()
+    row = np.flatnonzero(f.child_days > 0)[0]
+    quarter = np.flatnonzero(qsr[row, :, K.Q_CHILD_DAYS] > 0)[0]
+    # move a day of care into a quarter with no child day left: totals still add up
+    qsr[row, quarter, K.Q_CARE_COUNTERFACTUAL] = qsr[row, quarter, K.Q_CHILD_DAYS] + 1.0
+    qsr[row, quarter, K.Q_CARE_TREATED] = 0.0
+    with pytest.raises(engine.ConservationError, match="care days exceed child days"):
+        engine.check_conservation(f, qsr, res.by_calendar_quarter)
 
 
 def test_the_checker_catches_cash_that_does_not_add_up():
