@@ -255,20 +255,21 @@ def simulate(scenario: Scenario, paths: int | None = None, seed: int | None = No
     qsr = np.zeros((n, lay.n_tracking_quarters, K.N_Q))
     cal = np.zeros((n, n_cal, K.N_K))
     reasons = np.zeros((n, max(len(lay.reason_names), 1)))
-    params = np.empty((n, K.N_PARAMS))
+    # every path's parameters at once (they depend on the path number only): a bad draw
+    # is reported before any simulating, and one call costs less than one per chunk
+    params = draw_parameters(scenario, seed, 0, n)
     starts = range(0, n, chunk)
     bar = tqdm(total=n, unit="path", disable=(None if progress is None else not progress),
                desc=scenario.name, leave=False)
     for a in starts:
         b = min(a + chunk, n)
-        params[a:b] = draw_parameters(scenario, seed, a, b - a)
         K.simulate_chunk(np.uint64(seed), a, params[a:b], lay.config, lay.team_start,
                          lay.team_size, lay.team_weight, lay.reason_cdf, lay.calendar_edges,
                          lay.baseline_by_quarter, lay.event_months, lay.event_prices,
                          out[a:b], qsr[a:b], cal[a:b], reasons[a:b])
         bar.update(b - a)
     bar.close()
-    frame = pd.DataFrame(out, columns=OUTPUT_COLUMNS)
+    frame = pd.DataFrame(out, columns=OUTPUT_COLUMNS, copy=False)   # out is not used again
     frame.insert(0, "path", np.arange(n, dtype=np.int64))
     frame["children_treated"] = frame["started"]
     for i, name in enumerate(lay.reason_names):
