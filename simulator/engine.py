@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from . import kernels as K
 from .schema import DAYS_PER_MONTH, Scenario, iter_params
@@ -259,16 +258,17 @@ def simulate(scenario: Scenario, paths: int | None = None, seed: int | None = No
     # is reported before any simulating, and one call costs less than one per chunk
     params = draw_parameters(scenario, seed, 0, n)
     starts = range(0, n, chunk)
-    bar = tqdm(total=n, unit="path", disable=(None if progress is None else not progress),
-               desc=scenario.name, leave=False)
+    bar = _progress_bar(n, scenario.name, progress)
     for a in starts:
         b = min(a + chunk, n)
         K.simulate_chunk(np.uint64(seed), a, params[a:b], lay.config, lay.team_start,
                          lay.team_size, lay.team_weight, lay.reason_cdf, lay.calendar_edges,
                          lay.baseline_by_quarter, lay.event_months, lay.event_prices,
                          out[a:b], qsr[a:b], cal[a:b], reasons[a:b])
-        bar.update(b - a)
-    bar.close()
+        if bar is not None:
+            bar.update(b - a)
+    if bar is not None:
+        bar.close()
     frame = pd.DataFrame(out, columns=OUTPUT_COLUMNS, copy=False)   # out is not used again
     frame.insert(0, "path", np.arange(n, dtype=np.int64))
     frame["children_treated"] = frame["started"]
@@ -283,6 +283,16 @@ def simulate(scenario: Scenario, paths: int | None = None, seed: int | None = No
     check_conservation(frame, qsr, cal)
     return SimulationResult(scenario, seed, frame, qsr, cal, lay.calendar_quarters,
                             lay.reason_names)
+
+
+def _progress_bar(total: int, name: str, progress: bool | None):
+    """A tqdm bar (None: shown when stderr is a terminal), or None for no bar; tqdm is
+    imported only when a bar may be shown (a twentieth of a second at start-up)."""
+    if progress is False:
+        return None
+    from tqdm.auto import tqdm
+    return tqdm(total=total, unit="path", disable=None if progress is None else not progress,
+                desc=name, leave=False)
 
 
 class ConservationError(AssertionError):

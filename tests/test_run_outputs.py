@@ -127,3 +127,12 @@ def test_readme_example_scenario_is_valid_and_runs():
     sc = Scenario.model_validate(yaml.safe_load(block))
     f = engine.simulate(sc, paths=20).paths
     assert f.started.mean() > 0 and "param.workforce.leaving_rate_per_year" in f
+
+
+def test_progress_bar_only_when_asked(capsys):
+    sc = make_scenario()
+    engine.simulate(sc, paths=8, seed=1, progress=False)
+    assert capsys.readouterr().err == ""
+    engine.simulate(sc, paths=8, seed=1, progress=True)
+    err = capsys.readouterr().err
+    assert "/8 [" in err and "path/s" in err   # tqdm's bar: paths done of 8, and the rate
