@@ -920,12 +920,16 @@ def _referrals(seed, path, prm, counts, team_start, referrals_end, first_year_a,
 # --------------------------------------------------------------------------- care
 @njit(cache=True, error_model="numpy", _nrt=False)
 def _young_people(prm, cfg, n_acc, accepted, ref_key, ref_time, age0, prior, rate0, care_key,
-                  care_e0, care_x1, length, u_age, u_e0, u_x1, u_length):
+                  care_e0, care_x1, length, noncompleted_c, female_c, keys, care_keys, u_prior,
+                  u_age, u_e0, u_x1, u_length):
     """Each accepted young person's age, prior care, care-entry rate, care stream key,
-    first care-entry target and spell-length draw, and treatment length (if treated).
+    first care-entry target and spell-length draw, and treatment length (if treated);
+    and, in the order of ``accepted``, whether they would not complete a treatment and
+    whether female (noncompleted_c, female_c).
 
-    Three passes: the uniforms (hashes), in the order of ``accepted`` into the work
-    arrays u_*; their transformation by log, exp and the normal quantile, in a
+    In passes: the keys, gathered in the order of ``accepted`` into the work array
+    ``keys``; the uniforms (hashes) into the work arrays u_* (and care_keys); their
+    transformation by log, exp and the normal quantile, in a
     loop of arithmetic only that compiles to vector instructions; then each value
     to its young person."""
     entry_base = prm[P_ENTRY_RATE] / DAYS_PER_YEAR * prm[P_DRIFT_MULTIPLIER]
@@ -942,16 +946,21 @@ def _young_people(prm, cfg, n_acc, accepted, ref_key, ref_time, age0, prior, rat
     length_sigma = (math.log(prm[P_SHORT_THRESHOLD_DAYS]) - length_mu) / norm_ppf(prm[P_SHARE_UNDER_THRESHOLD])
     flo = norm_cdf((math.log(cfg[C_MIN_TREATMENT_DAYS]) - length_mu) / length_sigma)
     fhi = norm_cdf((math.log(cfg[C_MAX_TREATMENT_DAYS]) - length_mu) / length_sigma)
+    noncompletion = prm[P_NONCOMPLETION_SHARE]
+    female_share = prm[P_FEMALE_SHARE]
     for c in range(n_acc):  # rejected young people are never simulated further
-        i = np.uint64(accepted[c])   # (unsigned: see the binning helpers)
-        key = ref_key[i]
-        prior[i] = uniform(key, R_PRIOR_CARE) < prior_share
-        rate0[i] = entry_base * pick(prior[i], prior_hr, 1.0)
-        care_key[i] = subkey(key, S_CARE)
+        keys[c] = ref_key[np.uint64(accepted[c])]   # (unsigned: see the binning helpers)
+    for c in range(n_acc):  # the hashes, on contiguous arrays only: vector instructions
+        key = keys[c]
+        u_prior[c] = uniform(key, R_PRIOR_CARE)
+        ck = subkey(key, S_CARE)
+        care_keys[c] = ck
         u_age[c] = uniform(key, R_AGE)
-        u_e0[c] = uniform(care_key[i], 0)
-        u_x1[c] = uniform(care_key[i], 1)
+        u_e0[c] = uniform(ck, 0)
+        u_x1[c] = uniform(ck, 1)
         u_length[c] = uniform(key, R_LENGTH)
+        noncompleted_c[c] = uniform(key, R_NONCOMPLETION) < noncompletion
+        female_c[c] = uniform(key, R_FEMALE) < female_share
     for c in range(n_acc):  # inverse CDFs (see truncated_normal, treatment_length)
         age = age_mean + age_sd * batch_norm_ppf(age_flo + u_age[c] * (age_fhi - age_flo))
         u_age[c] = min(max(age, age_lo), age_hi)
@@ -961,6 +970,9 @@ def _young_people(prm, cfg, n_acc, accepted, ref_key, ref_time, age0, prior, rat
                                 * batch_norm_ppf(flo + u_length[c] * (fhi - flo)))
     for c in range(n_acc):
         i = np.uint64(accepted[c])
+        prior[i] = u_prior[c] < prior_share
+        rate0[i] = entry_base * pick(prior[i], prior_hr, 1.0)
+        care_key[i] = care_keys[c]
         age0[i] = u_age[c]
         care_e0[i] = u_e0[c]
         care_x1[i] = u_x1[c]
@@ -1181,7 +1193,8 @@ def _weaker(kappa, hr, log_hr):
 
 
 @njit(cache=True, error_model="numpy", _nrt=False)
-def _outcomes(prm, cfg, n_acc, accepted, status, ref_key, ref_time, accept_t, start_t, end_t,
+def _outcomes(prm, cfg, n_acc, accepted, status, noncompleted_c, female_c, ref_time, accept_t,
+              start_t, end_t,
               disrupted, age0, prior, rate0, care_key, care_e0, care_x1, baseline_q,
               event_months, cal_edges, day_q, first_year_a, first_year_b, out, qsr_out, cal_out,
               k_slope, q_slope, base_cq, care_cq, base_slope, care_slope, event_counts, checks,
@@ -1215,8 +1228,6 @@ def _outcomes(prm, cfg, n_acc, accepted, status, ref_key, ref_time, accept_t, st
     age_hr = prm[P_AGE_HR]
     reentry_hr = prm[P_REENTRY_HR]
     ref_age = cfg[C_REFERENCE_AGE]
-    noncompletion = prm[P_NONCOMPLETION_SHARE]
-    female_share = prm[P_FEMALE_SHARE]
     has_contract = cfg[C_HAS_CONTRACT] > 0.5
     constant_pieces = age_hr == 1.0 and half_life <= 0.0
     single_baseline = baseline_q.shape[0] == 1
@@ -1255,8 +1266,7 @@ def _outcomes(prm, cfg, n_acc, accepted, status, ref_key, ref_time, accept_t, st
         if s >= cal_edges[0] and k_s >= 0:
             cal_out[k_s, K_STARTED] += 1.0
         out[O_STARTED_FIRST_YEAR] += (first_year_a <= s) & (s < first_year_b)
-        key = ref_key[i]
-        noncompleted = uniform(key, R_NONCOMPLETION) < noncompletion
+        noncompleted = noncompleted_c[c]
         out[O_NONCOMPLETED] += noncompleted
         out[O_DISRUPTED] += disrupted[i]
         nc = noncompleted
@@ -1264,7 +1274,7 @@ def _outcomes(prm, cfg, n_acc, accepted, status, ref_key, ref_time, accept_t, st
         kappa = pick(nc, pick(dis, kappa_both, kappa_nc), pick(dis, kappa_dis, 1.0))
         mult_during = pick(nc, pick(dis, during_both, during_nc), pick(dis, during_dis, hr_during0))
         mult_after = pick(nc, pick(dis, after_both, after_nc), pick(dis, after_dis, hr_after0))
-        out[O_FEMALE] += uniform(key, R_FEMALE) < female_share
+        out[O_FEMALE] += female_c[c]
         out[O_PRIOR_CARE] += prior[i]
         r = ref_time[i]
         track_a = r if track_from == 0 else (s if track_from == 1 else e)
@@ -1416,8 +1426,12 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
     care_e0 = np.empty(n_ref)   # first care-entry target: shared by the wait and both walks
     care_x1 = np.empty(n_ref)   # first spell-length draw: shared by both walks
     length = np.empty(n_ref)    # treatment length, if treatment starts
+    noncompleted_c = np.empty(n_acc, np.bool_)   # these two in the order of accepted
+    female_c = np.empty(n_acc, np.bool_)
     _young_people(prm, cfg, n_acc, accepted, ref_key, ref_time, age0, prior, rate0, care_key,
-                  care_e0, care_x1, length, np.empty(n_acc), np.empty(n_acc), np.empty(n_acc),
+                  care_e0, care_x1, length, noncompleted_c, female_c,
+                  np.empty(n_acc, np.uint64), np.empty(n_acc, np.uint64),
+                  np.empty(n_acc), np.empty(n_acc), np.empty(n_acc), np.empty(n_acc),
                   np.empty(n_acc))
 
     # ---- capacity: each team's FIFO waiting list and caseloads
@@ -1461,8 +1475,8 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
     in_care = np.zeros(n_events, np.bool_)
     lengths = np.empty(n_ref)
     n_started, wait_sum, age_sum = _outcomes(
-        prm, cfg, n_acc, accepted, status, ref_key, ref_time, accept_t, start_t, end_t,
-        disrupted, age0, prior, rate0, care_key, care_e0, care_x1, baseline_q, event_months,
+        prm, cfg, n_acc, accepted, status, noncompleted_c, female_c, ref_time, accept_t, start_t,
+        end_t, disrupted, age0, prior, rate0, care_key, care_e0, care_x1, baseline_q, event_months,
         cal_edges, day_q, first_year_a, first_year_b, out, qsr_out, cal_out, k_slope, q_slope,
         base_cq, care_cq, base_slope, care_slope, event_counts, checks, in_care, lengths)
     settle(cal_edges, 0.0, k_slope, cal_out)
