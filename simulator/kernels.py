@@ -871,28 +871,38 @@ def _sort_arrivals(times, keys, a, b):
 @njit(cache=True, error_model="numpy", _nrt=False)
 def _referrals(seed, path, prm, counts, team_start, referrals_end, first_year_a, first_year_b,
                cal_edges, day_q, reason_cdf, ref_team, ref_time, ref_key, status, accept_t,
-               accepted, rejected, out, cal_out, reasons_out):
+               accepted, rejected, slot, u, out, cal_out, reasons_out):
     """Each referral's team, arrival time (uniform in its month, in time order within the
     month) and key, then screening, and the reasons for rejection. Returns the number
     accepted (listed in ``accepted``; nothing after this kernel looks at the rejected)."""
     base = stream_key(seed, S_REFERRAL, path)
+    # each referral's month (its key, start and width) and place in the month ...
     i = 0
     for k in range(counts.shape[0]):
         team_key = subkey(base, k)
         for j in range(counts.shape[1]):
-            if counts[k, j] == 0:
-                continue
             a = team_start[k] + j * DAYS_PER_MONTH
             width = min(DAYS_PER_MONTH, referrals_end - a)
             month_key = subkey(team_key, j)
-            first = i
             for m in range(counts[k, j]):
-                key = subkey(month_key, m)
-                ref_key[i] = key
+                ref_key[i] = month_key
+                slot[i] = m
                 ref_team[i] = k
-                ref_time[i] = a + width * uniform(key, R_ARRIVAL)
+                ref_time[i] = a
+                u[i] = width
                 i += 1
-            _sort_arrivals(ref_time, ref_key, first, i)
+    # ... then the hashes, on contiguous arrays only: vector instructions
+    for i in range(ref_time.shape[0]):
+        key = subkey(ref_key[i], slot[i])
+        ref_key[i] = key
+        ref_time[i] = ref_time[i] + u[i] * uniform(key, R_ARRIVAL)
+    first = 0
+    for k in range(counts.shape[0]):
+        for j in range(counts.shape[1]):
+            _sort_arrivals(ref_time, ref_key, first, first + counts[k, j])
+            first += counts[k, j]
+    for i in range(ref_time.shape[0]):  # the screening draws (vector instructions again)
+        u[i] = uniform(ref_key[i], R_SCREEN)
     accept_share = prm[P_ACCEPTANCE_SHARE]
     screening = prm[P_SCREENING_DAYS]
     n_acc = 0
@@ -901,7 +911,7 @@ def _referrals(seed, path, prm, counts, team_start, referrals_end, first_year_a,
         count_at(ref_time[i], cal_edges, day_q, cal_out, K_REFERRALS, 1.0)
         out[O_REFERRALS_FIRST_YEAR] += (first_year_a <= ref_time[i]) & (ref_time[i] < first_year_b)
         accept_t[i] = ref_time[i] + screening
-        acc = uniform(ref_key[i], R_SCREEN) < accept_share
+        acc = u[i] < accept_share
         status[i] = pick(acc, ST_WAITING, ST_REJECTED)
         count_at(accept_t[i], cal_edges, day_q, cal_out, K_ACCEPTED, pick(acc, 1.0, 0.0))
         accepted[n_acc] = i
@@ -1413,8 +1423,8 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
     accepted = np.empty(n_ref, np.int64)   # the accepted referrals, in order
     n_acc = _referrals(seed, path, prm, counts, team_start, referrals_end, first_year_a,
                        first_year_b, cal_edges, day_q, reason_cdf, ref_team, ref_time, ref_key,
-                       status, accept_t, accepted, np.empty(n_ref, np.int64), out, cal_out,
-                       reasons_out)
+                       status, accept_t, accepted, np.empty(n_ref, np.int64),
+                       np.empty(n_ref, np.int64), np.empty(n_ref), out, cal_out, reasons_out)
 
     # ---- young people (fixed draw numbers in each referral's stream, so draws never shift).
     # Drawn in one branch-free pass, before the event logic that uses them, so the
