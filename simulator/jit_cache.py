@@ -6,11 +6,17 @@ edit ``waterfall.py`` alone (or check out a commit that changes only it) and the
 old code would still run (numba issue #1833). Here every cached kernel of this
 package is stamped with the contents of all the kernel sources, so a change to
 any one recompiles them all. Imported before any kernel is defined.
+
+It also spares a process the import of scipy.linalg (a tenth of a second, a tenth
+of start-up) that numba makes on first use only to learn whether np.convolve may
+call BLAS: see ``_numba_arraymath_without_blas_probe``.
 """
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
+import sys
 from functools import lru_cache
 
 from numba.core import caching
@@ -62,3 +68,33 @@ class UserWideLocator(_AllKernelSources, caching.UserWideCacheLocator):
 _OURS = (UserProvidedLocator, InTreeLocator, UserWideLocator)
 if not any(cls in caching.CacheImpl._locator_classes for cls in _OURS):
     caching.CacheImpl._locator_classes[:0] = _OURS
+
+
+def _numba_arraymath_without_blas_probe() -> None:
+    """Import numba.np.arraymath with its BLAS probe answered by "is scipy installed?".
+
+    At import, arraymath calls numba.np.linalg.ensure_blas(), which imports
+    scipy.linalg (0.1 s) only to set a flag that np.convolve and np.correlate read.
+    The probe is swapped for a look-up of scipy's files during that one import and
+    put back at once: numba code that really uses BLAS (np.dot, np.linalg) still
+    goes through the original, which imports scipy.linalg and checks it then.
+    """
+    if "numba.np.arraymath" in sys.modules:
+        return
+    from numba.np import linalg
+    probe = getattr(linalg, "ensure_blas", None)
+    if probe is None:   # another numba: leave it alone
+        return
+
+    def scipy_installed() -> None:
+        if importlib.util.find_spec("scipy") is None:
+            raise ImportError("scipy is required for BLAS")
+
+    linalg.ensure_blas = scipy_installed
+    try:
+        import numba.np.arraymath  # noqa: F401
+    finally:
+        linalg.ensure_blas = probe
+
+
+_numba_arraymath_without_blas_probe()

@@ -28,3 +28,28 @@ def test_other_modules_keep_numba_default_locators(tmp_path):
     exec(compile(other.read_text(), str(other), "exec"), ns)
     for cls in (jit_cache.UserProvidedLocator, jit_cache.InTreeLocator, jit_cache.UserWideLocator):
         assert cls.from_function(ns["f"], str(other)) is None
+
+
+def test_start_up_skips_scipy_linalg_but_numba_blas_still_works():
+    """A run imports no scipy.linalg (numba's start-up probe is answered without it), and
+    numba code that does use BLAS afterwards still gets it, with the probe put back."""
+    import subprocess
+    import sys
+    code = (
+        "import sys\n"
+        "from simulator import engine\n"
+        "from simulator.loader import load_scenario\n"
+        "import numba.np.arraymath as am, numba.np.linalg as la\n"
+        "s = load_scenario('scenarios/essex_mst.yaml').scenario\n"
+        "engine.simulate(s, paths=2)\n"
+        "print('scipy.linalg' in sys.modules, am._HAVE_BLAS, la.ensure_blas.__module__)\n"
+        "import numpy as np\n"
+        "from numba import njit\n"
+        "dot = njit(lambda a, b: np.dot(a, b))\n"
+        "print(dot(np.arange(3.0), np.arange(3.0)), 'scipy.linalg' in sys.modules)\n"
+    )
+    root = jit_cache._HERE.rsplit("/", 1)[0]
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True,
+                         text=True, check=True).stdout.split("\n")
+    assert out[0] == "False True numba.np.linalg"
+    assert out[1] == "5.0 True"
