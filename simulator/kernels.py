@@ -611,15 +611,18 @@ def slope_at_since(x, w, width, slope, part, col):
         part[uk, uc] += w * ((k + 1) * width - x)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", _nrt=False)
 def settle(edges, width, slope, part):
-    """Turn slope-binned contents into days per bin (edges, or equal ``width`` if edges is empty)."""
-    for col in range(slope.shape[1]):
-        s = 0.0
-        for k in range(slope.shape[0]):
-            if s != 0.0:
-                part[k, col] += s * ((edges[k + 1] - edges[k]) if edges.shape[0] else width)
-            s += slope[k, col]
+    """Turn slope-binned contents into days per bin (edges, or equal ``width`` if edges is
+    empty). ``slope`` is overwritten with its running sum down the bins: row after row,
+    so the inner loop runs along a row and vectorises."""
+    for k in range(1, slope.shape[0]):
+        uk = np.uint64(k)
+        w = (edges[uk + 1] - edges[uk]) if edges.shape[0] else width
+        for col in range(slope.shape[1]):
+            uc = np.uint64(col)
+            part[uk, uc] += slope[uk - 1, uc] * w
+            slope[uk, uc] += slope[uk - 1, uc]
 
 
 # --------------------------------------------------------------------------- workforce
