@@ -151,6 +151,11 @@ def layout(scenario: Scenario) -> Layout:
             return default
         return int(np.clip(np.searchsorted(edges, _days(d, origin), side="right") - 1, 0, n_cal - 1))
 
+    # The calendar quarters a cohort's days can fall in: from the cohort's quarter to
+    # that of the latest end of a window opening in it (see kernels.bump_cohort).
+    window_ends = edges[1:] + cfg[K.C_TRACKING_DAYS]
+    last_q = np.searchsorted(edges, window_ends, side="right") - 1
+    cfg[K.C_COHORT_QUARTERS] = min(int(np.max(last_q - np.arange(n_cal))) + 1, n_cal)
     events = contract.outcome_events if contract else []
     if contract:
         cfg[K.C_HAS_CONTRACT] = 1.0

@@ -96,7 +96,8 @@ C_TRANCHE = 21                 # 0: exact calls
 C_DISTRIBUTION_FROM_Q = 22
 C_INVESTOR_SHARE = 23
 C_DISCOUNT_RATE = 24
-N_CONFIG = 25
+C_COHORT_QUARTERS = 25         # calendar quarters a tracking cohort's days can fall in (band)
+N_CONFIG = 26
 
 # Per-path scalar outputs.
 O_REFERRALS = 0
@@ -625,6 +626,51 @@ def settle(edges, width, slope, part):
             slope[uk, uc] += slope[uk - 1, uc]
 
 
+# Days by tracking cohort (the calendar quarter a young person's tracking window
+# opens in) are kept as a band: row c, column j is calendar quarter c + j, for the
+# C_COHORT_QUARTERS quarters a window can reach, rather than a square quarter-by-
+# cohort matrix that is mostly zeros (a third of the work of the contract).
+@njit(cache=True, error_model="numpy", _nrt=False)
+def bump_cohort(k, room, w, cohort, slope, part):
+    """bump() into the cohort band: quarter k (>= cohort) of this cohort's row."""
+    if k >= 0:
+        uc = np.uint64(cohort)
+        uj = np.uint64(k - cohort)
+        slope[uc, uj] += w
+        part[uc, uj] += w * room
+
+
+@njit(cache=True, error_model="numpy", _nrt=False)
+def span_cohort(a, b, w, edges, day_q, cohort, slope, part):
+    """span() into the cohort band."""
+    if b > a:
+        k, room = quarter_room(a, edges, day_q)
+        bump_cohort(k, room, w, cohort, slope, part)
+        k, room = quarter_room(b, edges, day_q)
+        bump_cohort(k, room, -w, cohort, slope, part)
+
+
+@njit(cache=True, error_model="numpy", _nrt=False)
+def settle_cohorts(edges, slope, part):
+    """settle() for the cohort band: along each cohort's row, to the last calendar quarter."""
+    n_cal = edges.shape[0] - 1
+    for c in range(slope.shape[0]):
+        uc = np.uint64(c)
+        for j in range(1, min(slope.shape[1], n_cal - c)):
+            uj = np.uint64(j)
+            part[uc, uj] += slope[uc, uj - 1] * (edges[uc + uj + 1] - edges[uc + uj])
+            slope[uc, uj] += slope[uc, uj - 1]
+
+
+@njit(cache=True, error_model="numpy", _nrt=False)
+def cohort_total(band, k):
+    """Days in calendar quarter k summed over the cohorts (in cohort order)."""
+    total = 0.0
+    for c in range(max(0, k - band.shape[1] + 1), min(k + 1, band.shape[0])):
+        total += band[np.uint64(c), np.uint64(k - c)]
+    return total
+
+
 # --------------------------------------------------------------------------- workforce
 @njit(cache=True, error_model="numpy")
 def _grow(times, pos, kind, n):
@@ -1100,19 +1146,21 @@ def first_entry(e0, t_ref, horizon, age0, rate0, age_hr, ref_age):
 
 # --------------------------------------------------------------------------- money
 @njit(cache=True, error_model="numpy", _nrt=False)
-def _add_baseline_days(track_a, track_b, width, baseline_q, edges, day_q, slope, part, col):
+def _add_baseline_days(track_a, track_b, width, baseline_q, edges, day_q, slope, part, cohort):
     """Baseline care days: child days times the baseline proportion of their tracking quarter."""
     w = 0.0
     for j in range(baseline_q.shape[0]):
         a = track_a + j * width
         if a >= track_b:
             break
-        slope_at(a, baseline_q[j] - w, edges, day_q, slope, part, col)
+        k, room = quarter_room(a, edges, day_q)
+        bump_cohort(k, room, baseline_q[j] - w, cohort, slope, part)
         w = baseline_q[j]
     end = track_b   # one proportion covers the window; a list, only its own quarters
     if baseline_q.shape[0] > 1:
         end = min(track_b, track_a + baseline_q.shape[0] * width)
-    slope_at(end, -w, edges, day_q, slope, part, col)
+    k, room = quarter_room(end, edges, day_q)
+    bump_cohort(k, room, -w, cohort, slope, part)
 
 
 @njit(cache=True, error_model="numpy")
@@ -1121,8 +1169,8 @@ def _contract_and_finance(prm, cfg, team_start, edges, base_cq, care_cq, event_c
     """Outcome payments, service costs and the SPV waterfall for one path."""
     n_cal = edges.shape[0] - 1
     for k in range(n_cal):
-        cal_out[k, K_CARE_TREATED] = care_cq[k].sum()
-        cal_out[k, K_BASELINE_CARE_DAYS] = base_cq[k].sum()
+        cal_out[k, K_CARE_TREATED] = cohort_total(care_cq, k)
+        cal_out[k, K_BASELINE_CARE_DAYS] = cohort_total(base_cq, k)
         cal_out[k, K_OUTCOME_EVENTS] = event_counts[k].sum()
     treated = cal_out[:, K_CARE_TREATED].sum()
     baseline = cal_out[:, K_BASELINE_CARE_DAYS].sum()
@@ -1315,8 +1363,8 @@ def _outcomes(prm, cfg, n_acc, accepted, status, noncompleted_c, female_c, ref_t
         if has_contract:
             cohort = pick(k_a >= 0, k_a, n_cal - 1)   # quarter_of(track_a), clamped
             if single_baseline:
-                bump(k_a, room_a, baseline_q[0] * w_child, base_slope, base_cq, cohort)
-                bump(k_b, room_b, -baseline_q[0] * w_child, base_slope, base_cq, cohort)
+                bump_cohort(k_a, room_a, baseline_q[0] * w_child, cohort, base_slope, base_cq)
+                bump_cohort(k_b, room_b, -baseline_q[0] * w_child, cohort, base_slope, base_cq)
             elif track_b > track_a:
                 _add_baseline_days(track_a, track_b, qsr_width, baseline_q, cal_edges, day_q,
                                    base_slope, base_cq, cohort)
@@ -1373,7 +1421,7 @@ def _outcomes(prm, cfg, n_acc, accepted, status, noncompleted_c, female_c, ref_t
                     if not treated:
                         span(a, b, 1.0, cal_edges, day_q, k_slope, cal_out, K_CARE_COUNTERFACTUAL)
                     elif has_contract:
-                        span(a, b, 1.0, cal_edges, day_q, care_slope, care_cq, cohort)
+                        span_cohort(a, b, 1.0, cal_edges, day_q, cohort, care_slope, care_cq)
                     else:
                         span(a, b, 1.0, cal_edges, day_q, k_slope, cal_out, K_CARE_TREATED)
                 t = t_out
@@ -1473,14 +1521,15 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
     has_contract = cfg[C_HAS_CONTRACT] > 0.5
     n_cal = cal_edges.shape[0] - 1
     n_cohorts = n_cal if has_contract else 0
+    band = min(int(cfg[C_COHORT_QUARTERS]), n_cal) if has_contract else 0
     # days are slope-binned (see settle): cal_out and qsr_out hold the partial
     # contents, these the slopes; the cohort matrices the same by tracking cohort
     k_slope = np.zeros((n_cal, N_K))
     q_slope = np.zeros((qsr_out.shape[0], N_Q))
-    base_cq = np.zeros((n_cal, n_cohorts))   # baseline care days by quarter and cohort
-    care_cq = np.zeros((n_cal, n_cohorts))   # treated care days by quarter and cohort
-    base_slope = np.zeros((n_cal, n_cohorts))
-    care_slope = np.zeros((n_cal, n_cohorts))
+    base_cq = np.zeros((n_cohorts, band))   # baseline care days by cohort (band: see bump_cohort)
+    care_cq = np.zeros((n_cohorts, band))   # treated care days by cohort
+    base_slope = np.zeros((n_cohorts, band))
+    care_slope = np.zeros((n_cohorts, band))
     no_edges = np.empty(0)
     n_events = event_months.shape[0]
     event_counts = np.zeros((n_cal, n_events))
@@ -1495,8 +1544,8 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
     settle(cal_edges, 0.0, k_slope, cal_out)
     settle(no_edges, qsr_width, q_slope, qsr_out)
     if has_contract:
-        settle(cal_edges, 0.0, base_slope, base_cq)
-        settle(cal_edges, 0.0, care_slope, care_cq)
+        settle_cohorts(cal_edges, base_slope, base_cq)
+        settle_cohorts(cal_edges, care_slope, care_cq)
         _contract_and_finance(prm, cfg, team_start, cal_edges, base_cq, care_cq, event_counts,
                               event_prices, out, cal_out)
     out[O_ACCEPTED] = n_ref - out[O_REJECTED]

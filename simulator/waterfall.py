@@ -46,11 +46,13 @@ def cohort_payments(baseline_days, care_days, event_counts, event_prices, price,
                     clawback, cap, last_q, payments):
     """Outcome payments by calendar quarter; returns True if the cap was reached.
 
-    baseline_days, care_days: (quarters, cohorts) days in each calendar quarter;
+    baseline_days, care_days: (cohorts, band) days of cohort c in calendar quarter
+    c + j at [c, j] (a cohort's days fall in the ``band`` quarters from its own);
     event_counts: (quarters, events) outcome events assessed in each quarter.
     ``cap`` < 0 means no cap; ``payments`` (quarters,) is overwritten.
     """
-    n_q, n_c = baseline_days.shape
+    n_q = payments.shape[0]
+    n_c, band = baseline_days.shape
     cum_saved = np.zeros(n_c)
     paid = np.zeros(n_c)
     total_paid = 0.0
@@ -58,8 +60,9 @@ def cohort_payments(baseline_days, care_days, event_counts, event_prices, price,
     payments[:] = 0.0
     for k in range(n_q):
         owed = 0.0
-        for c in range(n_c):
-            cum_saved[c] += baseline_days[k, c] - care_days[k, c]
+        # only the cohorts with days in quarter k: the others owe nothing new
+        for c in range(max(0, k - band + 1), min(k + 1, n_c)):
+            cum_saved[c] += baseline_days[c, k - c] - care_days[c, k - c]
             due = price * cum_saved[c]
             if not clawback:
                 due = max(due, paid[c])

@@ -73,3 +73,38 @@ def test_day_table_agrees_with_searchsorted():
 def test_edges_off_whole_days_are_refused():
     with pytest.raises(ValueError, match="whole days"):
         K.day_quarters(np.array([0.0, 91.5, 182.0]))
+
+
+def test_cohort_band_matches_overlap_and_covers_every_window():
+    """Days by tracking cohort (the band of quarters from the cohort's own) add up, quarter
+    by quarter, to the overlaps of the windows, with the band width engine.layout sets."""
+    from simulator import engine
+    from simulator.loader import load_scenario
+    lay = engine.layout(load_scenario("scenarios/essex_mst.yaml").scenario)
+    edges = lay.calendar_edges
+    day_q = K.day_quarters(edges)
+    n_cal = len(edges) - 1
+    width = int(lay.config[K.C_COHORT_QUARTERS])
+    window = lay.config[K.C_TRACKING_DAYS]
+    assert width < n_cal   # a band, not the whole calendar
+    slope = np.zeros((n_cal, width))
+    part = np.zeros((n_cal, width))
+    rng = np.random.default_rng(9)
+    intervals = []
+    for _ in range(2000):
+        track_a = rng.uniform(edges[0] - 100.0, edges[-1] + 50.0)
+        cohort, _ = K.quarter_room(track_a, edges, day_q)
+        if cohort < 0:   # opens after the calendar: nothing to bin
+            continue
+        # the whole window, or a care spell inside it
+        a, b = track_a, track_a + window
+        if rng.uniform() < 0.5:
+            a = rng.uniform(track_a, track_a + window)
+            b = rng.uniform(a, track_a + window)
+        k_b, _ = K.quarter_room(b, edges, day_q)
+        assert k_b == -1 or k_b - cohort < width
+        intervals.append((max(a, edges[0]), b, 1.0))
+        K.span_cohort(a, b, 1.0, edges, day_q, cohort, slope, part)
+    K.settle_cohorts(edges, slope, part)
+    by_quarter = [K.cohort_total(part, k) for k in range(n_cal)]
+    np.testing.assert_allclose(by_quarter, _overlaps(intervals, edges), rtol=1e-10, atol=1e-6)

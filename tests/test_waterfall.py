@@ -6,6 +6,15 @@ from scipy.optimize import brentq
 from simulator import waterfall as W
 
 
+def _band(by_quarter):
+    """(quarters, cohorts) -> the kernels' band layout: [c, j] is cohort c in quarter c + j."""
+    n_q, n_c = by_quarter.shape
+    band = np.zeros((n_c, n_q))
+    for c in range(n_c):
+        band[c, :n_q - c] = by_quarter[c:, c]
+    return band
+
+
 def test_worked_example_three_cohorts_twelve_quarters():
     # Price £100 per care day saved, payment lag 1 quarter, cumulative true-up per
     # cohort without claw-back, cap £9,000. Days saved (baseline - care) per quarter:
@@ -28,14 +37,20 @@ def test_worked_example_three_cohorts_twelve_quarters():
     saved[:6, 0] = [10, 20, -15, 5, 0, 0]
     saved[:6, 1] = [0, 30, 10, -50, 40, 0]
     saved[:6, 2] = [0, 0, 5, 5, 5, 5]
-    baseline = np.full((12, 3), 100.0)
-    care = baseline - saved
+    baseline = _band(np.full((12, 3), 100.0))
+    care = baseline - _band(saved)
     payments = np.empty(12)
     capped = W.cohort_payments(baseline, care, np.zeros((12, 0)), np.zeros(0), 100.0, 1,
                                False, 9000.0, 11, payments)
     expected = [0, 1000, 5000, 1500, 500, 500, 500, 0, 0, 0, 0, 0]
     assert payments.tolist() == pytest.approx(expected, abs=0.005)
     assert capped
+    # A band just wide enough for every cohort's days (6 quarters) pays the same, to the
+    # penny and bit for bit: the cohorts outside a quarter's band owe nothing new in it.
+    narrow = np.empty(12)
+    W.cohort_payments(baseline[:, :6].copy(), care[:, :6].copy(), np.zeros((12, 0)),
+                      np.zeros(0), 100.0, 1, False, 9000.0, 11, narrow)
+    assert narrow.tolist() == payments.tolist()
     # A lower cap (£7,000) truncates the q3 payment to £1,000 and stops later ones.
     W.cohort_payments(baseline, care, np.zeros((12, 0)), np.zeros(0), 100.0, 1, False,
                       7000.0, 11, payments)
