@@ -17,6 +17,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 
+def _timed(f, *args, **kwargs) -> float:
+    t0 = time.perf_counter()
+    f(*args, **kwargs)
+    return time.perf_counter() - t0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scenario", default=str(ROOT / "scenarios" / "essex_mst.yaml"))
@@ -50,6 +56,15 @@ def main() -> None:
     service_rate = args.paths / best["service"]
     numba_rate = args.paths / best["full"]
 
+    # One thread, for comparing days on a shared machine: steadier than two threads,
+    # whose rate also depends on what the neighbours of the second core are doing.
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    one = min(_timed(engine.simulate, scenario, paths=args.paths // 8)
+              for _ in range(args.repeats))
+    numba.set_num_threads(threads)
+    one_rate = (args.paths // 8) / one
+
     t0 = time.perf_counter()
     simulate_reference(scenario, paths=args.reference_paths, seed=1)
     ref_rate = args.reference_paths / (time.perf_counter() - t0)
@@ -70,6 +85,8 @@ def main() -> None:
           f"   ({numba_rate / service_rate - 1:+.0%} for the contract and cash flows)")
     print(f"{'plain-Python reference':<28}{args.reference_paths:>10,}{ref_rate:>14,.1f}")
     print(f"speed-up: {numba_rate / ref_rate:,.0f}x")
+    print(f"one thread, with the waterfall: {one_rate:,.0f} paths/s ({1e6 / one_rate:.0f} us a path); "
+          f"{threads} threads: {numba_rate / one_rate:.2f}x that")
     print(f"first call in this process (cache load or compile): {warm:.2f} s")
     print(f"second process, import + load + first 16 paths: {inner:.2f} s "
           f"(whole process {process:.2f} s)")
