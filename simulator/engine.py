@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import sys
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from . import jit_cache
 from . import kernels as K
 from .schema import DAYS_PER_MONTH, Scenario, iter_params
 
@@ -254,6 +257,8 @@ def simulate(scenario: Scenario, paths: int | None = None, seed: int | None = No
     if n < 1 or chunk < 1 or seed < 0:
         raise ValueError("paths and chunk_paths must be positive and seed non-negative")
     lay = layout(scenario)
+    if progress is not False:
+        _say_if_compiling()
     n_cal = len(lay.calendar_quarters)
     out = np.zeros((n, K.N_OUT))
     qsr = np.zeros((n, lay.n_tracking_quarters, K.N_Q))
@@ -288,6 +293,33 @@ def simulate(scenario: Scenario, paths: int | None = None, seed: int | None = No
     check_conservation(frame, qsr, cal)
     return SimulationResult(scenario, seed, frame, qsr, cal, lay.calendar_quarters,
                             lay.reason_names)
+
+
+# the kernels a simulation calls from Python (the others are compiled into these)
+_ENTRY_KERNELS = (K.param_uniforms, K.simulate_chunk, K.conservation_totals)
+
+
+def kernels_cached() -> bool:
+    """Whether the kernels load from numba's disk cache (False: the next simulation
+    compiles them first, about a minute on 2 cores)."""
+    return jit_cache.is_cached(*_ENTRY_KERNELS)
+
+
+def _say_if_compiling() -> None:
+    if not kernels_cached():
+        print("compiling the simulation kernels: once after installing or changing them, "
+              "about a minute on 2 cores ...", file=sys.stderr, flush=True)
+
+
+def load_kernels(scenario: Scenario, say: bool = True) -> float:
+    """Load the kernels (compiling them first if the disk cache has none for this machine
+    and these sources, said on stderr when ``say``) by simulating one path of ``scenario``;
+    returns the seconds taken. Lets a caller time a run without the compiling."""
+    t0 = time.perf_counter()
+    if say:
+        _say_if_compiling()
+    simulate(scenario, paths=1, progress=False)
+    return time.perf_counter() - t0
 
 
 def _progress_bar(total: int, name: str, progress: bool | None):

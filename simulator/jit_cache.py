@@ -70,6 +70,22 @@ if not any(cls in caching.CacheImpl._locator_classes for cls in _OURS):
     caching.CacheImpl._locator_classes[:0] = _OURS
 
 
+def is_cached(*dispatchers) -> bool:
+    """Whether each dispatcher is loaded already or numba's disk cache holds its code for
+    this machine and these sources (False: its next call compiles it). Reads each cache index only; if numba's
+    internals are not as expected, says True (the caller then just does not warn)."""
+    try:
+        for d in dispatchers:
+            if d.overloads:   # compiled or loaded in this process already
+                continue
+            magic = d.targetctx.codegen().magic_tuple()
+            if not any(key[1] == magic for key in d._cache._cache_file._load_index()):
+                return False
+    except Exception:  # noqa: BLE001 (a numba without these attributes)
+        return True
+    return True
+
+
 def _numba_arraymath_without_blas_probe() -> None:
     """Import numba.np.arraymath with its BLAS probe answered by "is scipy installed?".
 

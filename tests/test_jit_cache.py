@@ -53,3 +53,44 @@ def test_start_up_skips_scipy_linalg_but_numba_blas_still_works():
                          text=True, check=True).stdout.split("\n")
     assert out[0] == "False True numba.np.linalg"
     assert out[1] == "5.0 True"
+
+
+def test_is_cached_tells_a_cold_cache_from_a_warm_one(tmp_path):
+    """False before the first compile into an empty cache; True once compiled, and in a
+    new process that loads from the cache."""
+    import os
+    import subprocess
+    import sys
+    (tmp_path / "tiny.py").write_text(
+        "from numba import njit\n"
+        "@njit(cache=True)\n"
+        "def add_one(x):\n"
+        "    return x + 1\n")
+    code = ("import sys; sys.path.insert(0, sys.argv[1])\n"
+            "from simulator.jit_cache import is_cached\n"
+            "from tiny import add_one\n"
+            "before = is_cached(add_one); add_one(1)\n"
+            "print(before, is_cached(add_one))\n")
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    runs = [subprocess.run([sys.executable, "-c", code, str(tmp_path)], env=env,
+                           capture_output=True, text=True, check=True).stdout.split()
+            for _ in range(2)]
+    assert runs == [["False", "True"], ["True", "True"]]
+
+
+def test_run_says_when_it_compiles_the_kernels(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from simulator import engine
+    from simulator.cli import main
+    scenario = jit_cache._HERE.rsplit("/", 1)[0] + "/scenarios/essex_mst.yaml"
+    args = ["run", scenario, "--paths", "20", "--out", str(tmp_path)]
+    monkeypatch.setattr(engine, "kernels_cached", lambda: False)
+    cold = CliRunner().invoke(main, args)
+    quiet = CliRunner().invoke(main, args + ["--quiet"])
+    monkeypatch.setattr(engine, "kernels_cached", lambda: True)
+    warm = CliRunner().invoke(main, args)
+    assert cold.exit_code == quiet.exit_code == warm.exit_code == 0
+    assert "compiling the simulation kernels" in cold.stderr
+    assert "compiling" not in quiet.stderr and "compiling" not in warm.stderr
+    assert "20 paths in" in cold.stdout and "20 paths in" in warm.stdout
