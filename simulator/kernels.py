@@ -1146,6 +1146,18 @@ def first_entry(e0, t_ref, horizon, age0, rate0, age_hr, ref_age):
 
 # --------------------------------------------------------------------------- money
 @njit(cache=True, error_model="numpy", _nrt=False)
+def compounded(rate, edges, out):
+    """(1 + rate) ** (years from the contract start to the middle of quarter k), for each
+    quarter k (from 1 before the start): batch_exp of a multiple of log1p(rate), in a loop
+    that vectorises, where a pow call a quarter for the costs and another for the present
+    value were about 1% of a path."""
+    growth = math.log1p(rate)
+    for k in range(out.shape[0]):
+        mid = 0.5 * (edges[k] + edges[k + 1])
+        out[k] = batch_exp(growth * (max(mid, 0.0) / DAYS_PER_YEAR))
+
+
+@njit(cache=True, error_model="numpy", _nrt=False)
 def _add_baseline_days(track_a, track_b, width, baseline_q, edges, day_q, slope, part, cohort):
     """Baseline care days: child days times the baseline proportion of their tracking quarter."""
     w = 0.0
@@ -1185,18 +1197,20 @@ def _contract_and_finance(prm, cfg, team_start, edges, base_cq, care_cq, event_c
     for k in range(team_start.shape[0]):
         add_interval(team_start[k], service_end, edges, cal_out, K_TEAM_DAYS, 1.0)
     costs = np.zeros(n_cal)
-    W.quarterly_costs(cal_out[:, K_TEAM_DAYS], cal_out[:, K_STARTED], edges,
+    growth = np.empty(n_cal)
+    compounded(prm[P_COST_INFLATION], edges, growth)
+    W.quarterly_costs(cal_out[:, K_TEAM_DAYS], cal_out[:, K_STARTED],
                       prm[P_COST_TEAM_QUARTER], prm[P_COST_PER_CASE], prm[P_COST_FLEX_FUND],
                       prm[P_COST_SET_UP], prm[P_COST_LICENCE_YEAR],
-                      prm[P_COST_MANAGEMENT_QUARTER], prm[P_COST_INFLATION], last_q, costs)
+                      prm[P_COST_MANAGEMENT_QUARTER], growth, last_q, costs)
+    compounded(cfg[C_DISCOUNT_RATE], edges, growth)
     total_paid = 0.0
     pv = 0.0
     for k in range(n_cal):
         cal_out[k, K_OUTCOME_PAYMENTS] = payments[k]
         cal_out[k, K_SERVICE_COSTS] = costs[k]
         total_paid += payments[k]
-        mid = 0.5 * (edges[k] + edges[k + 1])
-        pv += payments[k] / (1.0 + cfg[C_DISCOUNT_RATE]) ** (max(mid, 0.0) / DAYS_PER_YEAR)
+        pv += payments[k] / growth[k]
     out[O_OUTCOME_PAYMENTS] = total_paid
     out[O_PAYMENTS_PV] = pv
     out[O_CAP_REACHED] = 1.0 if capped else 0.0
@@ -1466,49 +1480,57 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
     # ---- referrals and screening
     counts = count_referrals(seed, path, prm, team_start, team_weight, referrals_end)
     n_ref = counts.sum()
-    ref_team = np.empty(n_ref, np.int64)
-    ref_time = np.empty(n_ref)
-    ref_key = np.empty(n_ref, np.uint64)
-    status = np.empty(n_ref, np.int64)
-    accept_t = np.empty(n_ref)
-    accepted = np.empty(n_ref, np.int64)   # the accepted referrals, in order
+    # The per-referral work arrays are rows of four matrices, one per element type:
+    # four allocations a path rather than forty (each row keeps the length the kernels
+    # read: n_ref, n_acc or n_acc + 1, all at most n_ref + 1).
+    wf = np.empty((18, n_ref + 1))
+    wi = np.empty((8, n_ref + 1), np.int64)
+    wu = np.empty((4, n_ref + 1), np.uint64)
+    wb = np.zeros((5, n_ref + 1), np.bool_)
+    ref_team = wi[0, :n_ref]
+    ref_time = wf[0, :n_ref]
+    ref_key = wu[0, :n_ref]
+    status = wi[1, :n_ref]
+    accept_t = wf[1, :n_ref]
+    accepted = wi[2, :n_ref]   # the accepted referrals, in order
     n_acc = _referrals(seed, path, prm, counts, team_start, referrals_end, first_year_a,
                        first_year_b, cal_edges, day_q, reason_cdf, ref_team, ref_time, ref_key,
-                       status, accept_t, accepted, np.empty(n_ref, np.int64),
-                       np.empty(n_ref, np.int64), np.empty(n_ref), out, cal_out, reasons_out)
+                       status, accept_t, accepted, wi[3, :n_ref], wi[4, :n_ref], wf[2, :n_ref],
+                       out, cal_out, reasons_out)
 
     # ---- young people (fixed draw numbers in each referral's stream, so draws never shift).
     # Drawn in one branch-free pass, before the event logic that uses them, so the
     # latency of log, exp and the normal quantile overlaps across young people.
-    age0 = np.empty(n_ref)
-    prior = np.empty(n_ref, np.bool_)
-    rate0 = np.empty(n_ref)
-    care_key = np.empty(n_ref, np.uint64)
-    care_e0 = np.empty(n_ref)   # first care-entry target: shared by the wait and both walks
-    care_x1 = np.empty(n_ref)   # first spell-length draw: shared by both walks
-    length = np.empty(n_ref)    # treatment length, if treatment starts
-    noncompleted_c = np.empty(n_acc, np.bool_)   # these two in the order of accepted
-    female_c = np.empty(n_acc, np.bool_)
+    age0 = wf[3, :n_ref]
+    prior = wb[0, :n_ref]
+    rate0 = wf[4, :n_ref]
+    care_key = wu[1, :n_ref]
+    care_e0 = wf[5, :n_ref]   # first care-entry target: shared by the wait and both walks
+    care_x1 = wf[6, :n_ref]   # first spell-length draw: shared by both walks
+    length = wf[7, :n_ref]    # treatment length, if treatment starts
+    noncompleted_c = wb[1, :n_acc]   # these two in the order of accepted
+    female_c = wb[2, :n_acc]
     _young_people(prm, cfg, n_acc, accepted, ref_key, ref_time, age0, prior, rate0, care_key,
                   care_e0, care_x1, length, noncompleted_c, female_c,
-                  np.empty(n_acc, np.uint64), np.empty(n_acc, np.uint64),
-                  np.empty(n_acc), np.empty(n_acc), np.empty(n_acc), np.empty(n_acc),
-                  np.empty(n_acc))
+                  wu[2, :n_acc], wu[3, :n_acc], wf[8, :n_acc], wf[9, :n_acc], wf[10, :n_acc],
+                  wf[11, :n_acc], wf[12, :n_acc])
 
     # ---- capacity: each team's FIFO waiting list and caseloads
-    start_t = np.full(n_ref, _INF)
-    end_t = np.full(n_ref, _INF)
-    disrupted = np.zeros(n_ref, np.bool_)
+    start_t = wf[13, :n_ref]
+    end_t = wf[14, :n_ref]
+    start_t[:] = _INF
+    end_t[:] = _INF
+    disrupted = wb[3, :n_ref]
     max_wait = prm[P_MAX_WAIT_DAYS]
     care_end_age = cfg[C_CARE_END_AGE]
-    members = np.empty(n_acc, np.int64)
-    deadline = np.empty(n_ref)
-    lost_to_care = np.zeros(n_ref, np.bool_)
+    members = wi[5, :n_acc]
+    deadline = wf[15, :n_ref]
+    lost_to_care = wb[4, :n_ref]
     staffed = np.empty(post_team.shape[0], np.bool_)
     caseload = np.empty(post_team.shape[0], np.int64)
-    open_end = np.empty(n_acc + 1)
-    open_case = np.empty(n_acc + 1, np.int64)
-    open_post = np.empty(n_acc + 1, np.int64)
+    open_end = wf[16, :n_acc + 1]
+    open_case = wi[6, :n_acc + 1]
+    open_post = wi[7, :n_acc + 1]
     for k in range(n_teams):
         _run_team(k, n_acc, accepted, ref_team, accept_t, ref_time, status, start_t, end_t,
                   disrupted, length, care_e0, age0, rate0, prm, cfg, ev_t, ev_p, ev_k,
@@ -1526,16 +1548,17 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
     # contents, these the slopes; the cohort matrices the same by tracking cohort
     k_slope = np.zeros((n_cal, N_K))
     q_slope = np.zeros((qsr_out.shape[0], N_Q))
-    base_cq = np.zeros((n_cohorts, band))   # baseline care days by cohort (band: see bump_cohort)
-    care_cq = np.zeros((n_cohorts, band))   # treated care days by cohort
-    base_slope = np.zeros((n_cohorts, band))
-    care_slope = np.zeros((n_cohorts, band))
+    cohorts = np.zeros((4, n_cohorts, band))
+    base_cq = cohorts[0]      # baseline care days by cohort (band: see bump_cohort)
+    care_cq = cohorts[1]      # treated care days by cohort
+    base_slope = cohorts[2]
+    care_slope = cohorts[3]
     no_edges = np.empty(0)
     n_events = event_months.shape[0]
     event_counts = np.zeros((n_cal, n_events))
     checks = np.empty(n_events)
     in_care = np.zeros(n_events, np.bool_)
-    lengths = np.empty(n_ref)
+    lengths = wf[17, :n_ref]
     n_started, wait_sum, age_sum = _outcomes(
         prm, cfg, n_acc, accepted, status, noncompleted_c, female_c, ref_time, accept_t, start_t,
         end_t, disrupted, age0, prior, rate0, care_key, care_e0, care_x1, baseline_q, event_months,

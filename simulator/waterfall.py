@@ -205,17 +205,16 @@ QUARTER_DAYS = 365.25 / 4.0
 
 
 @njit(cache=True, error_model="numpy")
-def quarterly_costs(team_days, starts, edges, per_team_quarter, per_case, flex_fund, set_up,
-                    licence_year, management_quarter, inflation, final_q, costs):
+def quarterly_costs(team_days, starts, per_team_quarter, per_case, flex_fund, set_up,
+                    licence_year, management_quarter, inflated, final_q, costs):
     """Service costs by calendar quarter (pounds, inflated from the contract start).
 
     team_days[k]: days of team activity in quarter k, summed over teams (pro rata
     team and licence costs); starts[k]: cases started (per-case cost and flexible
     fund); set-up in the first quarter; the management fee every quarter to the last
-    payment quarter.
+    payment quarter; inflated[k]: the price level in quarter k (1 at the contract start).
     """
     for k in range(costs.shape[0]):
-        mid = 0.5 * (edges[k] + edges[k + 1])
         c = (per_team_quarter * team_days[k] / QUARTER_DAYS
              + licence_year * team_days[k] / 365.25
              + (per_case + flex_fund) * starts[k])
@@ -223,4 +222,4 @@ def quarterly_costs(team_days, starts, edges, per_team_quarter, per_case, flex_f
             c += management_quarter
         if k == 0:
             c += set_up
-        costs[k] = c * (1.0 + inflation) ** (max(mid, 0.0) / 365.25)
+        costs[k] = c * inflated[k]

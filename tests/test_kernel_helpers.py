@@ -1,5 +1,5 @@
 """Small kernel helpers checked against numpy and scipy: the in-place median, the
-branch-free pick and the batch log, exp and normal quantile."""
+branch-free pick, the batch log, exp and normal quantile, and compound growth."""
 import math
 
 import numpy as np
@@ -71,3 +71,16 @@ def test_batch_norm_ppf_agrees_with_scalar_and_scipy():
     assert np.abs(ours - scalar).max() < 1e-13
     exact = ndtri(p)
     assert np.all(np.abs(ours - exact) <= 1.2e-9 * np.abs(exact) + 1e-15)  # Acklam's bound
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.02, 0.035, -0.5, 0.25])
+def test_compounded_matches_pow_at_quarter_midpoints(rate):
+    # quarter edges in days from the contract start; the first quarter opens before it
+    edges = np.array([-30.0, 61.0, 151.0, 243.0, 335.0, 426.0, 3000.0, 3091.0])
+    out = np.empty(edges.shape[0] - 1)
+    K.compounded(rate, edges, out)
+    mid = np.maximum(0.5 * (edges[:-1] + edges[1:]), 0.0)
+    exact = (1.0 + rate) ** (mid / K.DAYS_PER_YEAR)
+    assert np.allclose(out, exact, rtol=1e-14, atol=0.0)
+    if rate == 0.0:
+        assert np.all(out == 1.0)
