@@ -728,10 +728,7 @@ def simulate_workforce(seed, path, prm, team_start, team_size, n_in_waiting, ser
             ev_k[n_ev] = EV_FILL
             n_ev += 1
             p += 1
-    # initial fills in time order (teams may be listed out of order)
-    order = np.argsort(ev_t[:n_ev], kind="mergesort")
-    ev_t[:n_ev] = ev_t[:n_ev][order]
-    ev_p[:n_ev] = ev_p[:n_ev][order]
+    _sort_events(ev_t, ev_p, ev_k, n_ev)   # initial fills in time order (teams may be listed out of order)
     in_reserve = n_in_waiting
     leavers = 0
     while True:
@@ -782,8 +779,22 @@ def simulate_workforce(seed, path, prm, team_start, team_size, n_in_waiting, ser
             _close_staffed(p, service_end, staffed_since, team_start, post_team, cal_edges, cal_out)
     out[O_LEAVERS] = leavers
     # events sorted by time; ties keep generation order (leave before its instant fill)
-    order = np.argsort(ev_t[:n_ev], kind="mergesort")
-    return ev_t[:n_ev][order], ev_p[:n_ev][order], ev_k[:n_ev][order], post_team
+    _sort_events(ev_t, ev_p, ev_k, n_ev)
+    return ev_t[:n_ev], ev_p[:n_ev], ev_k[:n_ev], post_team
+
+
+@njit(cache=True, error_model="numpy", _nrt=False)
+def _sort_events(ev_t, ev_p, ev_k, n):
+    """Stable insertion sort of the first n events by time. The event loop makes them in
+    time order, but for the fills at the start of a team that starts after a leaver of
+    another: nearly sorted, where this is linear (and needs no work arrays, unlike argsort)."""
+    for i in range(1, n):
+        t, p, k = ev_t[i], ev_p[i], ev_k[i]
+        j = i
+        while j > 0 and ev_t[j - 1] > t:
+            ev_t[j], ev_p[j], ev_k[j] = ev_t[j - 1], ev_p[j - 1], ev_k[j - 1]
+            j -= 1
+        ev_t[j], ev_p[j], ev_k[j] = t, p, k
 
 
 @njit(cache=True, error_model="numpy")
@@ -876,6 +887,7 @@ def count_referrals(seed, path, prm, team_start, team_weight, referrals_end):
     p0 = np.empty(n)
     for m in range(n):
         p0[m] = batch_exp(-lam[m])
+    draws = np.empty(n, np.int64)   # the draw number of each cell's Poisson uniform
     for m in range(n):
         key = keys[m]
         draw = 0
@@ -885,12 +897,38 @@ def count_referrals(seed, path, prm, team_start, team_weight, referrals_end):
             else:
                 lam[m], draw = gamma_draw(key, 0, k_nb, mean[m] / k_nb)
                 p0[m] = math.exp(-lam[m])
-        if 0.0 < lam[m] < 30.0:
-            count = _poisson_inversion(uniform(key, draw), lam[m], p0[m])
-        else:
-            count, draw = poisson_draw(key, draw, lam[m])
+        draws[m] = draw
+        u0[m] = uniform(key, draw)
+    found = np.empty(n, np.int64)
+    _poisson_inversions(u0, lam, p0, u1, found, n)
+    for m in range(n):
+        count = found[m]
+        if not (0.0 < lam[m] < 30.0):
+            count = poisson_draw(keys[m], draws[m], lam[m])[0]
         counts[cell[m] // n_months, cell[m] % n_months] = count
     return counts
+
+
+@njit(cache=True, error_model="numpy", _nrt=False)
+def _poisson_inversions(u, lam, p, cdf, k, n):
+    """_poisson_inversion of the first n cells at once (those with 0 < lam < 30; the
+    others get k = 0), p = exp(-lam) on entry (overwritten, as is the work array cdf).
+    In lock-step: each step takes every cell still below its uniform one count further,
+    with the same arithmetic, so the same counts; a loop without branches, which
+    vectorises, where a loop per cell mispredicted its exit about once a cell."""
+    for m in range(n):
+        cdf[m] = p[m]
+        k[m] = 0
+    while True:
+        going = 0
+        for m in range(n):
+            go = (u[m] > cdf[m]) & (p[m] > 0.0) & (lam[m] > 0.0) & (lam[m] < 30.0)
+            k[m] += go
+            p[m] = pick(go, p[m] * (lam[m] / k[m]), p[m])
+            cdf[m] = pick(go, cdf[m] + p[m], cdf[m])
+            going += go
+        if going == 0:
+            return
 
 
 @njit(cache=True, error_model="numpy", _nrt=False, inline="always")

@@ -84,3 +84,36 @@ def test_compounded_matches_pow_at_quarter_midpoints(rate):
     assert np.allclose(out, exact, rtol=1e-14, atol=0.0)
     if rate == 0.0:
         assert np.all(out == 1.0)
+
+
+def test_poisson_inversions_in_lock_step_match_one_at_a_time():
+    rng = np.random.default_rng(12)
+    lam = np.concatenate([rng.uniform(0.0, 30.0, 3000), rng.uniform(0.0, 0.01, 200),
+                          [0.0, -1.0, 29.999, 30.0, 45.0, 1e-300]])
+    u = np.concatenate([rng.random(lam.size - 6), [0.5, 0.5, 1.0 - 2.0 ** -53, 0.5, 0.5, 2.0 ** -54]])
+    u[:50] = 1.0 - 2.0 ** -53      # far tails: the loop runs until p underflows or the cdf stops
+    n = lam.size
+    p = np.exp(-np.maximum(lam, 0.0))
+    counts = np.full(n + 3, -7, np.int64)           # longer than n: only n are written
+    K._poisson_inversions(u, lam, p.copy(), np.empty(n), counts, n)
+    expected = [K._poisson_inversion(u[m], lam[m], p[m]) if 0.0 < lam[m] < 30.0 else 0
+                for m in range(n)]
+    assert np.array_equal(counts[:n], expected)
+    assert np.all(counts[n:] == -7)
+
+
+def test_sort_events_is_a_stable_sort_by_time():
+    rng = np.random.default_rng(13)
+    for n in (0, 1, 2, 9, 40):
+        t = np.round(rng.uniform(0, 10, n + 4))     # ties, and room after n
+        t[:n] = np.sort(t[:n])
+        if n > 3:
+            t[[1, n - 2]] = t[[n - 2, 1]]          # nearly sorted, as the event loop makes them
+        p = np.arange(n + 4)
+        k = p % 2
+        order = np.argsort(t[:n], kind="stable")
+        want = t[:n][order], p[:n][order], k[:n][order]
+        tail = t[n:].copy()
+        K._sort_events(t, p, k, n)
+        assert np.array_equal(t[:n], want[0]) and np.array_equal(p[:n], want[1])
+        assert np.array_equal(k[:n], want[2]) and np.array_equal(t[n:], tail)
