@@ -627,17 +627,19 @@ def settle(edges, width, slope, part):
 
 
 # Days by tracking cohort (the calendar quarter a young person's tracking window
-# opens in) are kept as a band: row c, column j is calendar quarter c + j, for the
-# C_COHORT_QUARTERS quarters a window can reach, rather than a square quarter-by-
-# cohort matrix that is mostly zeros (a third of the work of the contract).
+# opens in) are kept as a band: row j, column c is cohort c in calendar quarter c + j,
+# for the C_COHORT_QUARTERS quarters a window can reach, rather than a square quarter-
+# by-cohort matrix that is mostly zeros (a third of the work of the contract). A row
+# holds every cohort at one offset, so the passes over the band (settling, totals by
+# quarter, the contract's true-up) run along rows, over cohorts, and vectorise.
 @njit(cache=True, error_model="numpy", _nrt=False)
 def bump_cohort(k, room, w, cohort, slope, part):
-    """bump() into the cohort band: quarter k (>= cohort) of this cohort's row."""
+    """bump() into the cohort band: quarter k (>= cohort) of this cohort's column."""
     if k >= 0:
         uc = np.uint64(cohort)
         uj = np.uint64(k - cohort)
-        slope[uc, uj] += w
-        part[uc, uj] += w * room
+        slope[uj, uc] += w
+        part[uj, uc] += w * room
 
 
 @njit(cache=True, error_model="numpy", _nrt=False)
@@ -652,23 +654,30 @@ def span_cohort(a, b, w, edges, day_q, cohort, slope, part):
 
 @njit(cache=True, error_model="numpy", _nrt=False)
 def settle_cohorts(edges, slope, part):
-    """settle() for the cohort band: along each cohort's row, to the last calendar quarter."""
+    """settle() for the cohort band: down each cohort's column to the last calendar quarter,
+    a row (offset) at a time."""
     n_cal = edges.shape[0] - 1
-    for c in range(slope.shape[0]):
-        uc = np.uint64(c)
-        for j in range(1, min(slope.shape[1], n_cal - c)):
-            uj = np.uint64(j)
-            part[uc, uj] += slope[uc, uj - 1] * (edges[uc + uj + 1] - edges[uc + uj])
-            slope[uc, uj] += slope[uc, uj - 1]
+    for j in range(1, slope.shape[0]):
+        uj = np.uint64(j)
+        for c in range(min(slope.shape[1], n_cal - j)):
+            uc = np.uint64(c)
+            part[uj, uc] += slope[uj - 1, uc] * (edges[uc + uj + 1] - edges[uc + uj])
+            slope[uj, uc] += slope[uj - 1, uc]
 
 
 @njit(cache=True, error_model="numpy", _nrt=False)
-def cohort_total(band, k):
-    """Days in calendar quarter k summed over the cohorts (in cohort order)."""
-    total = 0.0
-    for c in range(max(0, k - band.shape[1] + 1), min(k + 1, band.shape[0])):
-        total += band[np.uint64(c), np.uint64(k - c)]
-    return total
+def cohort_totals(band, totals):
+    """Days in each calendar quarter summed over the cohorts into ``totals`` (quarters,),
+    overwritten. Rows from the last offset to the first, so that each quarter adds its
+    cohorts in cohort order."""
+    n_cal = totals.shape[0]
+    for k in range(n_cal):
+        totals[k] = 0.0
+    for j in range(band.shape[0] - 1, -1, -1):
+        uj = np.uint64(j)
+        for c in range(min(band.shape[1], n_cal - j)):
+            uc = np.uint64(c)
+            totals[uc + uj] += band[uj, uc]
 
 
 # --------------------------------------------------------------------------- workforce
@@ -1218,9 +1227,12 @@ def _contract_and_finance(prm, cfg, team_start, edges, base_cq, care_cq, event_c
                           event_prices, out, cal_out):
     """Outcome payments, service costs and the SPV waterfall for one path."""
     n_cal = edges.shape[0] - 1
+    totals = np.empty((2, n_cal))
+    cohort_totals(care_cq, totals[0])
+    cohort_totals(base_cq, totals[1])
     for k in range(n_cal):
-        cal_out[k, K_CARE_TREATED] = cohort_total(care_cq, k)
-        cal_out[k, K_BASELINE_CARE_DAYS] = cohort_total(base_cq, k)
+        cal_out[k, K_CARE_TREATED] = totals[0, k]
+        cal_out[k, K_BASELINE_CARE_DAYS] = totals[1, k]
         cal_out[k, K_OUTCOME_EVENTS] = event_counts[k].sum()
     treated = cal_out[:, K_CARE_TREATED].sum()
     baseline = cal_out[:, K_BASELINE_CARE_DAYS].sum()
@@ -1586,7 +1598,7 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
     # contents, these the slopes; the cohort matrices the same by tracking cohort
     k_slope = np.zeros((n_cal, N_K))
     q_slope = np.zeros((qsr_out.shape[0], N_Q))
-    cohorts = np.zeros((4, n_cohorts, band))
+    cohorts = np.zeros((4, band, n_cohorts))
     base_cq = cohorts[0]      # baseline care days by cohort (band: see bump_cohort)
     care_cq = cohorts[1]      # treated care days by cohort
     base_slope = cohorts[2]

@@ -46,38 +46,46 @@ def cohort_payments(baseline_days, care_days, event_counts, event_prices, price,
                     clawback, cap, last_q, payments):
     """Outcome payments by calendar quarter; returns True if the cap was reached.
 
-    baseline_days, care_days: (cohorts, band) days of cohort c in calendar quarter
-    c + j at [c, j] (a cohort's days fall in the ``band`` quarters from its own);
+    baseline_days, care_days: (band, cohorts) days of cohort c in calendar quarter
+    c + j at [j, c] (a cohort's days fall in the ``band`` quarters from its own);
     event_counts: (quarters, events) outcome events assessed in each quarter.
     ``cap`` < 0 means no cap; ``payments`` (quarters,) is overwritten.
     """
     n_q = payments.shape[0]
-    n_c, band = baseline_days.shape
+    band, n_c = baseline_days.shape
+    # Each cohort's true-up at its quarters' assessments, an offset j at a time over all
+    # the cohorts (a loop that vectorises): cumulative days saved, what is due, and what
+    # that adds to what the cohort is owed in quarter c + j.
     cum_saved = np.zeros(n_c)
     paid = np.zeros(n_c)
+    added = np.zeros((band, n_c))
+    for j in range(band):
+        for c in range(min(n_c, n_q - j)):
+            cum_saved[c] += baseline_days[j, c] - care_days[j, c]
+            due = price * cum_saved[c]
+            if not clawback:
+                due = max(due, paid[c])
+            added[j, c] = due - paid[c]
+            paid[c] = due
+    owed = np.zeros(n_q)
+    for j in range(band - 1, -1, -1):   # each quarter's cohorts added in cohort order
+        for c in range(min(n_c, n_q - j)):
+            owed[c + j] += added[j, c]
     total_paid = 0.0
     cap_reached = False
     payments[:] = 0.0
     for k in range(n_q):
-        owed = 0.0
-        # only the cohorts with days in quarter k: the others owe nothing new
-        for c in range(max(0, k - band + 1), min(k + 1, n_c)):
-            cum_saved[c] += baseline_days[c, k - c] - care_days[c, k - c]
-            due = price * cum_saved[c]
-            if not clawback:
-                due = max(due, paid[c])
-            owed += due - paid[c]
-            paid[c] = due
         for e in range(event_prices.shape[0]):
-            owed += event_prices[e] * event_counts[k, e]
+            owed[k] += event_prices[e] * event_counts[k, e]
         q = k + lag
         if q >= n_q or q > last_q:
             continue
-        if cap >= 0.0 and total_paid + owed >= cap:
-            owed = cap - total_paid
+        o = owed[k]
+        if cap >= 0.0 and total_paid + o >= cap:
+            o = cap - total_paid
             cap_reached = True
-        payments[q] += owed
-        total_paid += owed
+        payments[q] += o
+        total_paid += o
     return cap_reached
 
 

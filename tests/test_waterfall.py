@@ -7,11 +7,11 @@ from simulator import waterfall as W
 
 
 def _band(by_quarter):
-    """(quarters, cohorts) -> the kernels' band layout: [c, j] is cohort c in quarter c + j."""
+    """(quarters, cohorts) -> the kernels' band layout: [j, c] is cohort c in quarter c + j."""
     n_q, n_c = by_quarter.shape
-    band = np.zeros((n_c, n_q))
+    band = np.zeros((n_q, n_c))
     for c in range(n_c):
-        band[c, :n_q - c] = by_quarter[c:, c]
+        band[:n_q - c, c] = by_quarter[c:, c]
     return band
 
 
@@ -48,7 +48,7 @@ def test_worked_example_three_cohorts_twelve_quarters():
     # A band just wide enough for every cohort's days (6 quarters) pays the same, to the
     # penny and bit for bit: the cohorts outside a quarter's band owe nothing new in it.
     narrow = np.empty(12)
-    W.cohort_payments(baseline[:, :6].copy(), care[:, :6].copy(), np.zeros((12, 0)),
+    W.cohort_payments(baseline[:6].copy(), care[:6].copy(), np.zeros((12, 0)),
                       np.zeros(0), 100.0, 1, False, 9000.0, 11, narrow)
     assert narrow.tolist() == payments.tolist()
     # A lower cap (£7,000) truncates the q3 payment to £1,000 and stops later ones.
