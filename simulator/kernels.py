@@ -1437,34 +1437,58 @@ def _outcomes(prm, cfg, n_acc, accepted, status, noncompleted_c, female_c, ref_t
                                    base_slope, base_cq, cohort)
         # Care spells from referral to the horizon: the untreated counterfactual walk,
         # then the treated one, on the same draws (n = 0, 2, 4.. entry targets, 1, 3, 5..
-        # spell lengths; draws 0 and 1 made once per young person). Most treated young
-        # people never enter care: the treated walk is skipped when the whole treated
-        # hazard to the horizon (closed form if it is piecewise constant in three
-        # pieces) stays below the first entry target. The walks are written here, not
-        # in a function, because the call (with a dozen arrays) cost a tenth of the run.
-        walks = 2
-        if constant_pieces and (_treated_hazard(r, s, e, horizon, rate0[i], mult_during,
-                                                mult_after) < care_e0[i]):
-            walks = 1
-        cf = 0.0
-        tr = 0.0
+        # spell lengths; draws 0 and 1 made once per young person). The walks are written
+        # here, not in a function, because the call (with a dozen arrays) cost a tenth of
+        # the run; and written twice, not as one loop over the two walks, because that
+        # loop's tests of which walk it was in cost another tenth.
         key = care_key[i]
         lhr_after = kappa * lhr_after0
-        for walk in range(walks):
-            treated = walk == 1
-            q_col = pick(treated, Q_CARE_TREATED, Q_CARE_COUNTERFACTUAL)
-            days = 0.0
+        cf = 0.0
+        t = r
+        n = 0
+        rate = rate0[i]
+        target = care_e0[i]
+        while t < horizon:
+            if constant_pieces:   # one constant hazard: _entry_in_pieces when untreated
+                t_in = t + target / rate if rate * (horizon - t) >= target else _INF
+            else:
+                t_in = _next_entry(t, target, horizon, r, age0[i], rate, age_hr, ref_age,
+                                   False, s, e, mult_during, mult_after, lhr_after, half_life)
+            if t_in >= horizon:
+                break
+            t_out = horizon
+            if exit_rate > 0.0:
+                stay = care_x1[i] if n == 0 else exponential(key, n + 1)
+                t_out = min(t_in + stay / exit_rate, horizon)
+            n += 2
+            a = max(t_in, track_a)
+            b = min(t_out, track_b)
+            if b > a:
+                cf += b - a
+                slope_at_since(a - track_a, 1.0, qsr_width, q_slope, qsr_out, Q_CARE_COUNTERFACTUAL)
+                slope_at_since(b - track_a, -1.0, qsr_width, q_slope, qsr_out, Q_CARE_COUNTERFACTUAL)
+                span(a, b, 1.0, cal_edges, day_q, k_slope, cal_out, K_CARE_COUNTERFACTUAL)
+            t = t_out
+            rate = rate0[i] * reentry_hr
+            if t < horizon:
+                target = exponential(key, n)
+        # Most treated young people never enter care: the treated walk is skipped when
+        # the whole treated hazard to the horizon (closed form if it is piecewise constant
+        # in three pieces) stays below the first entry target.
+        tr = 0.0
+        if not (constant_pieces and (_treated_hazard(r, s, e, horizon, rate0[i], mult_during,
+                                                     mult_after) < care_e0[i])):
             t = r
             n = 0
             rate = rate0[i]
             target = care_e0[i]
             while t < horizon:
                 if constant_pieces:
-                    t_in = _entry_in_pieces(t, target, horizon, rate, treated, s, e,
+                    t_in = _entry_in_pieces(t, target, horizon, rate, True, s, e,
                                             mult_during, mult_after)
                 else:
                     t_in = _next_entry(t, target, horizon, r, age0[i], rate, age_hr, ref_age,
-                                       treated, s, e, mult_during, mult_after, lhr_after,
+                                       True, s, e, mult_during, mult_after, lhr_after,
                                        half_life)
                 if t_in >= horizon:
                     break
@@ -1473,21 +1497,18 @@ def _outcomes(prm, cfg, n_acc, accepted, status, noncompleted_c, female_c, ref_t
                     stay = care_x1[i] if n == 0 else exponential(key, n + 1)
                     t_out = min(t_in + stay / exit_rate, horizon)
                 n += 2
-                if treated:
-                    for m in range(n_events):
-                        if t_in <= checks[m] < t_out:
-                            in_care[m] = True
+                for m in range(n_events):
+                    if t_in <= checks[m] < t_out:
+                        in_care[m] = True
                 a = max(t_in, track_a)
                 b = min(t_out, track_b)
                 if b > a:
-                    days += b - a
-                    slope_at_since(a - track_a, 1.0, qsr_width, q_slope, qsr_out, q_col)
-                    slope_at_since(b - track_a, -1.0, qsr_width, q_slope, qsr_out, q_col)
-                    # by calendar quarter; the treated days by cohort under a contract (arrays
-                    # named in each call: choosing one at run time cost a tenth as well)
-                    if not treated:
-                        span(a, b, 1.0, cal_edges, day_q, k_slope, cal_out, K_CARE_COUNTERFACTUAL)
-                    elif has_contract:
+                    tr += b - a
+                    slope_at_since(a - track_a, 1.0, qsr_width, q_slope, qsr_out, Q_CARE_TREATED)
+                    slope_at_since(b - track_a, -1.0, qsr_width, q_slope, qsr_out, Q_CARE_TREATED)
+                    # by cohort under a contract (arrays named in each call: choosing one
+                    # at run time cost a tenth as well)
+                    if has_contract:
                         span_cohort(a, b, 1.0, cal_edges, day_q, cohort, care_slope, care_cq)
                     else:
                         span(a, b, 1.0, cal_edges, day_q, k_slope, cal_out, K_CARE_TREATED)
@@ -1495,10 +1516,6 @@ def _outcomes(prm, cfg, n_acc, accepted, status, noncompleted_c, female_c, ref_t
                 rate = rate0[i] * reentry_hr
                 if t < horizon:
                     target = exponential(key, n)
-            if treated:
-                tr = days
-            else:
-                cf = days
         for m in range(n_events):
             if checks[m] < horizon and not in_care[m]:
                 count_at(checks[m], cal_edges, day_q, event_counts, m, 1.0)
