@@ -1758,8 +1758,13 @@ def _run_team(k, n_acc, accepted, ref_team, accept_t, ref_time, status, start_t,
         i = np.uint64(members[c])
         d_wait = accept_t[i] + max_wait
         t18 = ref_time[i] + (care_end_age - age0[i]) * DAYS_PER_YEAR
-        d_care = first_entry(care_e0[i], ref_time[i], min(d_wait, t18), age0[i], rate0[i],
-                             age_hr, ref_age)
+        if age_hr == 1.0:   # first_entry under one constant hazard, without a branch
+            r = ref_time[i]
+            enters = rate0[i] * (min(d_wait, t18) - r) >= care_e0[i]
+            d_care = pick(enters, r + care_e0[i] / rate0[i], _INF)
+        else:
+            d_care = first_entry(care_e0[i], ref_time[i], min(d_wait, t18), age0[i], rate0[i],
+                                 age_hr, ref_age)
         lost_to_care[i] = d_care < d_wait
         deadline[i] = min(d_wait, d_care)
     n_posts = post_team.shape[0]
