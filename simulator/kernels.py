@@ -1179,6 +1179,17 @@ def _entry_in_pieces(t, target, horizon, rate, treated, s, e, mult_during, mult_
 
 
 @njit(cache=True, error_model="numpy", inline="always")
+def _spell_end(t_in, n, key, first_stay, exit_rate, horizon):
+    """End of a care spell entered at t_in (the horizon at the latest): its length is the
+    young person's first spell draw for the first spell of a walk (n = 0), else draw
+    n + 1 of their care stream (n: the walk's draw counter)."""
+    if exit_rate > 0.0:
+        stay = first_stay if n == 0 else exponential(key, n + 1)
+        return min(t_in + stay / exit_rate, horizon)
+    return horizon
+
+
+@njit(cache=True, error_model="numpy", inline="always")
 def _treated_hazard(r, s, e, h, rate0, mult_during, mult_after):
     """Cumulative treated entry hazard over [r, h) with no age effect and no waning."""
     before = max(min(s, h) - r, 0.0)
@@ -1456,10 +1467,7 @@ def _outcomes(prm, cfg, n_acc, accepted, status, noncompleted_c, female_c, ref_t
                                    False, s, e, mult_during, mult_after, lhr_after, half_life)
             if t_in >= horizon:
                 break
-            t_out = horizon
-            if exit_rate > 0.0:
-                stay = care_x1[i] if n == 0 else exponential(key, n + 1)
-                t_out = min(t_in + stay / exit_rate, horizon)
+            t_out = _spell_end(t_in, n, key, care_x1[i], exit_rate, horizon)
             n += 2
             a = max(t_in, track_a)
             b = min(t_out, track_b)
@@ -1492,10 +1500,7 @@ def _outcomes(prm, cfg, n_acc, accepted, status, noncompleted_c, female_c, ref_t
                                        half_life)
                 if t_in >= horizon:
                     break
-                t_out = horizon
-                if exit_rate > 0.0:
-                    stay = care_x1[i] if n == 0 else exponential(key, n + 1)
-                    t_out = min(t_in + stay / exit_rate, horizon)
+                t_out = _spell_end(t_in, n, key, care_x1[i], exit_rate, horizon)
                 n += 2
                 for m in range(n_events):
                     if t_in <= checks[m] < t_out:
