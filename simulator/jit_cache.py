@@ -21,6 +21,15 @@ from functools import lru_cache
 
 from numba.core import caching
 
+# Floating-point options of every kernel: a multiply and an add may be fused into one
+# FMA instruction (rounded once instead of twice). 2.6% faster a path (polynomials of
+# log, exp and the normal quantile, and the binning arithmetic). Results stay the same
+# for any thread count and chunking; they can differ at rounding level from a build on
+# a CPU without FMA (x86-64 before 2013), and from the same formula in plain Python.
+# Reassociation ("reassoc") was a further 2% but cost log and exp their 1-ulp accuracy,
+# and would let sums depend on the vector width of the CPU: not used.
+FASTMATH = {"contract"}
+
 _HERE = os.path.dirname(os.path.abspath(__file__))
 KERNEL_SOURCES = tuple(os.path.join(_HERE, name) for name in ("kernels.py", "waterfall.py"))
 

@@ -23,6 +23,7 @@ from numba import njit, prange, types
 from numba.extending import intrinsic
 
 from . import jit_cache  # noqa: F401  (before any kernel: see the module)
+from .jit_cache import FASTMATH
 from . import waterfall as W
 
 # --------------------------------------------------------------------------- layout
@@ -218,32 +219,32 @@ _INF = np.inf
 
 
 # --------------------------------------------------------------------------- RNG
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", inline="always")
 def _mix64(z):
     z = (z ^ (z >> _S30)) * _M1
     z = (z ^ (z >> _S27)) * _M2
     return z ^ (z >> _S31)
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", inline="always")
 def subkey(key, x):
     """Key of entity ``x`` inside the stream identified by ``key``."""
     return _mix64(key ^ _mix64(np.uint64(x) + _GOLDEN))
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def stream_key(seed, stream, path):
     return subkey(_mix64(np.uint64(seed) + _GOLDEN * np.uint64(stream)), path)
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", inline="always")
 def uniform(key, n):
     """The n-th uniform of a stream, strictly inside (0, 1)."""
     z = _mix64(key + _GOLDEN * np.uint64(n + 1))
     return ((z >> _S11) + 0.5) * _INV53
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", inline="always")
 def exponential(key, n):
     """The n-th unit exponential of a stream. By batch_log (defined below; within an ulp
     of libm's): a call to libm in a care walk made the compiler save and restore the
@@ -251,12 +252,12 @@ def exponential(key, n):
     return -batch_log(uniform(key, n))
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def norm_cdf(x):
     return 0.5 * math.erfc(-x / math.sqrt(2.0))
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def norm_ppf(p):
     """Inverse standard normal CDF (Acklam's rational approximation, relative error < 1.2e-9)."""
     a1, a2, a3 = -3.969683028665376e01, 2.209460984245205e02, -2.759285104469687e02
@@ -320,7 +321,7 @@ _ONE_BITS = 0x3FF0000000000000
 _MANTISSA = 0x000FFFFFFFFFFFFF
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", inline="always")
 def batch_log(x):
     """log(x) for x > 0: x = 2^k m with m in [sqrt(2)/2, sqrt(2)), then
     log(m) = 2 atanh(f / (2 + f)), f = m - 1, by fdlibm's polynomial. An x below the
@@ -342,7 +343,7 @@ def batch_log(x):
     return k * _LN2_HI - ((half_f2 - (s * (half_f2 + t1 + t2) + k * _LN2_LO)) - f)
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", inline="always")
 def batch_exp(x):
     """exp(x): x = k ln2 + r, |r| <= ln2 / 2, fdlibm's rational form of exp(r),
     scaled by 2^k in the exponent bits."""
@@ -359,7 +360,7 @@ def batch_exp(x):
     return _bits_float(_float_bits(y) + (np.int64(k) << 52))
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", inline="always")
 def batch_norm_ppf(p):
     """norm_ppf without branches: both the central and the tail formula, then a select."""
     q = p - 0.5
@@ -381,20 +382,20 @@ def batch_norm_ppf(p):
     return pick((p >= 0.02425) & (p <= 1.0 - 0.02425), central, tail)
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", inline="always")
 def truncated_normal(u, mean, sd, low, high, flo, fhi):
     """Inverse-CDF draw from a normal truncated to [low, high]; flo, fhi = Phi at the bounds."""
     x = mean + sd * norm_ppf(flo + u * (fhi - flo))
     return min(max(x, low), high)
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", inline="always")
 def treatment_length(u, mu, sigma, flo, fhi):
     """Lognormal(mu, sigma) truncated to the quantile range [flo, fhi], by inverse CDF."""
     return math.exp(mu + sigma * norm_ppf(flo + u * (fhi - flo)))
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def gamma_draw(key, n, shape, scale):
     """Marsaglia-Tsang gamma; returns (value, next draw number)."""
     boost = 1.0
@@ -420,7 +421,7 @@ def gamma_draw(key, n, shape, scale):
             return d * v * scale * boost, n
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", inline="always")
 def _poisson_inversion(u, lam, p0):
     """The Poisson(lam) count at uniform u, summing the CDF from p0 = exp(-lam)."""
     p = p0
@@ -433,7 +434,7 @@ def _poisson_inversion(u, lam, p0):
     return k
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def poisson_draw(key, n, lam):
     """Poisson by multiplication (small mean) or PTRS (Hormann 1993); returns (k, next n)."""
     if lam <= 0.0:
@@ -461,7 +462,7 @@ def poisson_draw(key, n, lam):
             return int(k), n
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def param_uniforms(seed, n_params, path_start, n_paths):
     """One uniform per path and parameter, keyed by (parameter, path)."""
     out = np.empty((n_paths, n_params))
@@ -472,7 +473,7 @@ def param_uniforms(seed, n_params, path_start, n_paths):
     return out
 
 
-@njit(cache=True, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
 def pick(c, a, b):
     """a if c else b, as a call the compiler turns into a select. Written inline, the
     branch it makes can stop numba pruning reference counts of arrays in the caller's
@@ -481,7 +482,7 @@ def pick(c, a, b):
 
 
 # --------------------------------------------------------------------------- binning
-@njit(cache=True, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
 def bin_of(t, edges):
     """searchsorted(edges, t, side="right") - 1: the bin holding t (-1 below, nb above).
 
@@ -501,7 +502,7 @@ def bin_of(t, edges):
     return i
 
 
-@njit(cache=True, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
 def add_interval(a, b, edges, out, col, weight):
     """Add the overlap of [a, b) with each bin of ``edges`` (times weight) to out[:, col]."""
     if b <= a:
@@ -526,7 +527,7 @@ def add_interval(a, b, edges, out, col, weight):
 # of its quarter and w * (quarter end - time) its content; where it closes, the
 # same with -w. settle() then adds slope-so-far * width to each quarter, once
 # per path. An interval so costs two look-ups however many quarters it spans.
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def day_quarters(edges):
     """Quarter index of each whole day from edges[0] to edges[-1] (edges must be whole days)."""
     for e in edges:
@@ -543,7 +544,7 @@ def day_quarters(edges):
     return table
 
 
-@njit(cache=True, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
 def quarter_of(t, edges, day_q):
     """bin_of for whole-day edges: -1 before the first quarter, nb after the last."""
     if not t >= edges[0]:
@@ -554,14 +555,14 @@ def quarter_of(t, edges, day_q):
     return day_q[np.uint64(d)]
 
 
-@njit(cache=True, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
 def count_at(t, edges, day_q, out, col, w):
     k = quarter_of(t, edges, day_q)
     if 0 <= k < edges.shape[0] - 1:
         out[k, col] += w
 
 
-@njit(cache=True, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
 def quarter_room(t, edges, day_q):
     """(quarter of t, days from t to the quarter's end) for slope binning; quarter -1 after
     the last quarter (nothing to bin), and a time before the first counts from its start."""
@@ -574,7 +575,7 @@ def quarter_room(t, edges, day_q):
     return k, edges[np.uint64(k + 1)] - t
 
 
-@njit(cache=True, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
 def bump(k, room, w, slope, part, col):
     """Slope binning at a looked-up (quarter, room): several columns can share one look-up."""
     if k >= 0:
@@ -584,14 +585,14 @@ def bump(k, room, w, slope, part, col):
         part[uk, uc] += w * room
 
 
-@njit(cache=True, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
 def slope_at(t, w, edges, day_q, slope, part, col):
     """An interval of weight w opens at t (w < 0: closes) in calendar quarters."""
     k, room = quarter_room(t, edges, day_q)
     bump(k, room, w, slope, part, col)
 
 
-@njit(cache=True, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
 def span(a, b, w, edges, day_q, slope, part, col):
     """[a, b) with weight w, in calendar quarters."""
     if b > a:
@@ -599,7 +600,7 @@ def span(a, b, w, edges, day_q, slope, part, col):
         slope_at(b, -w, edges, day_q, slope, part, col)
 
 
-@njit(cache=True, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
 def slope_at_since(x, w, width, slope, part, col):
     """As slope_at for quarters of equal width since a young person's tracking start (x >= 0).
 
@@ -615,7 +616,7 @@ def slope_at_since(x, w, width, slope, part, col):
         part[uk, uc] += w * ((k + 1) * width - x)
 
 
-@njit(cache=True, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
 def settle(edges, width, slope, part):
     """Turn slope-binned contents into days per bin (edges, or equal ``width`` if edges is
     empty). ``slope`` is overwritten with its running sum down the bins: row after row,
@@ -635,7 +636,7 @@ def settle(edges, width, slope, part):
 # by-cohort matrix that is mostly zeros (a third of the work of the contract). A row
 # holds every cohort at one offset, so the passes over the band (settling, totals by
 # quarter, the contract's true-up) run along rows, over cohorts, and vectorise.
-@njit(cache=True, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
 def bump_cohort(k, room, w, cohort, slope, part):
     """bump() into the cohort band: quarter k (>= cohort) of this cohort's column."""
     if k >= 0:
@@ -645,7 +646,7 @@ def bump_cohort(k, room, w, cohort, slope, part):
         part[uj, uc] += w * room
 
 
-@njit(cache=True, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
 def span_cohort(a, b, w, edges, day_q, cohort, slope, part):
     """span() into the cohort band."""
     if b > a:
@@ -655,7 +656,7 @@ def span_cohort(a, b, w, edges, day_q, cohort, slope, part):
         bump_cohort(k, room, -w, cohort, slope, part)
 
 
-@njit(cache=True, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
 def settle_cohorts(edges, slope, part):
     """settle() for the cohort band: down each cohort's column to the last calendar quarter,
     a row (offset) at a time."""
@@ -668,7 +669,7 @@ def settle_cohorts(edges, slope, part):
             slope[uj, uc] += slope[uj - 1, uc]
 
 
-@njit(cache=True, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
 def cohort_totals(band, totals):
     """Days in each calendar quarter summed over the cohorts into ``totals`` (quarters,),
     overwritten. Rows from the last offset to the first, so that each quarter adds its
@@ -684,7 +685,7 @@ def cohort_totals(band, totals):
 
 
 # --------------------------------------------------------------------------- workforce
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _grow(times, pos, kind, n):
     if n < times.shape[0]:
         return times, pos, kind
@@ -697,7 +698,7 @@ def _grow(times, pos, kind, n):
     return t2, p2, k2
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def simulate_workforce(seed, path, prm, team_start, team_size, n_in_waiting, service_end,
                        cal_edges, cal_out, out):
     """Therapist posts over time. Returns staffing events (time, post, kind), time-ordered.
@@ -795,7 +796,7 @@ def simulate_workforce(seed, path, prm, team_start, team_size, n_in_waiting, ser
     return ev_t[:n_ev], ev_p[:n_ev], ev_k[:n_ev], post_team
 
 
-@njit(cache=True, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
 def _sort_events(ev_t, ev_p, ev_k, n):
     """Stable insertion sort of the first n events by time. The event loop makes them in
     time order, but for the fills at the start of a team that starts after a leaver of
@@ -809,7 +810,7 @@ def _sort_events(ev_t, ev_p, ev_k, n):
         ev_t[j], ev_p[j], ev_k[j] = t, p, k
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _tenure_end(t, key, post_draws, p, leave_rate):
     if leave_rate <= 0.0:
         return _INF
@@ -818,13 +819,13 @@ def _tenure_end(t, key, post_draws, p, leave_rate):
     return t + e / leave_rate
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _add_vacancy(a, b, cal_edges, cal_out, out):
     out[O_VACANCY_DAYS] += b - a
     add_interval(a, b, cal_edges, cal_out, K_VACANCY_DAYS, 1.0)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _close_staffed(p, t, staffed_since, team_start, post_team, cal_edges, cal_out):
     a = staffed_since[p]
     if a < t:
@@ -833,7 +834,7 @@ def _close_staffed(p, t, staffed_since, team_start, post_team, cal_edges, cal_ou
 
 
 # --------------------------------------------------------------------------- referrals
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _month_mean(prm, j, weight):
     ramp_months = prm[P_RAMP_UP_MONTHS]
     start = prm[P_RAMP_START_SHARE]
@@ -846,7 +847,7 @@ def _month_mean(prm, j, weight):
     return prm[P_REFERRAL_RATE] * weight * ramp * trend
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def count_referrals(seed, path, prm, team_start, team_weight, referrals_end):
     """Referral counts per team-month (negative binomial as a gamma-Poisson mixture).
 
@@ -921,7 +922,7 @@ def count_referrals(seed, path, prm, team_start, team_weight, referrals_end):
     return counts
 
 
-@njit(cache=True, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
 def _poisson_inversions(u, lam, p, cdf, k, n):
     """_poisson_inversion of the first n cells at once (those with 0 < lam < 30; the
     others get k = 0), p = exp(-lam) on entry (overwritten, as is the work array cdf).
@@ -943,7 +944,7 @@ def _poisson_inversions(u, lam, p, cdf, k, n):
             return
 
 
-@njit(cache=True, error_model="numpy", _nrt=False, inline="always")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
 def _sort_arrivals(times, keys, a, b):
     """Stable insertion sort of one month's arrivals (a handful) by time, keys alongside.
 
@@ -967,7 +968,7 @@ def _sort_arrivals(times, keys, a, b):
         keys[a] = key
 
 
-@njit(cache=True, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
 def _referrals(seed, path, prm, counts, team_start, referrals_end, first_year_a, first_year_b,
                cal_edges, day_q, reason_cdf, ref_team, ref_time, ref_key, status, accept_t,
                accepted, rejected, slot, u, out, cal_out, reasons_out):
@@ -1027,7 +1028,7 @@ def _referrals(seed, path, prm, counts, team_start, referrals_end, first_year_a,
 
 
 # --------------------------------------------------------------------------- care
-@njit(cache=True, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
 def _young_people(prm, cfg, n_acc, accepted, ref_key, ref_time, age0, prior, rate0, care_key,
                   care_e0, care_x1, length, noncompleted_c, female_c, keys, care_keys, u_prior,
                   u_age, u_e0, u_x1, u_length):
@@ -1092,7 +1093,7 @@ def _young_people(prm, cfg, n_acc, accepted, ref_key, ref_time, age0, prior, rat
             rate0[i] *= (1.0 + drift_trend) ** (ref_time[i] / DAYS_PER_YEAR)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _next_entry(t, target, horizon, t_ref, age0, rate0, age_hr, ref_age,
                 treated, s, e, mult_during, mult_after, lhr_after, half_life):
     """Time at which the cumulative entry hazard from t reaches ``target``, or +inf.
@@ -1152,7 +1153,7 @@ def _next_entry(t, target, horizon, t_ref, age0, rate0, age_hr, ref_age,
     return _INF
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", inline="always")
 def _entry_in_pieces(t, target, horizon, rate, treated, s, e, mult_during, mult_after):
     """_next_entry when the hazard is constant but for the treatment (no age effect, no
     waning): at most three pieces, with the same arithmetic, so the same result."""
@@ -1178,7 +1179,7 @@ def _entry_in_pieces(t, target, horizon, rate, treated, s, e, mult_during, mult_
     return _INF
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", inline="always")
 def _spell_end(t_in, n, key, first_stay, exit_rate, horizon):
     """End of a care spell entered at t_in (the horizon at the latest): its length is the
     young person's first spell draw for the first spell of a walk (n = 0), else draw
@@ -1189,7 +1190,7 @@ def _spell_end(t_in, n, key, first_stay, exit_rate, horizon):
     return horizon
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", inline="always")
 def _treated_hazard(r, s, e, h, rate0, mult_during, mult_after):
     """Cumulative treated entry hazard over [r, h) with no age effect and no waning."""
     before = max(min(s, h) - r, 0.0)
@@ -1198,7 +1199,7 @@ def _treated_hazard(r, s, e, h, rate0, mult_during, mult_after):
     return rate0 * (before + mult_during * during + mult_after * after)
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", inline="always")
 def first_entry(e0, t_ref, horizon, age0, rate0, age_hr, ref_age):
     """First untreated care entry after referral, for target e0 (losses from the waiting list)."""
     return _next_entry(t_ref, e0, horizon, t_ref, age0, rate0, age_hr,
@@ -1206,7 +1207,7 @@ def first_entry(e0, t_ref, horizon, age0, rate0, age_hr, ref_age):
 
 
 # --------------------------------------------------------------------------- money
-@njit(cache=True, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
 def compounded(rate, edges, out):
     """(1 + rate) ** (years from the contract start to the middle of quarter k), for each
     quarter k (from 1 before the start): batch_exp of a multiple of log1p(rate), in a loop
@@ -1218,7 +1219,7 @@ def compounded(rate, edges, out):
         out[k] = batch_exp(growth * (max(mid, 0.0) / DAYS_PER_YEAR))
 
 
-@njit(cache=True, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
 def _add_baseline_days(track_a, track_b, width, baseline_q, edges, day_q, slope, part, cohort):
     """Baseline care days: child days times the baseline proportion of their tracking quarter."""
     w = 0.0
@@ -1236,7 +1237,7 @@ def _add_baseline_days(track_a, track_b, width, baseline_q, edges, day_q, slope,
     bump_cohort(k, room, -w, cohort, slope, part)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _contract_and_finance(prm, cfg, team_start, edges, base_cq, care_cq, event_counts,
                           event_prices, out, cal_out):
     """Outcome payments, service costs and the SPV waterfall for one path."""
@@ -1325,13 +1326,13 @@ def _contract_and_finance(prm, cfg, team_start, edges, base_cq, care_cq, event_c
 
 
 # --------------------------------------------------------------------------- outcomes
-@njit(cache=True, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
 def _weaker(kappa, hr, log_hr):
     """The hazard ratio hr with its log scaled by kappa (hr itself when kappa is 1)."""
     return hr if kappa == 1.0 else math.exp(kappa * log_hr)
 
 
-@njit(cache=True, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
 def _outcomes(prm, cfg, n_acc, accepted, status, noncompleted_c, female_c, ref_time, accept_t,
               start_t, end_t,
               disrupted, age0, prior, rate0, care_key, care_e0, care_x1, baseline_q,
@@ -1534,7 +1535,7 @@ def _outcomes(prm, cfg, n_acc, accepted, status, noncompleted_c, female_c, ref_t
 
 
 # --------------------------------------------------------------------------- one path
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, reason_cdf,
                   cal_edges, day_q, baseline_q, event_months, event_prices, out, qsr_out, cal_out,
                   reasons_out):
@@ -1664,7 +1665,7 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
         out[O_MEAN_AGE] = np.nan
 
 
-@njit(cache=True, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
 def _select(a, lo, hi, k):
     """Move the k-th smallest of a[lo:hi] to a[k], smaller values before it: quickselect
     with branch-free partitions (whether a value is below the pivot is a coin toss)."""
@@ -1691,7 +1692,7 @@ def _select(a, lo, hi, k):
         lo = m
 
 
-@njit(cache=True, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
 def median_inplace(a, n):
     """np.median(a[:n]) without a copy (reorders a[:n]); n > 0."""
     h = n // 2
@@ -1704,7 +1705,7 @@ def median_inplace(a, n):
     return (low + a[h]) / 2.0
 
 
-@njit(cache=True, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
 def _categorical(u, cdf):
     """Index of the category whose cumulative share first exceeds u (a handful of
     categories: a branch-free count of the shares passed)."""
@@ -1714,7 +1715,7 @@ def _categorical(u, cdf):
     return min(i, cdf.shape[0] - 1)
 
 
-@njit(cache=True, error_model="numpy", _nrt=False, inline="always")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
 def _first_to_end(open_end, n_open):
     """Index of the open case that ends first (-1 if none): a branch-free scan of a few cases."""
     which = -1
@@ -1726,7 +1727,7 @@ def _first_to_end(open_end, n_open):
     return which
 
 
-@njit(cache=True, error_model="numpy", _nrt=False, inline="always")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
 def _best_post(p0, n, staffed, caseload, limit, exclude):
     """Staffed post with the fewest cases (below ``limit``), lowest index on ties; -1 if none."""
     best = -1
@@ -1738,7 +1739,7 @@ def _best_post(p0, n, staffed, caseload, limit, exclude):
     return best
 
 
-@njit(cache=True, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
 def _run_team(k, n_acc, accepted, ref_team, accept_t, ref_time, status, start_t, end_t,
               disrupted, length, care_e0, age0, rate0, prm, cfg, ev_t, ev_p, ev_k,
               post_team, limit, max_wait, service_end, care_end_age,
@@ -1862,7 +1863,7 @@ def _run_team(k, n_acc, accepted, ref_team, accept_t, ref_time, status, start_t,
 
 
 # --------------------------------------------------------------------------- many paths
-@njit(cache=True, error_model="numpy", parallel=True)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", parallel=True)
 def simulate_chunk(seed, path_start, params, cfg, team_start, team_size, team_weight,
                    reason_cdf, cal_edges, baseline_q, event_months, event_prices, out, qsr_out,
                    cal_out, reasons_out):
@@ -1888,7 +1889,7 @@ T_CARE_OVER_CHILD = 5     # largest care days - child days of a tracking quarter
 N_T = 6
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", parallel=True)
 def conservation_totals(cal, qsr):
     """Per path, the totals the reconciliation checks compare (columns T_*).
 

@@ -28,6 +28,7 @@ import numpy as np
 from numba import njit
 
 from . import jit_cache  # noqa: F401  (before any kernel: see the module)
+from .jit_cache import FASTMATH
 
 # Lines of the SPV cash-flow table (columns of ``lines``).
 L_PAYMENTS = 0
@@ -41,7 +42,7 @@ L_BALANCE = 7
 N_LINES = 8
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def cohort_payments(baseline_days, care_days, event_counts, event_prices, price, lag,
                     clawback, cap, last_q, payments):
     """Outcome payments by calendar quarter; returns True if the cap was reached.
@@ -89,7 +90,7 @@ def cohort_payments(baseline_days, care_days, event_counts, event_prices, price,
     return cap_reached
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def spv_cash_flows(payments, costs, commitment, reserve, tranche, dist_from_q, final_q,
                    investor_share, lines):
     """Fill ``lines`` (quarters, N_LINES); returns capital drawn."""
@@ -134,7 +135,7 @@ def spv_cash_flows(payments, costs, commitment, reserve, tranche, dist_from_q, f
     return drawn
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _npv(flows, rate):
     """(NPV of ``flows`` at ``rate``, its derivative in the rate): Horner's rule in the
     discount factor x = 1 / (1 + rate), so one division however many quarters."""
@@ -148,7 +149,7 @@ def _npv(flows, rate):
     return v, -dv * x * x
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def irr(flows):
     """Quarterly internal rate of return of ``flows`` (NaN when undefined).
 
@@ -204,7 +205,7 @@ def irr(flows):
     return r
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def annualise(quarterly_rate):
     return (1.0 + quarterly_rate) ** 4 - 1.0
 
@@ -212,7 +213,7 @@ def annualise(quarterly_rate):
 QUARTER_DAYS = 365.25 / 4.0
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def quarterly_costs(team_days, starts, per_team_quarter, per_case, flex_fund, set_up,
                     licence_year, management_quarter, inflated, final_q, costs):
     """Service costs by calendar quarter (pounds, inflated from the contract start).

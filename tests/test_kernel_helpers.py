@@ -65,9 +65,10 @@ def test_batch_norm_ppf_agrees_with_scalar_and_scipy():
                         [2.0 ** -54, 0.02425, 0.5, 1.0 - 0.02425, 1.0 - 2.0 ** -53]])
     ours = np.array([K.batch_norm_ppf(v) for v in p])
     scalar = np.array([K.norm_ppf(v) for v in p])
-    # the same formulas: identical in the centre, within rounding in the tails (log)
-    centre = (p >= 0.02425) & (p <= 1 - 0.02425)
-    assert np.array_equal(ours[centre], scalar[centre])
+    # the same formulas, equal to rounding: the compiler may fuse a multiply and an add
+    # differently in the two (jit_cache.FASTMATH), and the central rational function's
+    # alternating terms magnify that to ~1e-14 relative; Acklam's own error is 1.2e-9
+    assert np.all(np.abs(ours - scalar) <= 1e-12 * np.abs(scalar))
     assert np.abs(ours - scalar).max() < 1e-13
     exact = ndtri(p)
     assert np.all(np.abs(ours - exact) <= 1.2e-9 * np.abs(exact) + 1e-15)  # Acklam's bound
