@@ -1030,10 +1030,11 @@ def _referrals(seed, path, prm, counts, team_start, referrals_end, first_year_a,
 # --------------------------------------------------------------------------- care
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
 def _young_people(prm, cfg, n_acc, accepted, ref_key, ref_time, age0, prior, rate0, care_key,
-                  care_e0, care_x1, length, noncompleted_c, female_c, keys, care_keys, u_prior,
-                  u_age, u_e0, u_x1, u_length):
+                  care_e0, care_x1, care_e2, care_x3, length, noncompleted_c, female_c, keys,
+                  care_keys, u_prior, u_age, u_e0, u_x1, u_e2, u_x3, u_length):
     """Each accepted young person's age, prior care, care-entry rate, care stream key,
-    first care-entry target and spell-length draw, and treatment length (if treated);
+    first two care-entry targets and spell-length draws (care draws 0 to 3; a walk
+    that needs more makes them), and treatment length (if treated);
     and, in the order of ``accepted``, whether they would not complete a treatment and
     whether female (noncompleted_c, female_c).
 
@@ -1068,6 +1069,8 @@ def _young_people(prm, cfg, n_acc, accepted, ref_key, ref_time, age0, prior, rat
         u_age[c] = uniform(key, R_AGE)
         u_e0[c] = uniform(ck, 0)
         u_x1[c] = uniform(ck, 1)
+        u_e2[c] = uniform(ck, 2)
+        u_x3[c] = uniform(ck, 3)
         u_length[c] = uniform(key, R_LENGTH)
         noncompleted_c[c] = uniform(key, R_NONCOMPLETION) < noncompletion
         female_c[c] = uniform(key, R_FEMALE) < female_share
@@ -1076,6 +1079,8 @@ def _young_people(prm, cfg, n_acc, accepted, ref_key, ref_time, age0, prior, rat
         u_age[c] = min(max(age, age_lo), age_hi)
         u_e0[c] = -batch_log(u_e0[c])
         u_x1[c] = -batch_log(u_x1[c])
+        u_e2[c] = -batch_log(u_e2[c])
+        u_x3[c] = -batch_log(u_x3[c])
         u_length[c] = batch_exp(length_mu + length_sigma
                                 * batch_norm_ppf(flo + u_length[c] * (fhi - flo)))
     for c in range(n_acc):
@@ -1086,6 +1091,8 @@ def _young_people(prm, cfg, n_acc, accepted, ref_key, ref_time, age0, prior, rat
         age0[i] = u_age[c]
         care_e0[i] = u_e0[c]
         care_x1[i] = u_x1[c]
+        care_e2[i] = u_e2[c]
+        care_x3[i] = u_x3[c]
         length[i] = u_length[c]
     if drift_trend != 0.0:
         for c in range(n_acc):
@@ -1180,12 +1187,12 @@ def _entry_in_pieces(t, target, horizon, rate, treated, s, e, mult_during, mult_
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", inline="always")
-def _spell_end(t_in, n, key, first_stay, exit_rate, horizon):
-    """End of a care spell entered at t_in (the horizon at the latest): its length is the
-    young person's first spell draw for the first spell of a walk (n = 0), else draw
-    n + 1 of their care stream (n: the walk's draw counter)."""
+def _spell_end(t_in, n, key, first_stay, second_stay, exit_rate, horizon):
+    """End of a care spell entered at t_in (the horizon at the latest): its length is
+    draw n + 1 of the young person's care stream (n: the walk's draw counter), made in
+    advance for their first two spells."""
     if exit_rate > 0.0:
-        stay = first_stay if n == 0 else exponential(key, n + 1)
+        stay = first_stay if n == 0 else (second_stay if n == 2 else exponential(key, n + 1))
         return min(t_in + stay / exit_rate, horizon)
     return horizon
 
@@ -1335,7 +1342,8 @@ def _weaker(kappa, hr, log_hr):
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
 def _outcomes(prm, cfg, n_acc, accepted, status, noncompleted_c, female_c, ref_time, accept_t,
               start_t, end_t,
-              disrupted, age0, prior, rate0, care_key, care_e0, care_x1, baseline_q,
+              disrupted, age0, prior, rate0, care_key, care_e0, care_x1, care_e2, care_x3,
+              baseline_q,
               event_months, cal_edges, day_q, first_year_a, first_year_b, out, qsr_out, cal_out,
               k_slope, q_slope, base_cq, care_cq, base_slope, care_slope, event_counts, checks,
               in_care, lengths):
@@ -1449,7 +1457,8 @@ def _outcomes(prm, cfg, n_acc, accepted, status, noncompleted_c, female_c, ref_t
                                    base_slope, base_cq, cohort)
         # Care spells from referral to the horizon: the untreated counterfactual walk,
         # then the treated one, on the same draws (n = 0, 2, 4.. entry targets, 1, 3, 5..
-        # spell lengths; draws 0 and 1 made once per young person). The walks are written
+        # spell lengths; draws 0 to 3 made in advance, in _young_people's vector loop:
+        # made here, the second spell's draws cost 2.7% of a path). The walks are written
         # here, not in a function, because the call (with a dozen arrays) cost a tenth of
         # the run; and written twice, not as one loop over the two walks, because that
         # loop's tests of which walk it was in cost another tenth.
@@ -1468,7 +1477,7 @@ def _outcomes(prm, cfg, n_acc, accepted, status, noncompleted_c, female_c, ref_t
                                    False, s, e, mult_during, mult_after, lhr_after, half_life)
             if t_in >= horizon:
                 break
-            t_out = _spell_end(t_in, n, key, care_x1[i], exit_rate, horizon)
+            t_out = _spell_end(t_in, n, key, care_x1[i], care_x3[i], exit_rate, horizon)
             n += 2
             a = max(t_in, track_a)
             b = min(t_out, track_b)
@@ -1480,7 +1489,7 @@ def _outcomes(prm, cfg, n_acc, accepted, status, noncompleted_c, female_c, ref_t
             t = t_out
             rate = rate0[i] * reentry_hr
             if t < horizon:
-                target = exponential(key, n)
+                target = care_e2[i] if n == 2 else exponential(key, n)
         # Most treated young people never enter care: the treated walk is skipped when
         # the whole treated hazard to the horizon (closed form if it is piecewise constant
         # in three pieces) stays below the first entry target.
@@ -1501,7 +1510,7 @@ def _outcomes(prm, cfg, n_acc, accepted, status, noncompleted_c, female_c, ref_t
                                        half_life)
                 if t_in >= horizon:
                     break
-                t_out = _spell_end(t_in, n, key, care_x1[i], exit_rate, horizon)
+                t_out = _spell_end(t_in, n, key, care_x1[i], care_x3[i], exit_rate, horizon)
                 n += 2
                 for m in range(n_events):
                     if t_in <= checks[m] < t_out:
@@ -1521,7 +1530,7 @@ def _outcomes(prm, cfg, n_acc, accepted, status, noncompleted_c, female_c, ref_t
                 t = t_out
                 rate = rate0[i] * reentry_hr
                 if t < horizon:
-                    target = exponential(key, n)
+                    target = care_e2[i] if n == 2 else exponential(key, n)
         for m in range(n_events):
             if checks[m] < horizon and not in_care[m]:
                 count_at(checks[m], cal_edges, day_q, event_counts, m, 1.0)
@@ -1559,7 +1568,7 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
     # The per-referral work arrays are rows of four matrices, one per element type:
     # four allocations a path rather than forty (each row keeps the length the kernels
     # read: n_ref, n_acc or n_acc + 1, all at most n_ref + 1).
-    wf = np.empty((18, n_ref + 1))
+    wf = np.empty((22, n_ref + 1))
     wi = np.empty((8, n_ref + 1), np.int64)
     wu = np.empty((4, n_ref + 1), np.uint64)
     wb = np.zeros((5, n_ref + 1), np.bool_)
@@ -1583,13 +1592,15 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
     care_key = wu[1, :n_ref]
     care_e0 = wf[5, :n_ref]   # first care-entry target: shared by the wait and both walks
     care_x1 = wf[6, :n_ref]   # first spell-length draw: shared by both walks
+    care_e2 = wf[18, :n_ref]  # second entry target and spell length: the same
+    care_x3 = wf[19, :n_ref]
     length = wf[7, :n_ref]    # treatment length, if treatment starts
     noncompleted_c = wb[1, :n_acc]   # these two in the order of accepted
     female_c = wb[2, :n_acc]
     _young_people(prm, cfg, n_acc, accepted, ref_key, ref_time, age0, prior, rate0, care_key,
-                  care_e0, care_x1, length, noncompleted_c, female_c,
+                  care_e0, care_x1, care_e2, care_x3, length, noncompleted_c, female_c,
                   wu[2, :n_acc], wu[3, :n_acc], wf[8, :n_acc], wf[9, :n_acc], wf[10, :n_acc],
-                  wf[11, :n_acc], wf[12, :n_acc])
+                  wf[11, :n_acc], wf[20, :n_acc], wf[21, :n_acc], wf[12, :n_acc])
 
     # ---- capacity: each team's FIFO waiting list and caseloads
     start_t = wf[13, :n_ref]
@@ -1637,7 +1648,8 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
     lengths = wf[17, :n_ref]
     n_started, wait_sum, age_sum = _outcomes(
         prm, cfg, n_acc, accepted, status, noncompleted_c, female_c, ref_time, accept_t, start_t,
-        end_t, disrupted, age0, prior, rate0, care_key, care_e0, care_x1, baseline_q, event_months,
+        end_t, disrupted, age0, prior, rate0, care_key, care_e0, care_x1, care_e2, care_x3,
+        baseline_q, event_months,
         cal_edges, day_q, first_year_a, first_year_b, out, qsr_out, cal_out, k_slope, q_slope,
         base_cq, care_cq, base_slope, care_slope, event_counts, checks, in_care, lengths)
     settle(cal_edges, 0.0, k_slope, cal_out)
