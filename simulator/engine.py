@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from . import jit_cache
+from . import jit_cache, memory
 from . import kernels as K
 from .schema import DAYS_PER_MONTH, Scenario, iter_params
 
@@ -260,10 +260,12 @@ def simulate(scenario: Scenario, paths: int | None = None, seed: int | None = No
     if progress is not False:
         _say_if_compiling()
     n_cal = len(lay.calendar_quarters)
-    out = np.zeros((n, K.N_OUT))
-    qsr = np.zeros((n, lay.n_tracking_quarters, K.N_Q))
-    cal = np.zeros((n, n_cal, K.N_K))
-    reasons = np.zeros((n, max(len(lay.reason_names), 1)))
+    # reused memory when a result from before has been dropped (see memory.py);
+    # simulate_chunk zeroes each path's rows
+    out = memory.OUTPUTS.empty((n, K.N_OUT))
+    qsr = memory.OUTPUTS.empty((n, lay.n_tracking_quarters, K.N_Q))
+    cal = memory.OUTPUTS.empty((n, n_cal, K.N_K))
+    reasons = memory.OUTPUTS.empty((n, max(len(lay.reason_names), 1)))
     # every path's parameters at once (they depend on the path number only): a bad draw
     # is reported before any simulating, and one call costs less than one per chunk
     params = draw_parameters(scenario, seed, 0, n)

@@ -1879,13 +1879,18 @@ def _run_team(k, n_acc, accepted, ref_team, accept_t, ref_time, status, start_t,
 def simulate_chunk(seed, path_start, params, cfg, team_start, team_size, team_weight,
                    reason_cdf, cal_edges, baseline_q, event_months, event_prices, out, qsr_out,
                    cal_out, reasons_out):
-    """Simulate paths path_start .. path_start + len(params) - 1 into zeroed outputs.
+    """Simulate paths path_start .. path_start + len(params) - 1 into the outputs.
 
-    Each path writes only its own rows, so the result is the same for any
-    number of threads and any split of paths into chunks.
+    Each path zeroes and then writes only its own rows, so the result is the same
+    for any number of threads, any split of paths into chunks and whatever the
+    output memory held before (the engine reuses it: see memory.py).
     """
     day_q = day_quarters(cal_edges)
     for i in prange(params.shape[0]):
+        out[i] = 0.0
+        qsr_out[i] = 0.0
+        cal_out[i] = 0.0
+        reasons_out[i] = 0.0
         simulate_path(seed, path_start + i, params[i], cfg, team_start, team_size, team_weight,
                       reason_cdf, cal_edges, day_q, baseline_q, event_months, event_prices,
                       out[i], qsr_out[i], cal_out[i], reasons_out[i])

@@ -1,0 +1,66 @@
+"""The output memory pool: a buffer is reused only once nothing else refers to it,
+and a simulation into reused (even poisoned) memory gives the same results."""
+import gc
+
+import numpy as np
+import pandas as pd
+
+from simulator import engine, memory
+from simulator.memory import BufferPool
+
+from helpers import with_money, make_scenario
+
+
+def test_a_buffer_in_use_is_never_handed_out_again():
+    pool = BufferPool(max_bytes=10**6)
+    a = pool.empty((10, 3))
+    b = pool.empty((10, 3))
+    assert not np.shares_memory(a, b)
+    column = a[:, 1]           # a view of a view: it refers to the pool's buffer
+    del a
+    c = pool.empty((30,))
+    assert not np.shares_memory(c, column) and not np.shares_memory(c, b)
+    assert pool.pooled_bytes() == 3 * 30 * 8
+    frame = pd.DataFrame(b, copy=False)   # a frame built on the array holds it too
+    del b
+    assert pool.idle_bytes() == 0
+    del frame, column
+    gc.collect()
+    assert pool.idle_bytes() == 30 * 8 * 2   # a and b; c is still held
+    d = pool.empty((5, 6))
+    assert pool.pooled_bytes() == 3 * 30 * 8    # reused, not allocated
+    assert d.shape == (5, 6) and d.flags.c_contiguous and d.dtype == np.float64
+
+
+def test_the_pool_is_bounded_and_releases_idle_buffers():
+    pool = BufferPool(max_bytes=1000)
+    kept = pool.empty((100,))         # 800 bytes: pooled
+    extra = pool.empty((100,))        # would pass the bound: plain memory, not pooled
+    assert pool.pooled_bytes() == 800
+    del kept
+    assert pool.idle_bytes() == 800
+    small = pool.empty((10,))         # would leave most of the idle buffer unused: fresh
+    assert pool.pooled_bytes() == 880
+    assert pool.release() == 800      # the idle one goes back to the system
+    assert pool.pooled_bytes() == 80 and small.size == 10 and extra.size == 100
+    del small
+    assert pool.release() == 80
+    assert pool.pooled_bytes() == 0
+
+
+def test_results_are_the_same_in_reused_and_poisoned_memory():
+    sc = make_scenario(base=with_money())
+    memory.release()
+    first = engine.simulate(sc, paths=120, seed=3)
+    paths = first.paths.copy()
+    qsr, cal = first.by_tracking_quarter.copy(), first.by_calendar_quarter.copy()
+    del first
+    gc.collect()
+    assert memory.OUTPUTS.idle_bytes() > 0
+    for buf in memory.OUTPUTS._buffers:   # what a previous run left, made as bad as can be
+        buf.fill(np.nan)
+    again = engine.simulate(sc, paths=120, seed=3)
+    assert any(np.shares_memory(again.by_calendar_quarter, b) for b in memory.OUTPUTS._buffers)
+    pd.testing.assert_frame_equal(again.paths, paths, check_exact=True)
+    assert np.array_equal(again.by_tracking_quarter, qsr)
+    assert np.array_equal(again.by_calendar_quarter, cal)
