@@ -1,17 +1,20 @@
 """The kernels' disk cache is stamped with every kernel source, not only the kernel's own
 file: a kernel in kernels.py carries compiled copies of the waterfall kernels it calls."""
 import hashlib
+import os
+import subprocess
+import sys
 
 from simulator import jit_cache
 from simulator import kernels as K
 from simulator import waterfall as W
 
 
-def test_cached_kernels_of_both_files_are_stamped_with_both_sources():
+def test_cached_kernels_of_both_files_are_stamped_with_both_sources_and_the_options():
     expected = tuple(hashlib.sha256(open(p, "rb").read()).digest()
                      for p in jit_cache.KERNEL_SOURCES)
-    assert {p.rsplit("/", 1)[-1] for p in jit_cache.KERNEL_SOURCES} == {"kernels.py",
-                                                                          "waterfall.py"}
+    assert {p.rsplit("/", 1)[-1] for p in jit_cache.KERNEL_SOURCES} == {
+        "kernels.py", "waterfall.py", "jit_cache.py"}
     for kernel in (K.simulate_chunk, K.simulate_path, W.irr, W.cohort_payments):
         locator = kernel._cache._impl.locator
         assert isinstance(locator, (jit_cache.UserProvidedLocator, jit_cache.InTreeLocator,
@@ -19,6 +22,17 @@ def test_cached_kernels_of_both_files_are_stamped_with_both_sources():
         assert locator.get_source_stamp() == expected
         # the stamp the index file is checked against when a kernel is loaded
         assert kernel._cache._cache_file._source_stamp == expected
+
+
+def test_kernels_are_optimised_at_numba_max_unless_the_user_sets_a_level():
+    code = ("import simulator.engine; from numba.core.registry import cpu_target; "
+            "cg = cpu_target.target_context.codegen(); print(cg._opt_level, cg._loopvect)")
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_OPT"}
+    ours = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    theirs = subprocess.run([sys.executable, "-c", code], env={**env, "NUMBA_OPT": "2"},
+                            capture_output=True, text=True)
+    assert ours.stdout.split() == ["3", "True"], ours.stderr
+    assert theirs.stdout.split() == ["0", "False"], theirs.stderr
 
 
 def test_other_modules_keep_numba_default_locators(tmp_path):
