@@ -12,7 +12,8 @@ dropped every result, frame and view made from it (numpy's views of views all
 refer to the buffer that owns the memory, so one reference count tells). The
 first simulation in a process still writes fresh memory; later ones (a batch, a
 stress test, a calibration, a benchmark's repeats) reuse it. At most
-``max_bytes`` are pooled; :func:`release` hands idle buffers back to the system.
+``max_bytes`` are pooled, the oldest idle buffers making way for new ones;
+:func:`release` hands idle buffers back to the system.
 
 Handed-out arrays are uninitialised: the kernel zeroes each path's rows itself.
 """
@@ -42,9 +43,20 @@ class BufferPool:
             buf = self._idle_fit(need)
             if buf is None:
                 buf = np.empty(need)
+                self._make_room(buf.nbytes)
                 if self.pooled_bytes() + buf.nbytes <= self.max_bytes:
                     self._buffers.append(buf)
             return buf[:need].reshape(shape)
+
+    def _make_room(self, nbytes: int) -> None:
+        """Drop the oldest idle buffers until ``nbytes`` more fit under the bound, so
+        that the pool follows the sizes of the latest runs."""
+        i = 0
+        while self.pooled_bytes() + nbytes > self.max_bytes and i < len(self._buffers):
+            if self._idle(i):
+                del self._buffers[i]
+            else:
+                i += 1
 
     def _idle_fit(self, need: int) -> np.ndarray | None:
         """The smallest idle buffer that holds ``need`` values without wasting half of

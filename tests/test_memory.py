@@ -48,6 +48,17 @@ def test_the_pool_is_bounded_and_releases_idle_buffers():
     assert pool.pooled_bytes() == 0
 
 
+def test_the_oldest_idle_buffers_make_way_for_new_sizes():
+    pool = BufferPool(max_bytes=1000)
+    first = pool.empty((50,))          # 400 bytes
+    second = pool.empty((60,))         # 480 bytes: 880 pooled
+    del first, second
+    third = pool.empty((63,))          # 504 bytes, fits neither: the oldest idle one goes
+    assert sorted(b.size for b in pool._buffers) == [60, 63]
+    assert any(np.shares_memory(third, b) for b in pool._buffers)   # pooled, not plain
+    assert pool.pooled_bytes() == 984 and pool.idle_bytes() == 480
+
+
 def test_results_are_the_same_in_reused_and_poisoned_memory():
     sc = make_scenario(base=with_money())
     memory.release()
