@@ -20,6 +20,7 @@ import math
 import numpy as np
 from llvmlite import ir
 from numba import njit, prange, types
+from numba.core import cgutils
 from numba.extending import intrinsic
 
 from . import jit_cache  # noqa: F401  (before any kernel: see the module)
@@ -563,6 +564,13 @@ def count_at(t, edges, day_q, out, col, w):
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
+def add_count(k, n, out, col):
+    """Add the count n to quarter k of out[:, col] (nothing if k is -1 or past the last)."""
+    if 0 <= k < out.shape[0]:
+        out[k, col] += n
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
 def quarter_room(t, edges, day_q):
     """(quarter of t, days from t to the quarter's end) for slope binning; quarter -1 after
     the last quarter (nothing to bin), and a time before the first counts from its start."""
@@ -1007,17 +1015,40 @@ def _referrals(seed, path, prm, counts, team_start, referrals_end, first_year_a,
     screening = prm[P_SCREENING_DAYS]
     n_acc = 0
     n_rej = 0
+    first_year = 0
+    # Referrals and acceptances are counted by calendar quarter in runs: a team's
+    # referrals come in time order, so the quarter changes a few dozen times a path.
+    # Adding 1 to a quarter's count in memory for each referral chained every
+    # referral to the one before through that memory (a tenth of a referral's time).
+    k_ref = -1
+    run_ref = 0
+    k_acc = -1
+    run_acc = 0
     for i in range(ref_time.shape[0]):  # branch-free: acceptance is a coin toss
-        count_at(ref_time[i], cal_edges, day_q, cal_out, K_REFERRALS, 1.0)
-        out[O_REFERRALS_FIRST_YEAR] += (first_year_a <= ref_time[i]) & (ref_time[i] < first_year_b)
-        accept_t[i] = ref_time[i] + screening
+        t = ref_time[i]
+        first_year += (first_year_a <= t) & (t < first_year_b)
+        accept_t[i] = t + screening
         acc = u[i] < accept_share
         status[i] = pick(acc, ST_WAITING, ST_REJECTED)
-        count_at(accept_t[i], cal_edges, day_q, cal_out, K_ACCEPTED, pick(acc, 1.0, 0.0))
         accepted[n_acc] = i
         rejected[n_rej] = i
         n_acc += acc
         n_rej += pick(acc, 0, 1)
+        k = quarter_of(t, cal_edges, day_q)
+        if k != k_ref:
+            add_count(k_ref, run_ref, cal_out, K_REFERRALS)
+            k_ref = k
+            run_ref = 0
+        run_ref += 1
+        k = quarter_of(accept_t[i], cal_edges, day_q)
+        if k != k_acc:
+            add_count(k_acc, run_acc, cal_out, K_ACCEPTED)
+            k_acc = k
+            run_acc = 0
+        run_acc += acc
+    add_count(k_ref, run_ref, cal_out, K_REFERRALS)
+    add_count(k_acc, run_acc, cal_out, K_ACCEPTED)
+    out[O_REFERRALS_FIRST_YEAR] += first_year
     if reason_cdf.shape[0] > 0:
         for c in range(n_rej):
             key = ref_key[np.uint64(rejected[c])]
@@ -1875,6 +1906,27 @@ def _run_team(k, n_acc, accepted, ref_team, accept_t, ref_time, status, start_t,
 
 
 # --------------------------------------------------------------------------- many paths
+@intrinsic
+def _fetch_add(typingctx, counter, n):
+    """Atomically add n to counter[0]; returns its value before (threads share it)."""
+    if counter != types.Array(types.int64, 1, "C") or not isinstance(n, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, signature.args[0], ary,
+                                       [context.get_constant(types.intp, 0)])
+        add = context.cast(builder, args[1], signature.args[1], types.int64)
+        return builder.atomic_rmw("add", ptr, add, "monotonic")
+    return types.int64(counter, n), codegen
+
+
+PATHS_PER_TAKE = 8
+# more than any machine's threads: each thread's first worker takes paths until none are
+# left, and its other workers then find none
+WORKERS = 1024
+
+
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", parallel=True)
 def simulate_chunk(seed, path_start, params, cfg, team_start, team_size, team_weight,
                    reason_cdf, cal_edges, baseline_q, event_months, event_prices, out, qsr_out,
@@ -1883,17 +1935,28 @@ def simulate_chunk(seed, path_start, params, cfg, team_start, team_size, team_we
 
     Each path zeroes and then writes only its own rows, so the result is the same
     for any number of threads, any split of paths into chunks and whatever the
-    output memory held before (the engine reuses it: see memory.py).
+    output memory held before (the engine reuses it: see memory.py). Threads take
+    paths a few at a time from a shared counter, rather than half each: on a shared
+    machine one core can run slower than the other for a while, and a fixed half
+    would leave the faster one waiting.
     """
     day_q = day_quarters(cal_edges)
-    for i in prange(params.shape[0]):
-        out[i] = 0.0
-        qsr_out[i] = 0.0
-        cal_out[i] = 0.0
-        reasons_out[i] = 0.0
-        simulate_path(seed, path_start + i, params[i], cfg, team_start, team_size, team_weight,
-                      reason_cdf, cal_edges, day_q, baseline_q, event_months, event_prices,
-                      out[i], qsr_out[i], cal_out[i], reasons_out[i])
+    n = params.shape[0]
+    taken = np.zeros(1, np.int64)
+    for _ in prange(WORKERS):
+        while True:
+            a = _fetch_add(taken, PATHS_PER_TAKE)
+            if a >= n:
+                break
+            for i in range(a, min(a + PATHS_PER_TAKE, n)):
+                out[i] = 0.0
+                qsr_out[i] = 0.0
+                cal_out[i] = 0.0
+                reasons_out[i] = 0.0
+                simulate_path(seed, path_start + i, params[i], cfg, team_start, team_size,
+                              team_weight, reason_cdf, cal_edges, day_q, baseline_q,
+                              event_months, event_prices, out[i], qsr_out[i], cal_out[i],
+                              reasons_out[i])
 
 
 # --------------------------------------------------------------------------- reconciliation

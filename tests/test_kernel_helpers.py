@@ -1,9 +1,12 @@
 """Small kernel helpers checked against numpy and scipy: the in-place median, the
-branch-free pick, the batch log, exp and normal quantile, and compound growth."""
+branch-free pick, the batch log, exp and normal quantile, compound growth, and the
+sharing out of paths among threads."""
 import math
 
+import numba
 import numpy as np
 import pytest
+from numba import njit, prange
 from scipy.special import ndtri
 
 from simulator import kernels as K
@@ -118,3 +121,31 @@ def test_sort_events_is_a_stable_sort_by_time():
         K._sort_events(t, p, k, n)
         assert np.array_equal(t[:n], want[0]) and np.array_equal(p[:n], want[1])
         assert np.array_equal(k[:n], want[2]) and np.array_equal(t[n:], tail)
+
+
+@njit(parallel=True)
+def _claim_all(n, per_take):
+    """simulate_chunk's way of sharing out paths, counting how often each is claimed."""
+    taken = np.zeros(1, np.int64)
+    claims = np.zeros(n, np.int64)
+    for _ in prange(K.WORKERS):
+        while True:
+            a = K._fetch_add(taken, per_take)
+            if a >= n:
+                break
+            for i in range(a, min(a + per_take, n)):
+                claims[i] += 1
+    return claims, taken   # (the array: numba took a read of taken[0] here to be 0)
+
+
+@pytest.mark.parametrize("n, per_take", [(1, 8), (1000, 8), (4097, K.PATHS_PER_TAKE), (50, 1)])
+def test_threads_share_out_paths_each_exactly_once(n, per_take):
+    threads = numba.get_num_threads()
+    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    try:
+        claims, taken = _claim_all(n, per_take)
+    finally:
+        numba.set_num_threads(threads)
+    assert (claims == 1).all()   # a counter copied per thread would give each path twice
+    # every take that found paths, then one that found none per worker: the counter is shared
+    assert taken[0] == (-(-n // per_take) + K.WORKERS) * per_take
