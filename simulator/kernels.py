@@ -536,7 +536,7 @@ def day_quarters(edges):
             raise ValueError("calendar edges must fall on whole days")
     d0 = edges[0]
     n = int(edges[-1] - d0)
-    table = np.empty(n, np.int64)
+    table = np.empty(n, np.int16)   # (small, so that it stays in the first-level cache)
     k = 0
     for d in range(n):
         while edges[k + 1] <= d0 + d:
@@ -1516,7 +1516,11 @@ def _outcomes(prm, cfg, n_acc, accepted, status, noncompleted_c, female_c, ref_t
                 cf += b - a
                 slope_at_since(a - track_a, 1.0, qsr_width, q_slope, qsr_out, Q_CARE_COUNTERFACTUAL)
                 slope_at_since(b - track_a, -1.0, qsr_width, q_slope, qsr_out, Q_CARE_COUNTERFACTUAL)
-                span(a, b, 1.0, cal_edges, day_q, k_slope, cal_out, K_CARE_COUNTERFACTUAL)
+                slope_at(a, 1.0, cal_edges, day_q, k_slope, cal_out, K_CARE_COUNTERFACTUAL)
+                if b == track_b:   # mostly: a spell runs to the window's end, looked up above
+                    bump(k_b, room_b, -1.0, k_slope, cal_out, K_CARE_COUNTERFACTUAL)
+                else:
+                    slope_at(b, -1.0, cal_edges, day_q, k_slope, cal_out, K_CARE_COUNTERFACTUAL)
             t = t_out
             rate = rate0[i] * reentry_hr
             if t < horizon:
@@ -1555,9 +1559,19 @@ def _outcomes(prm, cfg, n_acc, accepted, status, noncompleted_c, female_c, ref_t
                     # by cohort under a contract (arrays named in each call: choosing one
                     # at run time cost a tenth as well)
                     if has_contract:
-                        span_cohort(a, b, 1.0, cal_edges, day_q, cohort, care_slope, care_cq)
+                        k_in, room_in = quarter_room(a, cal_edges, day_q)
+                        bump_cohort(k_in, room_in, 1.0, cohort, care_slope, care_cq)
+                        if b == track_b:
+                            bump_cohort(k_b, room_b, -1.0, cohort, care_slope, care_cq)
+                        else:
+                            k_out, room_out = quarter_room(b, cal_edges, day_q)
+                            bump_cohort(k_out, room_out, -1.0, cohort, care_slope, care_cq)
                     else:
-                        span(a, b, 1.0, cal_edges, day_q, k_slope, cal_out, K_CARE_TREATED)
+                        slope_at(a, 1.0, cal_edges, day_q, k_slope, cal_out, K_CARE_TREATED)
+                        if b == track_b:
+                            bump(k_b, room_b, -1.0, k_slope, cal_out, K_CARE_TREATED)
+                        else:
+                            slope_at(b, -1.0, cal_edges, day_q, k_slope, cal_out, K_CARE_TREATED)
                 t = t_out
                 rate = rate0[i] * reentry_hr
                 if t < horizon:
@@ -1599,7 +1613,7 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
     # The per-referral work arrays are rows of four matrices, one per element type:
     # four allocations a path rather than forty (each row keeps the length the kernels
     # read: n_ref, n_acc or n_acc + 1, all at most n_ref + 1).
-    wf = np.empty((22, n_ref + 1))
+    wf = np.empty((23, n_ref + 1))
     wi = np.empty((8, n_ref + 1), np.int64)
     wu = np.empty((4, n_ref + 1), np.uint64)
     wb = np.zeros((5, n_ref + 1), np.bool_)
@@ -1649,12 +1663,13 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
     open_end = wf[16, :n_acc + 1]
     open_case = wi[6, :n_acc + 1]
     open_post = wi[7, :n_acc + 1]
+    joins = wf[22, :n_acc + 1]
     for k in range(n_teams):
         _run_team(k, n_acc, accepted, ref_team, accept_t, ref_time, status, start_t, end_t,
                   disrupted, length, care_e0, age0, rate0, prm, cfg, ev_t, ev_p, ev_k,
                   post_team, limit, max_wait, service_end, care_end_age,
-                  members, deadline, lost_to_care, staffed, caseload, open_end, open_case,
-                  open_post)
+                  members, joins, deadline, lost_to_care, staffed, caseload, open_end,
+                  open_case, open_post)
 
     # ---- outcomes for everyone who started
     qsr_width = 3.0 * DAYS_PER_MONTH
@@ -1786,7 +1801,8 @@ def _best_post(p0, n, staffed, caseload, limit, exclude):
 def _run_team(k, n_acc, accepted, ref_team, accept_t, ref_time, status, start_t, end_t,
               disrupted, length, care_e0, age0, rate0, prm, cfg, ev_t, ev_p, ev_k,
               post_team, limit, max_wait, service_end, care_end_age,
-              members, deadline, lost_to_care, staffed, caseload, open_end, open_case, open_post):
+              members, joins, deadline, lost_to_care, staffed, caseload, open_end, open_case,
+              open_post):
     """One team in event order: acceptances join a FIFO list; starts fill free places.
 
     A waiting young person is lost when the wait passes ``max_wait`` or they enter
@@ -1805,6 +1821,7 @@ def _run_team(k, n_acc, accepted, ref_team, accept_t, ref_time, status, start_t,
     ref_age = cfg[C_REFERENCE_AGE]
     for c in range(m):
         i = np.uint64(members[c])
+        joins[c] = accept_t[i]
         d_wait = accept_t[i] + max_wait
         t18 = ref_time[i] + (care_end_age - age0[i]) * DAYS_PER_YEAR
         if age_hr == 1.0:   # first_entry under one constant hazard, without a branch
@@ -1816,6 +1833,7 @@ def _run_team(k, n_acc, accepted, ref_team, accept_t, ref_time, status, start_t,
                                  age_hr, ref_age)
         lost_to_care[i] = d_care < d_wait
         deadline[i] = min(d_wait, d_care)
+    joins[m] = _INF   # after the last to join
     n_posts = post_team.shape[0]
     p0 = n_posts
     n_team_posts = 0
@@ -1836,7 +1854,7 @@ def _run_team(k, n_acc, accepted, ref_team, accept_t, ref_time, status, start_t,
     head = 0
     which = -1  # open case that ends first
     while True:
-        t_acc = accept_t[members[joined]] if joined < m else _INF
+        t_acc = joins[np.uint64(joined)]
         t_ev = ev_t[ei] if ei < n_ev else _INF
         t_end = open_end[which] if which >= 0 else _INF
         t = min(t_acc, t_ev, t_end)
