@@ -720,12 +720,15 @@ def simulate_workforce(seed, path, prm, team_start, team_size, n_in_waiting, ser
     n_posts = 0
     for k in range(n_teams):
         n_posts += team_size[k]
-    post_team = np.empty(n_posts, np.int64)
-    post_draws = np.zeros(n_posts, np.int64)
-    leave_at = np.empty(n_posts)
-    vacant_since = np.full(n_posts, _INF)
-    staffed_since = np.full(n_posts, _INF)
-    recruit_done = np.full(n_posts + n_in_waiting + 1, _INF)
+    # the work arrays: rows of one matrix per element type (fewer allocations a path)
+    posts = np.zeros((2, n_posts), np.int64)
+    post_team = posts[0]
+    post_draws = posts[1]
+    times = np.full((4, n_posts + n_in_waiting + 1), _INF)
+    leave_at = times[0, :n_posts]
+    vacant_since = times[1, :n_posts]
+    staffed_since = times[2, :n_posts]
+    recruit_done = times[3]
     keys = np.empty(n_posts, np.uint64)
     leave_rate = prm[P_LEAVING_RATE] / DAYS_PER_YEAR
     vac_mean = prm[P_VACANCY_MEAN_DAYS]
@@ -872,11 +875,14 @@ def count_referrals(seed, path, prm, team_start, team_weight, referrals_end):
             n_months = max(n_months, int(math.ceil((referrals_end - team_start[k]) / DAYS_PER_MONTH)))
     counts = np.zeros((n_teams, max(n_months, 1)), np.int64)
     n_cells = n_teams * n_months
-    cell = np.empty(n_cells, np.int64)        # k * n_months + j
+    # the work arrays: rows of one matrix per element type (fewer allocations a path)
+    work = np.empty((5, n_cells))
+    work_int = np.empty((3, n_cells), np.int64)
+    cell = work_int[0]        # k * n_months + j
     keys = np.empty(n_cells, np.uint64)
-    mean = np.empty(n_cells)
-    u0 = np.empty(n_cells)
-    u1 = np.empty(n_cells)
+    mean = work[0]
+    u0 = work[1]
+    u1 = work[2]
     base = stream_key(seed, S_REFERRAL_COUNT, path)
     k_nb = prm[P_REFERRAL_DISPERSION]
     n = 0
@@ -895,7 +901,8 @@ def count_referrals(seed, path, prm, team_start, team_weight, referrals_end):
             n += 1
     first_try = k_nb >= 1.0   # gamma shape >= 1: the first attempt takes draws 0 and 1
     accepted = np.zeros(n, np.bool_)
-    lam = mean[:n].copy()
+    lam = work[3, :n]
+    lam[:] = mean[:n]
     if first_try:
         d = k_nb - 1.0 / 3.0
         c = 1.0 / math.sqrt(9.0 * d)
@@ -905,10 +912,10 @@ def count_referrals(seed, path, prm, team_start, team_weight, referrals_end):
             x2 = x * x
             accepted[m] = (v > 0.0) & (u1[m] < 1.0 - 0.0331 * x2 * x2)
             lam[m] = d * (v * v * v) * (mean[m] / k_nb) * 1.0
-    p0 = np.empty(n)
+    p0 = work[4, :n]
     for m in range(n):
         p0[m] = batch_exp(-lam[m])
-    draws = np.empty(n, np.int64)   # the draw number of each cell's Poisson uniform
+    draws = work_int[1, :n]   # the draw number of each cell's Poisson uniform
     for m in range(n):
         key = keys[m]
         draw = 0
@@ -920,7 +927,7 @@ def count_referrals(seed, path, prm, team_start, team_weight, referrals_end):
                 p0[m] = math.exp(-lam[m])
         draws[m] = draw
         u0[m] = uniform(key, draw)
-    found = np.empty(n, np.int64)
+    found = work_int[2, :n]
     _poisson_inversions(u0, lam, p0, u1, found, n)
     for m in range(n):
         count = found[m]
@@ -1280,7 +1287,8 @@ def _contract_and_finance(prm, cfg, team_start, edges, base_cq, care_cq, event_c
                           event_prices, out, cal_out):
     """Outcome payments, service costs and the SPV waterfall for one path."""
     n_cal = edges.shape[0] - 1
-    totals = np.empty((2, n_cal))
+    by_quarter = np.zeros((6, n_cal))   # the quarterly work arrays, in one allocation
+    totals = by_quarter[0:2]
     cohort_totals(care_cq, totals[0])
     cohort_totals(base_cq, totals[1])
     for k in range(n_cal):
@@ -1291,7 +1299,7 @@ def _contract_and_finance(prm, cfg, team_start, edges, base_cq, care_cq, event_c
     baseline = cal_out[:, K_BASELINE_CARE_DAYS].sum()
     counterfactual = cal_out[:, K_CARE_COUNTERFACTUAL].sum()
     out[O_BASELINE_CARE_DAYS] = baseline
-    payments = np.zeros(n_cal)
+    payments = by_quarter[2]
     last_q = int(cfg[C_LAST_PAYMENT_Q])
     capped = W.cohort_payments(base_cq, care_cq, event_counts, event_prices,
                                cfg[C_PRICE_PER_DAY], int(cfg[C_PAYMENT_LAG]),
@@ -1299,8 +1307,8 @@ def _contract_and_finance(prm, cfg, team_start, edges, base_cq, care_cq, event_c
     service_end = cfg[C_SERVICE_END]
     for k in range(team_start.shape[0]):
         add_interval(team_start[k], service_end, edges, cal_out, K_TEAM_DAYS, 1.0)
-    costs = np.zeros(n_cal)
-    growth = np.empty(n_cal)
+    costs = by_quarter[3]
+    growth = by_quarter[4]
     compounded(prm[P_COST_INFLATION], edges, growth)
     W.quarterly_costs(cal_out[:, K_TEAM_DAYS], cal_out[:, K_STARTED],
                       prm[P_COST_TEAM_QUARTER], prm[P_COST_PER_CASE], prm[P_COST_FLEX_FUND],
@@ -1337,7 +1345,7 @@ def _contract_and_finance(prm, cfg, team_start, edges, base_cq, care_cq, event_c
     drawn = W.spv_cash_flows(payments, costs, commitment, cfg[C_RESERVE], cfg[C_TRANCHE],
                              int(cfg[C_DISTRIBUTION_FROM_Q]), min(last_q, n_cal - 1),
                              cfg[C_INVESTOR_SHARE], lines)
-    flows = np.empty(n_cal)
+    flows = by_quarter[5]
     at_risk = 0.0
     peak = 0.0
     for k in range(n_cal):
@@ -1613,7 +1621,7 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
     # The per-referral work arrays are rows of four matrices, one per element type:
     # four allocations a path rather than forty (each row keeps the length the kernels
     # read: n_ref, n_acc or n_acc + 1, all at most n_ref + 1).
-    wf = np.empty((23, n_ref + 1))
+    wf = np.empty((24, n_ref + 1))
     wi = np.empty((8, n_ref + 1), np.int64)
     wu = np.empty((4, n_ref + 1), np.uint64)
     wb = np.zeros((5, n_ref + 1), np.bool_)
@@ -1679,17 +1687,26 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
     band = min(int(cfg[C_COHORT_QUARTERS]), n_cal) if has_contract else 0
     # days are slope-binned (see settle): cal_out and qsr_out hold the partial
     # contents, these the slopes; the cohort matrices the same by tracking cohort
-    k_slope = np.zeros((n_cal, N_K))
-    q_slope = np.zeros((qsr_out.shape[0], N_Q))
-    cohorts = np.zeros((4, band, n_cohorts))
+    # (all in one allocation)
+    n_q = qsr_out.shape[0]
+    n_events = event_months.shape[0]
+    sizes = (n_cal * N_K, n_q * N_Q, 4 * band * n_cohorts, n_cal * n_events, n_events)
+    binned = np.zeros(sum(sizes))
+    a = 0
+    k_slope = binned[a:a + sizes[0]].reshape((n_cal, N_K))
+    a += sizes[0]
+    q_slope = binned[a:a + sizes[1]].reshape((n_q, N_Q))
+    a += sizes[1]
+    cohorts = binned[a:a + sizes[2]].reshape((4, band, n_cohorts))
+    a += sizes[2]
     base_cq = cohorts[0]      # baseline care days by cohort (band: see bump_cohort)
     care_cq = cohorts[1]      # treated care days by cohort
     base_slope = cohorts[2]
     care_slope = cohorts[3]
-    no_edges = np.empty(0)
-    n_events = event_months.shape[0]
-    event_counts = np.zeros((n_cal, n_events))
-    checks = np.empty(n_events)
+    event_counts = binned[a:a + sizes[3]].reshape((n_cal, n_events))
+    a += sizes[3]
+    checks = binned[a:a + sizes[4]]
+    no_edges = binned[:0]
     in_care = np.zeros(n_events, np.bool_)
     lengths = wf[17, :n_ref]
     n_started, wait_sum, age_sum = _outcomes(
@@ -1713,7 +1730,9 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
         for c in range(n_started):
             short += lengths[c] < prm[P_SHORT_THRESHOLD_DAYS]
         out[O_SHARE_UNDER_THRESHOLD] = short / n_started
-        out[O_TREATMENT_DAYS_MEDIAN] = median_inplace(lengths, n_started)
+        out[O_TREATMENT_DAYS_MEDIAN] = median_binned(
+            lengths, n_started, cfg[C_MIN_TREATMENT_DAYS], cfg[C_MAX_TREATMENT_DAYS],
+            np.empty(MEDIAN_BINS, np.int64), wf[23])
         out[O_MEAN_WAIT_DAYS] = wait_sum / n_started
         out[O_MEAN_AGE] = age_sum / n_started
     else:
@@ -1750,17 +1769,57 @@ def _select(a, lo, hi, k):
         lo = m
 
 
+MEDIAN_BINS = 64
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+def _bin(x, lo, scale, top):
+    """x's bin of width 1 / scale from lo, the end bins taking what lies outside: monotone
+    in x, so every value of a bin lies between those of the bins either side."""
+    return int(min(max((x - lo) * scale, 0.0), top))
+
+
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
-def median_inplace(a, n):
-    """np.median(a[:n]) without a copy (reorders a[:n]); n > 0."""
+def median_binned(a, n, lo, hi, counts, work):
+    """np.median(a[:n]) (n > 0) for values that mostly lie in [lo, hi] (any are right): count
+    them into len(counts) bins, then select the middle among those in the bin or two that
+    hold it, copied to ``work`` (room for n). Two passes over a, where quickselect on all of
+    them made about five; a is left as it was."""
+    nb = counts.shape[0]
+    for b in range(nb):
+        counts[b] = 0
+    scale = nb / (hi - lo) if hi > lo else 0.0
+    top = nb - 1.0
+    for c in range(n):
+        counts[_bin(a[c], lo, scale, top)] += 1
     h = n // 2
-    _select(a, 0, n, h)
+    first = h if n % 2 else h - 1   # the lower of the middle ranks (the same if n is odd)
+    below = 0                       # values in the bins before b
+    b_first = -1
+    below_first = 0
+    b_h = nb - 1
+    for b in range(nb):
+        if b_first < 0 and below + counts[b] > first:
+            b_first = b
+            below_first = below
+        if below + counts[b] > h:
+            b_h = b
+            break
+        below += counts[b]
+    m = 0
+    for c in range(n):   # branch-free: which values are kept is a coin toss
+        x = a[c]
+        b = _bin(x, lo, scale, top)
+        work[m] = x
+        m += (b_first <= b) & (b <= b_h)
+    k = h - below_first             # rank h among the values kept
+    _select(work, 0, m, k)
     if n % 2:
-        return a[h]
-    low = a[0]
-    for c in range(1, h):  # the largest of the lower half
-        low = max(low, a[c])
-    return (low + a[h]) / 2.0
+        return work[k]
+    low = work[0]
+    for c in range(1, k):  # the largest below it: rank h - 1
+        low = max(low, work[c])
+    return (low + work[k]) / 2.0
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)

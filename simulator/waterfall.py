@@ -57,9 +57,10 @@ def cohort_payments(baseline_days, care_days, event_counts, event_prices, price,
     # Each cohort's true-up at its quarters' assessments, an offset j at a time over all
     # the cohorts (a loop that vectorises): cumulative days saved, what is due, and what
     # that adds to what the cohort is owed in quarter c + j.
-    cum_saved = np.zeros(n_c)
-    paid = np.zeros(n_c)
-    added = np.zeros((band, n_c))
+    work = np.zeros((band + 2) * n_c + n_q)   # the work arrays, in one allocation
+    cum_saved = work[:n_c]
+    paid = work[n_c:2 * n_c]
+    added = work[2 * n_c:(band + 2) * n_c].reshape((band, n_c))
     for j in range(band):
         for c in range(min(n_c, n_q - j)):
             cum_saved[c] += baseline_days[j, c] - care_days[j, c]
@@ -68,7 +69,7 @@ def cohort_payments(baseline_days, care_days, event_counts, event_prices, price,
                 due = max(due, paid[c])
             added[j, c] = due - paid[c]
             paid[c] = due
-    owed = np.zeros(n_q)
+    owed = work[(band + 2) * n_c:]
     for j in range(band - 1, -1, -1):   # each quarter's cohorts added in cohort order
         for c in range(min(n_c, n_q - j)):
             owed[c + j] += added[j, c]

@@ -1,4 +1,4 @@
-"""Small kernel helpers checked against numpy and scipy: the in-place median, the
+"""Small kernel helpers checked against numpy and scipy: the binned median, the
 branch-free pick, the batch log, exp and normal quantile, compound growth, and the
 sharing out of paths among threads."""
 import math
@@ -10,21 +10,6 @@ from numba import njit, prange
 from scipy.special import ndtri
 
 from simulator import kernels as K
-
-
-@pytest.mark.parametrize("kind", ["continuous", "ties", "constant", "sorted", "reversed"])
-def test_median_inplace_matches_numpy(kind):
-    rng = np.random.default_rng(11)
-    for n in list(range(1, 40)) + [391, 392, 1001]:
-        a = {"continuous": rng.random(n),
-             "ties": np.round(rng.random(n) * 4),
-             "constant": np.full(n, 3.0),
-             "sorted": np.sort(rng.random(n)),
-             "reversed": np.sort(rng.random(n))[::-1].copy()}[kind]
-        work = np.concatenate([a, rng.random(5)])   # spare room after n, as in the kernel
-        m = K.median_inplace(work, n)
-        assert m == np.median(a), (kind, n)
-        assert sorted(work[:n]) == sorted(a)        # a permutation: nothing lost
 
 
 def test_pick():
@@ -149,3 +134,21 @@ def test_threads_share_out_paths_each_exactly_once(n, per_take):
     assert (claims == 1).all()   # a counter copied per thread would give each path twice
     # every take that found paths, then one that found none per worker: the counter is shared
     assert taken[0] == (-(-n // per_take) + K.WORKERS) * per_take
+
+
+@pytest.mark.parametrize("kind", ["continuous", "ties", "constant", "sorted", "outside",
+                                  "one_bin"])
+@pytest.mark.parametrize("lo, hi", [(0.0, 1.0), (0.3, 0.4), (5.0, 5.0), (-10.0, 0.0)])
+def test_median_binned_matches_numpy(kind, lo, hi):
+    rng = np.random.default_rng(12)
+    for n in list(range(1, 40)) + [391, 392, 1001]:
+        a = {"continuous": rng.random(n),
+             "ties": np.round(rng.random(n) * 4) / 4,
+             "constant": np.full(n, 0.35),
+             "sorted": np.sort(rng.random(n))[::-1].copy(),
+             "outside": rng.normal(0.5, 3.0, n),             # many beyond the end bins
+             "one_bin": 0.35 + rng.random(n) * 1e-6}[kind]   # all in one bin
+        before = a.copy()
+        m = K.median_binned(a, n, lo, hi, np.empty(K.MEDIAN_BINS, np.int64), np.empty(n))
+        assert m == np.median(a), (kind, n)
+        assert (a == before).all()   # the input is left as it was
