@@ -13,6 +13,7 @@ import math
 import sys
 import time
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -338,10 +339,18 @@ class ConservationError(AssertionError):
     pass
 
 
+_CONSERVED = ("referrals", "accepted", "rejected", "started", "lost_wait", "lost_care",
+              "lost_service_end", "completed", "noncompleted", "child_days",
+              "care_days_treated", "care_days_counterfactual", "capital_drawn",
+              "outcome_payments")
+
+
 def check_conservation(frame: pd.DataFrame, qsr: np.ndarray, cal: np.ndarray) -> None:
     """Reconciliation checks run on every simulation (lifelib-style): raise if any fails."""
-    f = frame
     totals = K.conservation_totals(np.ascontiguousarray(cal), np.ascontiguousarray(qsr))
+    # numpy arrays rather than pandas columns: a check costs a pass over the paths only
+    f = SimpleNamespace(**{name: frame[name].to_numpy() for name in _CONSERVED},
+                        attrs=frame.attrs)
     checks = {
         "referrals = accepted + rejected": f.referrals - f.accepted - f.rejected,
         "accepted = started + lost": f.accepted - f.started - f.lost_wait - f.lost_care
@@ -356,9 +365,11 @@ def check_conservation(frame: pd.DataFrame, qsr: np.ndarray, cal: np.ndarray) ->
     }
     if not np.all(np.isfinite(totals[:, :K.T_CARE_OVER_CHILD])):
         raise ConservationError("conservation check failed: a day or cash total is not finite")
+    n = len(frame)
+    tolerance = 1e-6 * max(1.0, float(f.child_days.max()) if n else 1.0)
     for name, diff in checks.items():
-        worst = float(np.max(np.abs(np.asarray(diff)))) if len(f) else 0.0
-        if worst > 1e-6 * max(1.0, float(f.child_days.max()) if len(f) else 1.0):
+        worst = float(np.max(np.abs(diff))) if n else 0.0
+        if worst > tolerance:
             raise ConservationError(f"conservation check failed: {name} (worst {worst:g})")
     if not np.all(np.isnan(f.capital_drawn)):
         if np.max(totals[:, K.T_CASH_IMBALANCE], initial=0.0) > 0.01:

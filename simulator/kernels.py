@@ -463,14 +463,14 @@ def poisson_draw(key, n, lam):
             return int(k), n
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", parallel=True)
 def param_uniforms(seed, n_params, path_start, n_paths):
     """One uniform per path and parameter, keyed by (parameter, path)."""
     out = np.empty((n_paths, n_params))
-    for j in range(n_params):
-        for i in range(n_paths):
-            key = subkey(stream_key(seed, S_PARAMS, path_start + i), j)
-            out[i, j] = uniform(key, 0)
+    for i in prange(n_paths):
+        base = stream_key(seed, S_PARAMS, path_start + i)
+        for j in range(n_params):
+            out[i, j] = uniform(subkey(base, j), 0)
     return out
 
 
@@ -1423,15 +1423,28 @@ def _outcomes(prm, cfg, n_acc, accepted, status, noncompleted_c, female_c, ref_t
     n_started = 0
     wait_sum = 0.0
     age_sum = 0.0
+    # Totals over young people, kept in registers and written once: kept in out, each
+    # add waited for the one before (the compiler cannot tell out from the other arrays).
+    # The same adds in the same order, so the same sums.
+    lost_wait = 0
+    lost_care = 0
+    lost_service_end = 0
+    started_first_year = 0
+    noncompleted_n = 0
+    disrupted_n = 0
+    female_n = 0
+    prior_care_n = 0
+    child_days = 0.0
+    care_days_cf = 0.0
+    care_days_tr = 0.0
+    entered_cf = 0
+    entered_tr = 0
     for c in range(n_acc):
         i = np.uint64(accepted[c])   # (unsigned: see the binning helpers)
         st = status[i]
-        if st == ST_LOST_WAIT:
-            out[O_LOST_WAIT] += 1
-        elif st == ST_LOST_CARE:
-            out[O_LOST_CARE] += 1
-        elif st == ST_LOST_SERVICE_END:
-            out[O_LOST_SERVICE_END] += 1
+        lost_wait += st == ST_LOST_WAIT
+        lost_care += st == ST_LOST_CARE
+        lost_service_end += st == ST_LOST_SERVICE_END
         if st != ST_STARTED:  # lost: waited from acceptance until leaving the list
             span(accept_t[i], end_t[i], 1.0, cal_edges, day_q, k_slope, cal_out, K_WAITING_DAYS)
             continue
@@ -1452,17 +1465,17 @@ def _outcomes(prm, cfg, n_acc, accepted, status, noncompleted_c, female_c, ref_t
         age_sum += age0[i]
         if s >= cal_edges[0] and k_s >= 0:
             cal_out[k_s, K_STARTED] += 1.0
-        out[O_STARTED_FIRST_YEAR] += (first_year_a <= s) & (s < first_year_b)
+        started_first_year += (first_year_a <= s) & (s < first_year_b)
         noncompleted = noncompleted_c[c]
-        out[O_NONCOMPLETED] += noncompleted
-        out[O_DISRUPTED] += disrupted[i]
+        noncompleted_n += noncompleted
+        disrupted_n += disrupted[i]
         nc = noncompleted
         dis = disrupted[i]
         kappa = pick(nc, pick(dis, kappa_both, kappa_nc), pick(dis, kappa_dis, 1.0))
         mult_during = pick(nc, pick(dis, during_both, during_nc), pick(dis, during_dis, hr_during0))
         mult_after = pick(nc, pick(dis, after_both, after_nc), pick(dis, after_dis, hr_after0))
-        out[O_FEMALE] += female_c[c]
-        out[O_PRIOR_CARE] += prior[i]
+        female_n += female_c[c]
+        prior_care_n += prior[i]
         r = ref_time[i]
         track_a = r if track_from == 0 else (s if track_from == 1 else e)
         t18 = r + (care_end_age - age0[i]) * DAYS_PER_YEAR
@@ -1475,7 +1488,7 @@ def _outcomes(prm, cfg, n_acc, accepted, status, noncompleted_c, female_c, ref_t
         w_child = 0.0
         if track_b > track_a:
             w_child = 1.0
-            out[O_CHILD_DAYS] += track_b - track_a
+            child_days += track_b - track_a
             slope_at_since(0.0, 1.0, qsr_width, q_slope, qsr_out, Q_CHILD_DAYS)
             slope_at_since(track_b - track_a, -1.0, qsr_width, q_slope, qsr_out, Q_CHILD_DAYS)
             bump(k_a, room_a, 1.0, k_slope, cal_out, K_CHILD_DAYS)
@@ -1587,12 +1600,23 @@ def _outcomes(prm, cfg, n_acc, accepted, status, noncompleted_c, female_c, ref_t
         for m in range(n_events):
             if checks[m] < horizon and not in_care[m]:
                 count_at(checks[m], cal_edges, day_q, event_counts, m, 1.0)
-        out[O_CARE_DAYS_COUNTERFACTUAL] += cf
-        out[O_CARE_DAYS_TREATED] += tr
-        if cf > 0.0:
-            out[O_ENTERED_CARE_COUNTERFACTUAL] += 1
-        if tr > 0.0:
-            out[O_ENTERED_CARE_TREATED] += 1
+        care_days_cf += cf
+        care_days_tr += tr
+        entered_cf += cf > 0.0
+        entered_tr += tr > 0.0
+    out[O_LOST_WAIT] += lost_wait
+    out[O_LOST_CARE] += lost_care
+    out[O_LOST_SERVICE_END] += lost_service_end
+    out[O_STARTED_FIRST_YEAR] += started_first_year
+    out[O_NONCOMPLETED] += noncompleted_n
+    out[O_DISRUPTED] += disrupted_n
+    out[O_FEMALE] += female_n
+    out[O_PRIOR_CARE] += prior_care_n
+    out[O_CHILD_DAYS] += child_days
+    out[O_CARE_DAYS_COUNTERFACTUAL] += care_days_cf
+    out[O_CARE_DAYS_TREATED] += care_days_tr
+    out[O_ENTERED_CARE_COUNTERFACTUAL] += entered_cf
+    out[O_ENTERED_CARE_TREATED] += entered_tr
     return n_started, wait_sum, age_sum
 
 
