@@ -1874,9 +1874,10 @@ def _best_post(p0, n, staffed, caseload, limit, exclude):
     best = -1
     fewest = limit   # branch-free scan: which post wins is not predictable
     for p in range(p0, p0 + n):
-        better = staffed[p] & (p != exclude) & (caseload[p] < fewest)
+        up = np.uint64(p)   # (unsigned: see the binning helpers)
+        better = staffed[up] & (p != exclude) & (caseload[up] < fewest)
         best = p if better else best
-        fewest = caseload[p] if better else fewest
+        fewest = caseload[up] if better else fewest
     return best
 
 
@@ -1970,7 +1971,7 @@ def _run_team(k, n_acc, accepted, ref_team, accept_t, ref_time, status, start_t,
         else:
             joined += 1
         while head < joined:
-            i = np.uint64(members[head])
+            i = np.uint64(members[np.uint64(head)])
             if t >= service_end:  # whoever still waits is lost, to the deadline met first
                 lost_first = deadline[i] < service_end
                 status[i] = ST_LOST_SERVICE_END if not lost_first else (
