@@ -693,50 +693,45 @@ def cohort_totals(band, totals):
 
 
 # --------------------------------------------------------------------------- workforce
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
-def _grow(times, pos, kind, n):
-    if n < times.shape[0]:
-        return times, pos, kind
-    t2 = np.empty(2 * times.shape[0])
-    p2 = np.empty(2 * times.shape[0], np.int64)
-    k2 = np.empty(2 * times.shape[0], np.int64)
-    t2[:n] = times[:n]
-    p2[:n] = pos[:n]
-    k2[:n] = kind[:n]
-    return t2, p2, k2
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+def _add_event(ev_t, ev_p, ev_k, n_ev, t, p, kind):
+    """Append a staffing event; returns the new count, or -1 when the arrays are full."""
+    if n_ev < 0 or n_ev >= ev_t.shape[0]:
+        return -1
+    ev_t[n_ev] = t
+    ev_p[n_ev] = p
+    ev_k[n_ev] = kind
+    return n_ev + 1
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
 def simulate_workforce(seed, path, prm, team_start, team_size, n_in_waiting, service_end,
-                       cal_edges, cal_out, out):
-    """Therapist posts over time. Returns staffing events (time, post, kind), time-ordered.
+                       cal_edges, cal_out, out, posts, times, keys, ev_t, ev_p, ev_k):
+    """Therapist posts over time: staffing events (time, post, kind) into ev_t, ev_p, ev_k in
+    time order, and each post's team into posts[0]. Returns the number of events, or -1
+    if they did not fit (the caller makes more room and simulates the path again).
 
     Each post starts staffed at its team's start. A leaver's post is filled at
     once by a therapist in waiting if one is free (the reserve is then
     re-recruited), otherwise it stays vacant until a recruitment completes.
     A completed recruitment fills the longest-vacant post, or joins the reserve.
+    Work arrays (the caller's): posts (2, posts), times (4, posts + n_in_waiting + 1),
+    keys (posts,).
     """
     n_teams = team_start.shape[0]
-    n_posts = 0
-    for k in range(n_teams):
-        n_posts += team_size[k]
-    # the work arrays: rows of one matrix per element type (fewer allocations a path)
-    posts = np.zeros((2, n_posts), np.int64)
+    n_posts = posts.shape[1]
+    posts[:] = 0
+    times[:] = _INF
     post_team = posts[0]
     post_draws = posts[1]
-    times = np.full((4, n_posts + n_in_waiting + 1), _INF)
     leave_at = times[0, :n_posts]
     vacant_since = times[1, :n_posts]
     staffed_since = times[2, :n_posts]
     recruit_done = times[3]
-    keys = np.empty(n_posts, np.uint64)
     leave_rate = prm[P_LEAVING_RATE] / DAYS_PER_YEAR
     vac_mean = prm[P_VACANCY_MEAN_DAYS]
     vac_shape = prm[P_VACANCY_SHAPE]
 
-    ev_t = np.empty(4 * n_posts + 16)
-    ev_p = np.empty(4 * n_posts + 16, np.int64)
-    ev_k = np.empty(4 * n_posts + 16, np.int64)
     n_ev = 0
     base = stream_key(seed, S_THERAPIST, path)
     p = 0
@@ -746,11 +741,7 @@ def simulate_workforce(seed, path, prm, team_start, team_size, n_in_waiting, ser
             keys[p] = subkey(base, p)
             staffed_since[p] = team_start[k]
             leave_at[p] = _tenure_end(team_start[k], keys[p], post_draws, p, leave_rate)
-            ev_t, ev_p, ev_k = _grow(ev_t, ev_p, ev_k, n_ev)
-            ev_t[n_ev] = team_start[k]
-            ev_p[n_ev] = p
-            ev_k[n_ev] = EV_FILL
-            n_ev += 1
+            n_ev = _add_event(ev_t, ev_p, ev_k, n_ev, team_start[k], p, EV_FILL)
             p += 1
     _sort_events(ev_t, ev_p, ev_k, n_ev)   # initial fills in time order (teams may be listed out of order)
     in_reserve = n_in_waiting
@@ -765,9 +756,7 @@ def simulate_workforce(seed, path, prm, team_start, team_size, n_in_waiting, ser
             p = p_leave
             leavers += 1
             _close_staffed(p, t, staffed_since, team_start, post_team, cal_edges, cal_out)
-            ev_t, ev_p, ev_k = _grow(ev_t, ev_p, ev_k, n_ev)
-            ev_t[n_ev], ev_p[n_ev], ev_k[n_ev] = t, p, EV_LEAVE
-            n_ev += 1
+            n_ev = _add_event(ev_t, ev_p, ev_k, n_ev, t, p, EV_LEAVE)
             if vac_mean > 0.0:
                 v, post_draws[p] = gamma_draw(keys[p], post_draws[p], vac_shape, vac_mean / vac_shape)
             else:
@@ -777,9 +766,7 @@ def simulate_workforce(seed, path, prm, team_start, team_size, n_in_waiting, ser
                 in_reserve -= 1
                 leave_at[p] = _tenure_end(t, keys[p], post_draws, p, leave_rate)
                 staffed_since[p] = t
-                ev_t, ev_p, ev_k = _grow(ev_t, ev_p, ev_k, n_ev)
-                ev_t[n_ev], ev_p[n_ev], ev_k[n_ev] = t, p, EV_FILL
-                n_ev += 1
+                n_ev = _add_event(ev_t, ev_p, ev_k, n_ev, t, p, EV_FILL)
             else:
                 leave_at[p] = _INF
                 vacant_since[p] = t
@@ -791,9 +778,7 @@ def simulate_workforce(seed, path, prm, team_start, team_size, n_in_waiting, ser
                 vacant_since[p] = _INF
                 staffed_since[p] = t
                 leave_at[p] = _tenure_end(t, keys[p], post_draws, p, leave_rate)
-                ev_t, ev_p, ev_k = _grow(ev_t, ev_p, ev_k, n_ev)
-                ev_t[n_ev], ev_p[n_ev], ev_k[n_ev] = t, p, EV_FILL
-                n_ev += 1
+                n_ev = _add_event(ev_t, ev_p, ev_k, n_ev, t, p, EV_FILL)
             else:
                 in_reserve += 1
     for p in range(n_posts):
@@ -802,9 +787,11 @@ def simulate_workforce(seed, path, prm, team_start, team_size, n_in_waiting, ser
         if staffed_since[p] < service_end:
             _close_staffed(p, service_end, staffed_since, team_start, post_team, cal_edges, cal_out)
     out[O_LEAVERS] = leavers
+    if n_ev < 0:
+        return -1
     # events sorted by time; ties keep generation order (leave before its instant fill)
     _sort_events(ev_t, ev_p, ev_k, n_ev)
-    return ev_t[:n_ev], ev_p[:n_ev], ev_k[:n_ev], post_team
+    return n_ev
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
@@ -858,28 +845,36 @@ def _month_mean(prm, j, weight):
     return prm[P_REFERRAL_RATE] * weight * ramp * trend
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
-def count_referrals(seed, path, prm, team_start, team_weight, referrals_end):
-    """Referral counts per team-month (negative binomial as a gamma-Poisson mixture).
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
+def referral_months(team_start, delay, referrals_end):
+    """Months of referrals of the team that takes them longest, its start (team_start)
+    delayed by ``delay`` days (at least 1: the columns of count_referrals' counts)."""
+    n_months = 1
+    for k in range(team_start.shape[0]):
+        start = team_start[k] + delay
+        if referrals_end > start:
+            n_months = max(n_months, int(math.ceil((referrals_end - start) / DAYS_PER_MONTH)))
+    return n_months
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
+def count_referrals(seed, path, prm, team_start, team_weight, referrals_end, counts, work,
+                    work_int, keys, accepted):
+    """Referral counts per team-month (negative binomial as a gamma-Poisson mixture) into
+    counts (teams, referral_months), overwritten.
 
     In three passes over the team-months: their means, keys and first uniforms; the
     first Marsaglia-Tsang attempt of each gamma draw and the Poisson's exp(-mean), in
     branch-free arithmetic that vectorises (for a gamma shape of 1 or more); then each
     count, by the scalar gamma_draw where the squeeze did not accept that first attempt
     (8% of them; the same draws, so the same value), and by inversion of the Poisson.
+    Work arrays (the caller's, for teams x months cells): work (5, cells), work_int
+    (3, cells), keys and accepted (cells,).
     """
     n_teams = team_start.shape[0]
-    n_months = 0
-    for k in range(n_teams):
-        if referrals_end > team_start[k]:
-            n_months = max(n_months, int(math.ceil((referrals_end - team_start[k]) / DAYS_PER_MONTH)))
-    counts = np.zeros((n_teams, max(n_months, 1)), np.int64)
-    n_cells = n_teams * n_months
-    # the work arrays: rows of one matrix per element type (fewer allocations a path)
-    work = np.empty((5, n_cells))
-    work_int = np.empty((3, n_cells), np.int64)
+    n_months = counts.shape[1]
+    counts[:] = 0
     cell = work_int[0]        # k * n_months + j
-    keys = np.empty(n_cells, np.uint64)
     mean = work[0]
     u0 = work[1]
     u1 = work[2]
@@ -900,9 +895,10 @@ def count_referrals(seed, path, prm, team_start, team_weight, referrals_end):
             u1[n] = uniform(key, 1)
             n += 1
     first_try = k_nb >= 1.0   # gamma shape >= 1: the first attempt takes draws 0 and 1
-    accepted = np.zeros(n, np.bool_)
+    accepted[:n] = False
     lam = work[3, :n]
-    lam[:] = mean[:n]
+    for m in range(n):
+        lam[m] = mean[m]
     if first_try:
         d = k_nb - 1.0 / 3.0
         c = 1.0 / math.sqrt(9.0 * d)
@@ -934,7 +930,6 @@ def count_referrals(seed, path, prm, team_start, team_weight, referrals_end):
         if not (0.0 < lam[m] < 30.0):
             count = poisson_draw(keys[m], draws[m], lam[m])[0]
         counts[cell[m] // n_months, cell[m] % n_months] = count
-    return counts
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
@@ -1282,12 +1277,14 @@ def _add_baseline_days(track_a, track_b, width, baseline_q, edges, day_q, slope,
     bump_cohort(k, room, -w, cohort, slope, part)
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
 def _contract_and_finance(prm, cfg, team_start, edges, base_cq, care_cq, event_counts,
-                          event_prices, out, cal_out):
-    """Outcome payments, service costs and the SPV waterfall for one path."""
+                          event_prices, out, cal_out, by_quarter, lines, payment_work):
+    """Outcome payments, service costs and the SPV waterfall for one path. Work arrays (the
+    caller's): by_quarter (6, quarters), lines (quarters, W.N_LINES), payment_work
+    (W.payment_work_size)."""
     n_cal = edges.shape[0] - 1
-    by_quarter = np.zeros((6, n_cal))   # the quarterly work arrays, in one allocation
+    by_quarter[:] = 0.0
     totals = by_quarter[0:2]
     cohort_totals(care_cq, totals[0])
     cohort_totals(base_cq, totals[1])
@@ -1301,9 +1298,10 @@ def _contract_and_finance(prm, cfg, team_start, edges, base_cq, care_cq, event_c
     out[O_BASELINE_CARE_DAYS] = baseline
     payments = by_quarter[2]
     last_q = int(cfg[C_LAST_PAYMENT_Q])
-    capped = W.cohort_payments(base_cq, care_cq, event_counts, event_prices,
-                               cfg[C_PRICE_PER_DAY], int(cfg[C_PAYMENT_LAG]),
-                               cfg[C_CLAWBACK] > 0.5, cfg[C_CAP], last_q, payments)
+    capped = W.cohort_payments_into(base_cq, care_cq, event_counts, event_prices,
+                                    cfg[C_PRICE_PER_DAY], int(cfg[C_PAYMENT_LAG]),
+                                    cfg[C_CLAWBACK] > 0.5, cfg[C_CAP], last_q, payments,
+                                    payment_work)
     service_end = cfg[C_SERVICE_END]
     for k in range(team_start.shape[0]):
         add_interval(team_start[k], service_end, edges, cal_out, K_TEAM_DAYS, 1.0)
@@ -1340,7 +1338,7 @@ def _contract_and_finance(prm, cfg, team_start, edges, base_cq, care_cq, event_c
                   O_PEAK_CAPITAL_AT_RISK, O_LOSS):
             out[o] = np.nan
         return
-    lines = np.zeros((n_cal, W.N_LINES))
+    lines[:] = 0.0
     commitment = cfg[C_COMMITMENT]
     drawn = W.spv_cash_flows(payments, costs, commitment, cfg[C_RESERVE], cfg[C_TRANCHE],
                              int(cfg[C_DISTRIBUTION_FROM_Q]), min(last_q, n_cal - 1),
@@ -1621,34 +1619,131 @@ def _outcomes(prm, cfg, n_acc, accepted, status, noncompleted_c, female_c, ref_t
 
 
 # --------------------------------------------------------------------------- one path
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+# A path's kernels allocate nothing: their work arrays are cut from a workspace that
+# each thread allocates once (four flat arrays, one per element type) and grows when a
+# path needs more. Compiled without reference counting (a view of the workspace costs
+# nothing), they spent a twentieth of a path on allocating, freeing and counting
+# references before. simulate_path's return value says whether the path was done.
+PATH_DONE = 0
+WORKSPACE_SMALL = 1   # the workspace was too small: grow it and simulate the path again
+EVENTS_FULL = 2       # the staffing events did not fit: allow more and simulate it again
+# a workspace's first size (float, int, unsigned, bool elements; room for about 1,200
+# referrals in Essex) and room for staffing events; both double when a path needs more
+WORKSPACE_FIRST = (1 << 15, 1 << 13, 1 << 12, 1 << 12)
+EVENTS_FIRST = 64
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+def _take(buf, at, n):
+    """n elements of the workspace array buf from offset at, and the offset after them.
+    Past buf's end the view is short: the caller checks the offset before using it."""
+    return buf[at:at + n], at + n
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+def _take2(buf, at, rows, cols):
+    """_take as a (rows, cols) matrix (empty past buf's end)."""
+    n = rows * cols
+    if at + n > buf.shape[0]:
+        return buf[:0].reshape((0, cols)), at + n
+    return buf[at:at + n].reshape((rows, cols)), at + n
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
 def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, reason_cdf,
                   cal_edges, day_q, baseline_q, event_months, event_prices, out, qsr_out, cal_out,
-                  reasons_out):
+                  reasons_out, ws_f, ws_i, ws_u, ws_b, ev_cap):
+    """One path into its rows of the outputs (zeroed by the caller), its work arrays cut
+    from the workspace ws_* (ev_cap: room for staffing events). Returns PATH_DONE, or
+    WORKSPACE_SMALL or EVENTS_FULL, when the caller makes more room and calls again."""
     referrals_end = cfg[C_REFERRALS_END]
     service_end = cfg[C_SERVICE_END]
     limit = int(cfg[C_CASELOAD_LIMIT])
     n_teams = team_start0.shape[0]
-    team_start = team_start0 + prm[P_START_DELAY_MONTHS] * DAYS_PER_MONTH
-    first_year_a = team_start.min()
+    n_posts = 0
+    for k in range(n_teams):
+        n_posts += team_size[k]
+    n_in_waiting = int(cfg[C_THERAPISTS_IN_WAITING])
+    delay = prm[P_START_DELAY_MONTHS] * DAYS_PER_MONTH
+    n_months = referral_months(team_start0, delay, referrals_end)
+    n_cells = n_teams * n_months
+    qsr_width = 3.0 * DAYS_PER_MONTH
+    has_contract = cfg[C_HAS_CONTRACT] > 0.5
+    n_cal = cal_edges.shape[0] - 1
+    n_cohorts = n_cal if has_contract else 0
+    band = min(int(cfg[C_COHORT_QUARTERS]), n_cal) if has_contract else 0
+    n_q = qsr_out.shape[0]
+    n_events = event_months.shape[0]
+
+    # ---- the work arrays of a fixed size, cut from the workspace (f: float, i: int,
+    # u: unsigned, b: bool; each offset past its array's end means it is too small)
+    f = 0
+    i = 0
+    u = 0
+    b = 0
+    team_start, f = _take(ws_f, f, n_teams)
+    times, f = _take2(ws_f, f, 4, n_posts + n_in_waiting + 1)
+    ev_t, f = _take(ws_f, f, ev_cap)
+    count_work, f = _take2(ws_f, f, 5, n_cells)
+    # days are slope-binned (see settle): cal_out and qsr_out hold the partial
+    # contents, these the slopes; the cohort matrices the same by tracking cohort
+    k_slope, f = _take2(ws_f, f, n_cal, N_K)
+    q_slope, f = _take2(ws_f, f, n_q, N_Q)
+    base_cq, f = _take2(ws_f, f, band, n_cohorts)  # baseline care days by cohort (band: see bump_cohort)
+    care_cq, f = _take2(ws_f, f, band, n_cohorts)  # treated care days by cohort
+    base_slope, f = _take2(ws_f, f, band, n_cohorts)
+    care_slope, f = _take2(ws_f, f, band, n_cohorts)
+    event_counts, f = _take2(ws_f, f, n_cal, n_events)
+    checks, f = _take(ws_f, f, n_events)
+    by_quarter, f = _take2(ws_f, f, 6, n_cal)
+    lines, f = _take2(ws_f, f, n_cal, W.N_LINES)
+    payment_work, f = _take(ws_f, f, W.payment_work_size(band, n_cohorts, n_cal))
+    posts, i = _take2(ws_i, i, 2, n_posts)
+    ev_p, i = _take(ws_i, i, ev_cap)
+    ev_k, i = _take(ws_i, i, ev_cap)
+    counts, i = _take2(ws_i, i, n_teams, n_months)
+    count_work_int, i = _take2(ws_i, i, 3, n_cells)
+    caseload, i = _take(ws_i, i, n_posts)
+    median_counts, i = _take(ws_i, i, MEDIAN_BINS)
+    post_keys, u = _take(ws_u, u, n_posts)
+    cell_keys, u = _take(ws_u, u, n_cells)
+    cell_accepted, b = _take(ws_b, b, n_cells)
+    staffed, b = _take(ws_b, b, n_posts)
+    in_care, b = _take(ws_b, b, n_events)
+    if f > ws_f.shape[0] or i > ws_i.shape[0] or u > ws_u.shape[0] or b > ws_b.shape[0]:
+        return WORKSPACE_SMALL
+
+    first_year_a = _INF
+    for k in range(n_teams):
+        team_start[k] = team_start0[k] + delay
+        first_year_a = min(first_year_a, team_start[k])
     first_year_b = first_year_a + DAYS_PER_YEAR
 
     # ---- workforce
-    ev_t, ev_p, ev_k, post_team = simulate_workforce(
-        seed, path, prm, team_start, team_size, int(cfg[C_THERAPISTS_IN_WAITING]),
-        service_end, cal_edges, cal_out, out)
+    n_ev = simulate_workforce(seed, path, prm, team_start, team_size, n_in_waiting, service_end,
+                              cal_edges, cal_out, out, posts, times, post_keys, ev_t, ev_p, ev_k)
+    if n_ev < 0:
+        return EVENTS_FULL
+    ev_t = ev_t[:n_ev]
+    ev_p = ev_p[:n_ev]
+    ev_k = ev_k[:n_ev]
+    post_team = posts[0]
     out[O_THERAPIST_DAYS] = cal_out[:, K_THERAPIST_DAYS].sum()
 
     # ---- referrals and screening
-    counts = count_referrals(seed, path, prm, team_start, team_weight, referrals_end)
+    count_referrals(seed, path, prm, team_start, team_weight, referrals_end, counts, count_work,
+                    count_work_int, cell_keys, cell_accepted)
     n_ref = counts.sum()
-    # The per-referral work arrays are rows of four matrices, one per element type:
-    # four allocations a path rather than forty (each row keeps the length the kernels
-    # read: n_ref, n_acc or n_acc + 1, all at most n_ref + 1).
-    wf = np.empty((24, n_ref + 1))
-    wi = np.empty((8, n_ref + 1), np.int64)
-    wu = np.empty((4, n_ref + 1), np.uint64)
-    wb = np.zeros((5, n_ref + 1), np.bool_)
+    # The per-referral work arrays are rows of four matrices, one per element type
+    # (each row keeps the length the kernels read: n_ref, n_acc or n_acc + 1, all at
+    # most n_ref + 1).
+    wf, f = _take2(ws_f, f, 24, n_ref + 1)
+    wi, i = _take2(ws_i, i, 8, n_ref + 1)
+    wu, u = _take2(ws_u, u, 4, n_ref + 1)
+    wb, b = _take2(ws_b, b, 5, n_ref + 1)
+    if f > ws_f.shape[0] or i > ws_i.shape[0] or u > ws_u.shape[0] or b > ws_b.shape[0]:
+        return WORKSPACE_SMALL
+    wb[:] = False
     ref_team = wi[0, :n_ref]
     ref_time = wf[0, :n_ref]
     ref_key = wu[0, :n_ref]
@@ -1690,8 +1785,6 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
     members = wi[5, :n_acc]
     deadline = wf[15, :n_ref]
     lost_to_care = wb[4, :n_ref]
-    staffed = np.empty(post_team.shape[0], np.bool_)
-    caseload = np.empty(post_team.shape[0], np.int64)
     open_end = wf[16, :n_acc + 1]
     open_case = wi[6, :n_acc + 1]
     open_post = wi[7, :n_acc + 1]
@@ -1704,34 +1797,14 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
                   open_case, open_post)
 
     # ---- outcomes for everyone who started
-    qsr_width = 3.0 * DAYS_PER_MONTH
-    has_contract = cfg[C_HAS_CONTRACT] > 0.5
-    n_cal = cal_edges.shape[0] - 1
-    n_cohorts = n_cal if has_contract else 0
-    band = min(int(cfg[C_COHORT_QUARTERS]), n_cal) if has_contract else 0
-    # days are slope-binned (see settle): cal_out and qsr_out hold the partial
-    # contents, these the slopes; the cohort matrices the same by tracking cohort
-    # (all in one allocation)
-    n_q = qsr_out.shape[0]
-    n_events = event_months.shape[0]
-    sizes = (n_cal * N_K, n_q * N_Q, 4 * band * n_cohorts, n_cal * n_events, n_events)
-    binned = np.zeros(sum(sizes))
-    a = 0
-    k_slope = binned[a:a + sizes[0]].reshape((n_cal, N_K))
-    a += sizes[0]
-    q_slope = binned[a:a + sizes[1]].reshape((n_q, N_Q))
-    a += sizes[1]
-    cohorts = binned[a:a + sizes[2]].reshape((4, band, n_cohorts))
-    a += sizes[2]
-    base_cq = cohorts[0]      # baseline care days by cohort (band: see bump_cohort)
-    care_cq = cohorts[1]      # treated care days by cohort
-    base_slope = cohorts[2]
-    care_slope = cohorts[3]
-    event_counts = binned[a:a + sizes[3]].reshape((n_cal, n_events))
-    a += sizes[3]
-    checks = binned[a:a + sizes[4]]
-    no_edges = binned[:0]
-    in_care = np.zeros(n_events, np.bool_)
+    k_slope[:] = 0.0
+    q_slope[:] = 0.0
+    base_cq[:] = 0.0
+    care_cq[:] = 0.0
+    base_slope[:] = 0.0
+    care_slope[:] = 0.0
+    event_counts[:] = 0.0
+    in_care[:] = False
     lengths = wf[17, :n_ref]
     n_started, wait_sum, age_sum = _outcomes(
         prm, cfg, n_acc, accepted, status, noncompleted_c, female_c, ref_time, accept_t, start_t,
@@ -1740,12 +1813,12 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
         cal_edges, day_q, first_year_a, first_year_b, out, qsr_out, cal_out, k_slope, q_slope,
         base_cq, care_cq, base_slope, care_slope, event_counts, checks, in_care, lengths)
     settle(cal_edges, 0.0, k_slope, cal_out)
-    settle(no_edges, qsr_width, q_slope, qsr_out)
+    settle(cal_edges[:0], qsr_width, q_slope, qsr_out)
     if has_contract:
         settle_cohorts(cal_edges, base_slope, base_cq)
         settle_cohorts(cal_edges, care_slope, care_cq)
         _contract_and_finance(prm, cfg, team_start, cal_edges, base_cq, care_cq, event_counts,
-                              event_prices, out, cal_out)
+                              event_prices, out, cal_out, by_quarter, lines, payment_work)
     out[O_ACCEPTED] = n_ref - out[O_REJECTED]
     out[O_STARTED] = n_started
     out[O_COMPLETED] = n_started - out[O_NONCOMPLETED]
@@ -1756,7 +1829,7 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
         out[O_SHARE_UNDER_THRESHOLD] = short / n_started
         out[O_TREATMENT_DAYS_MEDIAN] = median_binned(
             lengths, n_started, cfg[C_MIN_TREATMENT_DAYS], cfg[C_MAX_TREATMENT_DAYS],
-            np.empty(MEDIAN_BINS, np.int64), wf[23])
+            median_counts, wf[23])
         out[O_MEAN_WAIT_DAYS] = wait_sum / n_started
         out[O_MEAN_AGE] = age_sum / n_started
     else:
@@ -1764,6 +1837,7 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
         out[O_SHARE_UNDER_THRESHOLD] = np.nan
         out[O_MEAN_WAIT_DAYS] = np.nan
         out[O_MEAN_AGE] = np.nan
+    return PATH_DONE
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
@@ -2045,20 +2119,39 @@ def simulate_chunk(seed, path_start, params, cfg, team_start, team_size, team_we
     day_q = day_quarters(cal_edges)
     n = params.shape[0]
     taken = np.zeros(1, np.int64)
+    # each worker's workspace starts as these (empty: most workers find no paths) and
+    # grows to what its paths need
+    no_f = np.empty(0)
+    no_i = np.empty(0, np.int64)
+    no_u = np.empty(0, np.uint64)
+    no_b = np.empty(0, np.bool_)
     for _ in prange(WORKERS):
+        ws_f, ws_i, ws_u, ws_b = no_f, no_i, no_u, no_b
+        ev_cap = EVENTS_FIRST
         while True:
             a = _fetch_add(taken, PATHS_PER_TAKE)
             if a >= n:
                 break
             for i in range(a, min(a + PATHS_PER_TAKE, n)):
-                out[i] = 0.0
-                qsr_out[i] = 0.0
-                cal_out[i] = 0.0
-                reasons_out[i] = 0.0
-                simulate_path(seed, path_start + i, params[i], cfg, team_start, team_size,
-                              team_weight, reason_cdf, cal_edges, day_q, baseline_q,
-                              event_months, event_prices, out[i], qsr_out[i], cal_out[i],
-                              reasons_out[i])
+                while True:
+                    out[i] = 0.0
+                    qsr_out[i] = 0.0
+                    cal_out[i] = 0.0
+                    reasons_out[i] = 0.0
+                    done = simulate_path(seed, path_start + i, params[i], cfg, team_start,
+                                         team_size, team_weight, reason_cdf, cal_edges, day_q,
+                                         baseline_q, event_months, event_prices, out[i],
+                                         qsr_out[i], cal_out[i], reasons_out[i], ws_f, ws_i,
+                                         ws_u, ws_b, ev_cap)
+                    if done == PATH_DONE:
+                        break
+                    if done == EVENTS_FULL:
+                        ev_cap *= 2
+                    else:
+                        ws_f = np.empty(max(2 * ws_f.shape[0], WORKSPACE_FIRST[0]))
+                        ws_i = np.empty(max(2 * ws_i.shape[0], WORKSPACE_FIRST[1]), np.int64)
+                        ws_u = np.empty(max(2 * ws_u.shape[0], WORKSPACE_FIRST[2]), np.uint64)
+                        ws_b = np.empty(max(2 * ws_b.shape[0], WORKSPACE_FIRST[3]), np.bool_)
 
 
 # --------------------------------------------------------------------------- reconciliation

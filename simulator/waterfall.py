@@ -52,12 +52,29 @@ def cohort_payments(baseline_days, care_days, event_counts, event_prices, price,
     event_counts: (quarters, events) outcome events assessed in each quarter.
     ``cap`` < 0 means no cap; ``payments`` (quarters,) is overwritten.
     """
+    band, n_c = baseline_days.shape
+    work = np.empty(payment_work_size(band, n_c, payments.shape[0]))
+    return cohort_payments_into(baseline_days, care_days, event_counts, event_prices, price,
+                                lag, clawback, cap, last_q, payments, work)
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
+def payment_work_size(band, n_cohorts, n_quarters):
+    """The length of cohort_payments_into's work array."""
+    return (band + 2) * n_cohorts + n_quarters
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
+def cohort_payments_into(baseline_days, care_days, event_counts, event_prices, price, lag,
+                         clawback, cap, last_q, payments, work):
+    """cohort_payments with the caller's work array (payment_work_size long, overwritten):
+    a path's kernels allocate nothing."""
     n_q = payments.shape[0]
     band, n_c = baseline_days.shape
     # Each cohort's true-up at its quarters' assessments, an offset j at a time over all
     # the cohorts (a loop that vectorises): cumulative days saved, what is due, and what
     # that adds to what the cohort is owed in quarter c + j.
-    work = np.zeros((band + 2) * n_c + n_q)   # the work arrays, in one allocation
+    work[:] = 0.0
     cum_saved = work[:n_c]
     paid = work[n_c:2 * n_c]
     added = work[2 * n_c:(band + 2) * n_c].reshape((band, n_c))
@@ -91,7 +108,7 @@ def cohort_payments(baseline_days, care_days, event_counts, event_prices, price,
     return cap_reached
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
 def spv_cash_flows(payments, costs, commitment, reserve, tranche, dist_from_q, final_q,
                    investor_share, lines):
     """Fill ``lines`` (quarters, N_LINES); returns capital drawn."""
@@ -136,7 +153,7 @@ def spv_cash_flows(payments, costs, commitment, reserve, tranche, dist_from_q, f
     return drawn
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
 def _npv(flows, rate):
     """(NPV of ``flows`` at ``rate``, its derivative in the rate): Horner's rule in the
     discount factor x = 1 / (1 + rate), so one division however many quarters."""
@@ -150,7 +167,7 @@ def _npv(flows, rate):
     return v, -dv * x * x
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
 def irr(flows):
     """Quarterly internal rate of return of ``flows`` (NaN when undefined).
 
@@ -206,7 +223,7 @@ def irr(flows):
     return r
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
 def annualise(quarterly_rate):
     return (1.0 + quarterly_rate) ** 4 - 1.0
 
@@ -214,7 +231,7 @@ def annualise(quarterly_rate):
 QUARTER_DAYS = 365.25 / 4.0
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
 def quarterly_costs(team_days, starts, per_team_quarter, per_case, flex_fund, set_up,
                     licence_year, management_quarter, inflated, final_q, costs):
     """Service costs by calendar quarter (pounds, inflated from the contract start).

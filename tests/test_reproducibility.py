@@ -8,8 +8,9 @@ import pandas as pd
 import yaml
 
 from simulator import engine
+from simulator import kernels as K
 
-from helpers import make_scenario, small_scenario_dict
+from helpers import make_scenario, small_scenario_dict, with_money
 
 REFERRAL_AND_WORKFORCE = ["referrals", "accepted", "rejected", "rejected_a", "rejected_b",
                           "referrals_first_year", "leavers", "vacancy_days", "therapist_days"]
@@ -41,6 +42,27 @@ def test_same_paths_whatever_the_chunking():
     # a prefix of a longer run is the shorter run
     c = engine.simulate(sc, paths=100, chunk_paths=33)
     pd.testing.assert_frame_equal(a.paths.iloc[:100], c.paths, check_exact=True)
+
+
+def test_a_path_does_not_depend_on_what_its_thread_simulated_before():
+    """A thread cuts its paths' work arrays from one workspace, reused from path to path
+    and grown (the path simulated again) when a path has more referrals or staffing
+    events than it holds room for. A path comes out the same from a fresh workspace
+    (one path a chunk) as from one that paths before it used and grew."""
+    sc = make_scenario({
+        "referrals": {"per_team_per_month": {"dist": "uniform", "low": 1, "high": 60}},
+        "workforce": {"leaving_rate_per_year": {"dist": "uniform", "low": 0.1, "high": 8}},
+    }, base=with_money())
+    a = engine.simulate(sc, paths=120, chunk_paths=1)
+    b = engine.simulate(sc, paths=120, chunk_paths=1000)
+    pd.testing.assert_frame_equal(a.paths, b.paths, check_exact=True)
+    assert np.array_equal(a.by_calendar_quarter, b.by_calendar_quarter, equal_nan=True)
+    assert np.array_equal(a.by_tracking_quarter, b.by_tracking_quarter, equal_nan=True)
+    # some paths outgrow the first workspace (24 floats a referral) and event room (a
+    # leave and a fill a leaver), and some do not
+    referrals, leavers = a.paths["referrals"], a.paths["leavers"]
+    assert (24 * referrals > K.WORKSPACE_FIRST[0]).any() and (referrals < 500).any()
+    assert (2 * leavers > K.EVENTS_FIRST).any() and (leavers < 10).any()
 
 
 def test_changing_the_treatment_effect_keeps_every_other_draw():
