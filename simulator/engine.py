@@ -202,12 +202,20 @@ def uncertain_parameters(scenario: Scenario) -> list[str]:
 
 
 def draw_parameters(scenario: Scenario, seed: int, path_start: int, n: int) -> np.ndarray:
-    """Per-path parameter matrix (n, N_PARAMS): fixed values, or ppf of a keyed uniform."""
-    u = K.param_uniforms(np.uint64(seed), K.N_PARAMS, path_start, n)
-    params = np.zeros((n, K.N_PARAMS))
-    for name, dist in iter_params(scenario):
-        col = PARAM_COLUMNS[name]
-        params[:, col] = 0.0 if dist is None else dist.ppf(u[:, col])
+    """Per-path parameter matrix (n, N_PARAMS): fixed values, or ppf of a keyed uniform
+    (keyed by parameter and path: the same draws whichever other parameters are uncertain)."""
+    dists = [(PARAM_COLUMNS[name], dist) for name, dist in iter_params(scenario)]
+    fixed = np.zeros(K.N_PARAMS)   # (a parameter left out of the scenario is 0)
+    for col, dist in dists:
+        if dist is not None and dist.is_fixed:
+            fixed[col] = dist.value
+    params = np.empty((n, K.N_PARAMS))
+    params[:] = fixed   # row by row: a column at a time writes every row n_params times
+    uncertain = [(col, d) for col, d in dists if d is not None and not d.is_fixed]
+    if uncertain:
+        u = K.param_uniforms(np.uint64(seed), K.N_PARAMS, path_start, n)
+        for col, dist in uncertain:
+            params[:, col] = dist.ppf(u[:, col])
     _check_parameters(params, path_start)
     return params
 
@@ -267,6 +275,7 @@ def simulate(scenario: Scenario, paths: int | None = None, seed: int | None = No
     qsr = memory.OUTPUTS.empty((n, lay.n_tracking_quarters, K.N_Q))
     cal = memory.OUTPUTS.empty((n, n_cal, K.N_K))
     reasons = memory.OUTPUTS.empty((n, max(len(lay.reason_names), 1)))
+    totals = memory.OUTPUTS.empty((n, K.N_T))   # for the reconciliation checks
     # every path's parameters at once (they depend on the path number only): a bad draw
     # is reported before any simulating, and one call costs less than one per chunk
     params = draw_parameters(scenario, seed, 0, n)
@@ -277,7 +286,7 @@ def simulate(scenario: Scenario, paths: int | None = None, seed: int | None = No
         K.simulate_chunk(np.uint64(seed), a, params[a:b], lay.config, lay.team_start,
                          lay.team_size, lay.team_weight, lay.reason_cdf, lay.calendar_edges,
                          lay.baseline_by_quarter, lay.event_months, lay.event_prices,
-                         out[a:b], qsr[a:b], cal[a:b], reasons[a:b])
+                         out[a:b], qsr[a:b], cal[a:b], reasons[a:b], totals[a:b])
         if bar is not None:
             bar.update(b - a)
     if bar is not None:
@@ -293,13 +302,15 @@ def simulate(scenario: Scenario, paths: int | None = None, seed: int | None = No
         frame.attrs["commitment"] = scenario.finance.commitment
     if scenario.contract and scenario.contract.cap is not None:
         frame.attrs["cap"] = scenario.contract.cap
-    check_conservation(frame, qsr, cal)
+    check_conservation(frame, qsr, cal, totals)
     return SimulationResult(scenario, seed, frame, qsr, cal, lay.calendar_quarters,
                             lay.reason_names)
 
 
-# the kernels a simulation calls from Python (the others are compiled into these)
-_ENTRY_KERNELS = (K.param_uniforms, K.simulate_chunk, K.conservation_totals)
+# the kernel every simulation calls from Python, whose compile takes the minute (the
+# others are compiled into it, or, like param_uniforms for uncertain parameters and
+# conservation_totals for outputs checked from elsewhere, compile in seconds)
+_ENTRY_KERNELS = (K.simulate_chunk,)
 
 
 def kernels_cached() -> bool:
@@ -345,9 +356,13 @@ _CONSERVED = ("referrals", "accepted", "rejected", "started", "lost_wait", "lost
               "outcome_payments")
 
 
-def check_conservation(frame: pd.DataFrame, qsr: np.ndarray, cal: np.ndarray) -> None:
-    """Reconciliation checks run on every simulation (lifelib-style): raise if any fails."""
-    totals = K.conservation_totals(np.ascontiguousarray(cal), np.ascontiguousarray(qsr))
+def check_conservation(frame: pd.DataFrame, qsr: np.ndarray, cal: np.ndarray,
+                       totals: np.ndarray | None = None) -> None:
+    """Reconciliation checks run on every simulation (lifelib-style): raise if any fails.
+    ``totals``: the per-path totals (kernels.path_totals) of qsr and cal, if the caller
+    has them (simulate_chunk works them out as it writes the outputs)."""
+    if totals is None:
+        totals = K.conservation_totals(np.ascontiguousarray(cal), np.ascontiguousarray(qsr))
     # numpy arrays rather than pandas columns: a check costs a pass over the paths only
     f = SimpleNamespace(**{name: frame[name].to_numpy() for name in _CONSERVED},
                         attrs=frame.attrs)

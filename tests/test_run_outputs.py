@@ -86,6 +86,23 @@ def test_conservation_holds_and_the_checker_catches_a_break():
         engine.check_conservation(f, qsr, res.by_calendar_quarter)
 
 
+def test_the_totals_checked_are_those_of_the_outputs(monkeypatch):
+    """simulate_chunk works out each path's totals for the checks as it writes the path:
+    they must be the totals of the outputs the caller gets, path by path."""
+    seen = {}
+    real = engine.check_conservation
+
+    def spy(frame, qsr, cal, totals=None):
+        seen["totals"] = totals.copy()
+        real(frame, qsr, cal, totals)
+
+    monkeypatch.setattr(engine, "check_conservation", spy)
+    res = engine.simulate(load_scenario(ESSEX).scenario, paths=150, seed=4, chunk_paths=40)
+    expected = K.conservation_totals(res.by_calendar_quarter, res.by_tracking_quarter)
+    assert np.array_equal(seen["totals"], expected)
+    assert (expected[:, K.T_CHILD_DAYS] > 0).all() and (expected[:, K.T_CASH_IMBALANCE] < 0.01).all()
+
+
 def test_the_checker_catches_cash_that_does_not_add_up():
     res = engine.simulate(load_scenario(ESSEX).scenario, paths=20, seed=2)
     engine.check_conservation(res.paths, res.by_tracking_quarter, res.by_calendar_quarter)
