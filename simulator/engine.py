@@ -160,6 +160,14 @@ def layout(scenario: Scenario) -> Layout:
     window_ends = edges[1:] + cfg[K.C_TRACKING_DAYS]
     last_q = np.searchsorted(edges, window_ends, side="right") - 1
     cfg[K.C_COHORT_QUARTERS] = min(int(np.max(last_q - np.arange(n_cal))) + 1, n_cal)
+    # The cohorts run to the quarter of the last time a window can open: before the
+    # referrals end (windows from referral), before the service ends (from a treatment
+    # start), or to the last quarter (from a treatment end). The later quarters of a
+    # long calendar then hold no cohort to settle and pay (about 40% of the band in Essex).
+    opens_before = {"referral": cfg[K.C_REFERRALS_END],
+                    "treatment_start": cfg[K.C_SERVICE_END]}.get(cal.tracking_from, np.inf)
+    last_cohort = int(np.searchsorted(edges, opens_before, side="left")) - 1
+    cfg[K.C_COHORTS] = min(max(last_cohort, 0), n_cal - 1) + 1
     events = contract.outcome_events if contract else []
     if contract:
         cfg[K.C_HAS_CONTRACT] = 1.0

@@ -99,7 +99,9 @@ C_DISTRIBUTION_FROM_Q = 22
 C_INVESTOR_SHARE = 23
 C_DISCOUNT_RATE = 24
 C_COHORT_QUARTERS = 25         # calendar quarters a tracking cohort's days can fall in (band)
-N_CONFIG = 26
+C_COHORTS = 26                 # tracking cohorts: the quarters from the first up to the last
+                               # in which a tracking window can open
+N_CONFIG = 27
 
 # Per-path scalar outputs.
 O_REFERRALS = 0
@@ -1288,10 +1290,14 @@ def _contract_and_finance(prm, cfg, team_start, edges, base_cq, care_cq, event_c
     totals = by_quarter[0:2]
     cohort_totals(care_cq, totals[0])
     cohort_totals(base_cq, totals[1])
+    n_events = event_counts.shape[1]
     for k in range(n_cal):
         cal_out[k, K_CARE_TREATED] = totals[0, k]
         cal_out[k, K_BASELINE_CARE_DAYS] = totals[1, k]
-        cal_out[k, K_OUTCOME_EVENTS] = event_counts[k].sum()
+        events = 0.0
+        for e in range(n_events):   # (a loop: numba's sum of a row is a call)
+            events += event_counts[k, e]
+        cal_out[k, K_OUTCOME_EVENTS] = events
     treated = cal_out[:, K_CARE_TREATED].sum()
     baseline = cal_out[:, K_BASELINE_CARE_DAYS].sum()
     counterfactual = cal_out[:, K_CARE_COUNTERFACTUAL].sum()
@@ -1417,6 +1423,7 @@ def _outcomes(prm, cfg, n_acc, accepted, status, noncompleted_c, female_c, ref_t
     constant_pieces = age_hr == 1.0 and half_life <= 0.0
     single_baseline = baseline_q.shape[0] == 1
     n_cal = cal_edges.shape[0] - 1
+    n_cohorts = base_cq.shape[1]
     n_events = event_months.shape[0]
     n_started = 0
     wait_sum = 0.0
@@ -1498,7 +1505,8 @@ def _outcomes(prm, cfg, n_acc, accepted, status, noncompleted_c, female_c, ref_t
             in_care[m] = False
         cohort = 0
         if has_contract:
-            cohort = pick(k_a >= 0, k_a, n_cal - 1)   # quarter_of(track_a), clamped
+            # quarter_of(track_a), clamped (a window after the calendar bins nothing)
+            cohort = min(pick(k_a >= 0, k_a, n_cal - 1), n_cohorts - 1)
             if single_baseline:
                 bump_cohort(k_a, room_a, baseline_q[0] * w_child, cohort, base_slope, base_cq)
                 bump_cohort(k_b, room_b, -baseline_q[0] * w_child, cohort, base_slope, base_cq)
@@ -1670,7 +1678,7 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
     qsr_width = 3.0 * DAYS_PER_MONTH
     has_contract = cfg[C_HAS_CONTRACT] > 0.5
     n_cal = cal_edges.shape[0] - 1
-    n_cohorts = n_cal if has_contract else 0
+    n_cohorts = int(cfg[C_COHORTS]) if has_contract else 0
     band = min(int(cfg[C_COHORT_QUARTERS]), n_cal) if has_contract else 0
     n_q = qsr_out.shape[0]
     n_events = event_months.shape[0]
@@ -1687,6 +1695,7 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
     count_work, f = _take2(ws_f, f, 5, n_cells)
     # days are slope-binned (see settle): cal_out and qsr_out hold the partial
     # contents, these the slopes; the cohort matrices the same by tracking cohort
+    zeroed_from = f   # (the binning arrays, zeroed together below: one flat fill)
     k_slope, f = _take2(ws_f, f, n_cal, N_K)
     q_slope, f = _take2(ws_f, f, n_q, N_Q)
     base_cq, f = _take2(ws_f, f, band, n_cohorts)  # baseline care days by cohort (band: see bump_cohort)
@@ -1694,6 +1703,7 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
     base_slope, f = _take2(ws_f, f, band, n_cohorts)
     care_slope, f = _take2(ws_f, f, band, n_cohorts)
     event_counts, f = _take2(ws_f, f, n_cal, n_events)
+    zeroed_to = f
     checks, f = _take(ws_f, f, n_events)
     by_quarter, f = _take2(ws_f, f, 6, n_cal)
     lines, f = _take2(ws_f, f, n_cal, W.N_LINES)
@@ -1797,13 +1807,7 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
                   open_case, open_post)
 
     # ---- outcomes for everyone who started
-    k_slope[:] = 0.0
-    q_slope[:] = 0.0
-    base_cq[:] = 0.0
-    care_cq[:] = 0.0
-    base_slope[:] = 0.0
-    care_slope[:] = 0.0
-    event_counts[:] = 0.0
+    ws_f[zeroed_from:zeroed_to] = 0.0   # k_slope to event_counts
     in_care[:] = False
     lengths = wf[17, :n_ref]
     n_started, wait_sum, age_sum = _outcomes(

@@ -128,3 +128,27 @@ def test_binary_outcome_events_pay_per_young_person():
     assert events.mean() > 0.3 * f.started.mean()
     # last payment quarter is the horizon's end: every event is paid, one quarter later
     assert np.allclose(f.outcome_payments, 1000.0 * events)
+
+
+@pytest.mark.parametrize("tracking_from", ["referral", "treatment_start", "treatment_end"])
+def test_cohorts_cover_every_window_that_can_open(tracking_from, monkeypatch):
+    """The kernels keep tracking cohorts up to the last quarter in which a window can open
+    (C_COHORTS, from engine.layout), not every calendar quarter: the results must be the
+    same as with a cohort for every quarter."""
+    sc = make_scenario({"calendar": {"tracking_from": tracking_from},
+                        "workforce": {"leaving_rate_per_year": 0.4}}, base=with_money())
+    n_cal = len(engine.layout(sc).calendar_quarters)
+    trimmed = engine.simulate(sc, paths=120, seed=5)
+    assert int(engine.layout(sc).config[K.C_COHORTS]) < n_cal or tracking_from == "treatment_end"
+    real_layout = engine.layout
+
+    def every_quarter_a_cohort(scenario):
+        lay = real_layout(scenario)
+        lay.config[K.C_COHORTS] = n_cal
+        return lay
+
+    monkeypatch.setattr(engine, "layout", every_quarter_a_cohort)
+    full = engine.simulate(sc, paths=120, seed=5)
+    assert (full.paths["outcome_payments"] > 0).any()
+    assert full.paths.equals(trimmed.paths)
+    assert np.array_equal(full.by_calendar_quarter, trimmed.by_calendar_quarter, equal_nan=True)
