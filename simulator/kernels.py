@@ -982,11 +982,13 @@ def _sort_arrivals(times, keys, a, b):
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
 def _referrals(seed, path, prm, counts, team_start, referrals_end, first_year_a, first_year_b,
-               cal_edges, day_q, reason_cdf, ref_team, ref_time, ref_key, status, accept_t,
-               accepted, rejected, slot, u, out, cal_out, reasons_out):
+               cal_edges, day_q, reason_cdf, ref_team, ref_time, ref_key, acc_team, acc_time,
+               acc_key, accept_t, rejected, slot, u, out, cal_out, reasons_out):
     """Each referral's team, arrival time (uniform in its month, in time order within the
     month) and key, then screening, and the reasons for rejection. Returns the number
-    accepted (listed in ``accepted``; nothing after this kernel looks at the rejected)."""
+    accepted; their team, referral time, key and acceptance time go to acc_team,
+    acc_time, acc_key and accept_t, in order (every kernel after this one works on
+    the accepted young people, in these arrays' order)."""
     base = stream_key(seed, S_REFERRAL, path)
     # each referral's month (its key, start and width) and place in the month ...
     i = 0
@@ -1031,10 +1033,12 @@ def _referrals(seed, path, prm, counts, team_start, referrals_end, first_year_a,
     for i in range(ref_time.shape[0]):  # branch-free: acceptance is a coin toss
         t = ref_time[i]
         first_year += (first_year_a <= t) & (t < first_year_b)
-        accept_t[i] = t + screening
+        t_acc = t + screening
         acc = u[i] < accept_share
-        status[i] = pick(acc, ST_WAITING, ST_REJECTED)
-        accepted[n_acc] = i
+        acc_team[n_acc] = ref_team[i]   # (written whether accepted or not: kept if so)
+        acc_time[n_acc] = t
+        acc_key[n_acc] = ref_key[i]
+        accept_t[n_acc] = t_acc
         rejected[n_rej] = i
         n_acc += acc
         n_rej += pick(acc, 0, 1)
@@ -1044,7 +1048,7 @@ def _referrals(seed, path, prm, counts, team_start, referrals_end, first_year_a,
             k_ref = k
             run_ref = 0
         run_ref += 1
-        k = quarter_of(accept_t[i], cal_edges, day_q)
+        k = quarter_of(t_acc, cal_edges, day_q)
         if k != k_acc:
             add_count(k_acc, run_acc, cal_out, K_ACCEPTED)
             k_acc = k
@@ -1064,20 +1068,16 @@ def _referrals(seed, path, prm, counts, team_start, referrals_end, first_year_a,
 
 # --------------------------------------------------------------------------- care
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
-def _young_people(prm, cfg, n_acc, accepted, ref_key, ref_time, age0, prior, rate0, care_key,
-                  care_e0, care_x1, care_e2, care_x3, length, noncompleted_c, female_c, keys,
-                  care_keys, u_prior, u_age, u_e0, u_x1, u_e2, u_x3, u_length):
+def _young_people(prm, cfg, n_acc, acc_key, acc_time, age0, prior, rate0, care_key, care_e0,
+                  care_x1, care_e2, care_x3, length, noncompleted, female):
     """Each accepted young person's age, prior care, care-entry rate, care stream key,
     first two care-entry targets and spell-length draws (care draws 0 to 3; a walk
-    that needs more makes them), and treatment length (if treated);
-    and, in the order of ``accepted``, whether they would not complete a treatment and
-    whether female (noncompleted_c, female_c).
+    that needs more makes them), treatment length (if treated), and whether they
+    would not complete a treatment and whether female; all in accepted order.
 
-    In passes: the keys, gathered in the order of ``accepted`` into the work array
-    ``keys``; the uniforms (hashes) into the work arrays u_* (and care_keys); their
-    transformation by log, exp and the normal quantile, in a
-    loop of arithmetic only that compiles to vector instructions; then each value
-    to its young person."""
+    In passes: the uniforms (hashes), then their transformation by log, exp and the
+    normal quantile in place, in a loop of arithmetic only; both compile to vector
+    instructions (the arrays are contiguous, in the order of the young people)."""
     entry_base = prm[P_ENTRY_RATE] / DAYS_PER_YEAR * prm[P_DRIFT_MULTIPLIER]
     age_mean = prm[P_AGE_MEAN]
     age_sd = prm[P_AGE_SD]
@@ -1094,45 +1094,32 @@ def _young_people(prm, cfg, n_acc, accepted, ref_key, ref_time, age0, prior, rat
     fhi = norm_cdf((math.log(cfg[C_MAX_TREATMENT_DAYS]) - length_mu) / length_sigma)
     noncompletion = prm[P_NONCOMPLETION_SHARE]
     female_share = prm[P_FEMALE_SHARE]
-    for c in range(n_acc):  # rejected young people are never simulated further
-        keys[c] = ref_key[np.uint64(accepted[c])]   # (unsigned: see the binning helpers)
-    for c in range(n_acc):  # the hashes, on contiguous arrays only: vector instructions
-        key = keys[c]
-        u_prior[c] = uniform(key, R_PRIOR_CARE)
+    for c in range(n_acc):  # the hashes (rejected young people are never simulated further)
+        key = acc_key[c]
+        prior[c] = uniform(key, R_PRIOR_CARE) < prior_share
         ck = subkey(key, S_CARE)
-        care_keys[c] = ck
-        u_age[c] = uniform(key, R_AGE)
-        u_e0[c] = uniform(ck, 0)
-        u_x1[c] = uniform(ck, 1)
-        u_e2[c] = uniform(ck, 2)
-        u_x3[c] = uniform(ck, 3)
-        u_length[c] = uniform(key, R_LENGTH)
-        noncompleted_c[c] = uniform(key, R_NONCOMPLETION) < noncompletion
-        female_c[c] = uniform(key, R_FEMALE) < female_share
+        care_key[c] = ck
+        age0[c] = uniform(key, R_AGE)
+        care_e0[c] = uniform(ck, 0)
+        care_x1[c] = uniform(ck, 1)
+        care_e2[c] = uniform(ck, 2)
+        care_x3[c] = uniform(ck, 3)
+        length[c] = uniform(key, R_LENGTH)
+        noncompleted[c] = uniform(key, R_NONCOMPLETION) < noncompletion
+        female[c] = uniform(key, R_FEMALE) < female_share
     for c in range(n_acc):  # inverse CDFs (see truncated_normal, treatment_length)
-        age = age_mean + age_sd * batch_norm_ppf(age_flo + u_age[c] * (age_fhi - age_flo))
-        u_age[c] = min(max(age, age_lo), age_hi)
-        u_e0[c] = -batch_log(u_e0[c])
-        u_x1[c] = -batch_log(u_x1[c])
-        u_e2[c] = -batch_log(u_e2[c])
-        u_x3[c] = -batch_log(u_x3[c])
-        u_length[c] = batch_exp(length_mu + length_sigma
-                                * batch_norm_ppf(flo + u_length[c] * (fhi - flo)))
-    for c in range(n_acc):
-        i = np.uint64(accepted[c])
-        prior[i] = u_prior[c] < prior_share
-        rate0[i] = entry_base * pick(prior[i], prior_hr, 1.0)
-        care_key[i] = care_keys[c]
-        age0[i] = u_age[c]
-        care_e0[i] = u_e0[c]
-        care_x1[i] = u_x1[c]
-        care_e2[i] = u_e2[c]
-        care_x3[i] = u_x3[c]
-        length[i] = u_length[c]
+        age = age_mean + age_sd * batch_norm_ppf(age_flo + age0[c] * (age_fhi - age_flo))
+        age0[c] = min(max(age, age_lo), age_hi)
+        care_e0[c] = -batch_log(care_e0[c])
+        care_x1[c] = -batch_log(care_x1[c])
+        care_e2[c] = -batch_log(care_e2[c])
+        care_x3[c] = -batch_log(care_x3[c])
+        length[c] = batch_exp(length_mu + length_sigma
+                              * batch_norm_ppf(flo + length[c] * (fhi - flo)))
+        rate0[c] = entry_base * pick(prior[c], prior_hr, 1.0)
     if drift_trend != 0.0:
         for c in range(n_acc):
-            i = np.uint64(accepted[c])
-            rate0[i] *= (1.0 + drift_trend) ** (ref_time[i] / DAYS_PER_YEAR)
+            rate0[c] *= (1.0 + drift_trend) ** (acc_time[c] / DAYS_PER_YEAR)
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
@@ -1383,7 +1370,7 @@ def _weaker(kappa, hr, log_hr):
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
-def _outcomes(prm, cfg, n_acc, accepted, status, noncompleted_c, female_c, ref_time, accept_t,
+def _outcomes(prm, cfg, n_acc, status, noncompleted_c, female_c, ref_time, accept_t,
               start_t, end_t,
               disrupted, age0, prior, rate0, care_key, care_e0, care_x1, care_e2, care_x3,
               baseline_q,
@@ -1445,7 +1432,7 @@ def _outcomes(prm, cfg, n_acc, accepted, status, noncompleted_c, female_c, ref_t
     entered_cf = 0
     entered_tr = 0
     for c in range(n_acc):
-        i = np.uint64(accepted[c])   # (unsigned: see the binning helpers)
+        i = np.uint64(c)   # (unsigned: see the binning helpers)
         st = status[i]
         lost_wait += st == ST_LOST_WAIT
         lost_care += st == ST_LOST_CARE
@@ -1639,6 +1626,7 @@ EVENTS_FULL = 2       # the staffing events did not fit: allow more and simulate
 # referrals in Essex) and room for staffing events; both double when a path needs more
 WORKSPACE_FIRST = (1 << 15, 1 << 13, 1 << 12, 1 << 12)
 EVENTS_FIRST = 64
+REFERRAL_FLOAT_ROWS = 18   # float work rows a referral (simulate_path's wf)
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
@@ -1746,61 +1734,62 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
     n_ref = counts.sum()
     # The per-referral work arrays are rows of four matrices, one per element type
     # (each row keeps the length the kernels read: n_ref, n_acc or n_acc + 1, all at
-    # most n_ref + 1).
-    wf, f = _take2(ws_f, f, 24, n_ref + 1)
+    # most n_ref + 1). After screening, every array is the accepted young people's, in
+    # order: no kernel after _referrals goes through an index of referrals.
+    wf, f = _take2(ws_f, f, REFERRAL_FLOAT_ROWS, n_ref + 1)
     wi, i = _take2(ws_i, i, 8, n_ref + 1)
-    wu, u = _take2(ws_u, u, 4, n_ref + 1)
+    wu, u = _take2(ws_u, u, 3, n_ref + 1)
     wb, b = _take2(ws_b, b, 5, n_ref + 1)
     if f > ws_f.shape[0] or i > ws_i.shape[0] or u > ws_u.shape[0] or b > ws_b.shape[0]:
         return WORKSPACE_SMALL
     wb[:] = False
-    ref_team = wi[0, :n_ref]
-    ref_time = wf[0, :n_ref]
-    ref_key = wu[0, :n_ref]
-    status = wi[1, :n_ref]
-    accept_t = wf[1, :n_ref]
-    accepted = wi[2, :n_ref]   # the accepted referrals, in order
+    acc_team = wi[3, :n_ref]
+    acc_time = wf[2, :n_ref]   # referral times, and so on: of the accepted, in order
+    acc_key = wu[1, :n_ref]
+    accept_t = wf[3, :n_ref]
     n_acc = _referrals(seed, path, prm, counts, team_start, referrals_end, first_year_a,
-                       first_year_b, cal_edges, day_q, reason_cdf, ref_team, ref_time, ref_key,
-                       status, accept_t, accepted, wi[3, :n_ref], wi[4, :n_ref], wf[2, :n_ref],
-                       out, cal_out, reasons_out)
+                       first_year_b, cal_edges, day_q, reason_cdf, wi[0, :n_ref], wf[0, :n_ref],
+                       wu[0, :n_ref], acc_team, acc_time, acc_key, accept_t, wi[1, :n_ref],
+                       wi[2, :n_ref], wf[1, :n_ref], out, cal_out, reasons_out)
+    acc_team = acc_team[:n_acc]
+    acc_time = acc_time[:n_acc]
+    accept_t = accept_t[:n_acc]
 
     # ---- young people (fixed draw numbers in each referral's stream, so draws never shift).
     # Drawn in one branch-free pass, before the event logic that uses them, so the
     # latency of log, exp and the normal quantile overlaps across young people.
-    age0 = wf[3, :n_ref]
-    prior = wb[0, :n_ref]
-    rate0 = wf[4, :n_ref]
-    care_key = wu[1, :n_ref]
-    care_e0 = wf[5, :n_ref]   # first care-entry target: shared by the wait and both walks
-    care_x1 = wf[6, :n_ref]   # first spell-length draw: shared by both walks
-    care_e2 = wf[18, :n_ref]  # second entry target and spell length: the same
-    care_x3 = wf[19, :n_ref]
-    length = wf[7, :n_ref]    # treatment length, if treatment starts
-    noncompleted_c = wb[1, :n_acc]   # these two in the order of accepted
-    female_c = wb[2, :n_acc]
-    _young_people(prm, cfg, n_acc, accepted, ref_key, ref_time, age0, prior, rate0, care_key,
-                  care_e0, care_x1, care_e2, care_x3, length, noncompleted_c, female_c,
-                  wu[2, :n_acc], wu[3, :n_acc], wf[8, :n_acc], wf[9, :n_acc], wf[10, :n_acc],
-                  wf[11, :n_acc], wf[20, :n_acc], wf[21, :n_acc], wf[12, :n_acc])
+    age0 = wf[4, :n_acc]
+    prior = wb[0, :n_acc]
+    rate0 = wf[5, :n_acc]
+    care_key = wu[2, :n_acc]
+    care_e0 = wf[6, :n_acc]   # first care-entry target: shared by the wait and both walks
+    care_x1 = wf[7, :n_acc]   # first spell-length draw: shared by both walks
+    care_e2 = wf[8, :n_acc]   # second entry target and spell length: the same
+    care_x3 = wf[9, :n_acc]
+    length = wf[10, :n_acc]   # treatment length, if treatment starts
+    noncompleted = wb[1, :n_acc]
+    female = wb[2, :n_acc]
+    _young_people(prm, cfg, n_acc, acc_key[:n_acc], acc_time, age0, prior, rate0, care_key,
+                  care_e0, care_x1, care_e2, care_x3, length, noncompleted, female)
 
     # ---- capacity: each team's FIFO waiting list and caseloads
-    start_t = wf[13, :n_ref]
-    end_t = wf[14, :n_ref]
+    status = wi[4, :n_acc]
+    start_t = wf[11, :n_acc]
+    end_t = wf[12, :n_acc]
     start_t[:] = _INF
     end_t[:] = _INF
-    disrupted = wb[3, :n_ref]
+    disrupted = wb[3, :n_acc]
     max_wait = prm[P_MAX_WAIT_DAYS]
     care_end_age = cfg[C_CARE_END_AGE]
     members = wi[5, :n_acc]
-    deadline = wf[15, :n_ref]
-    lost_to_care = wb[4, :n_ref]
-    open_end = wf[16, :n_acc + 1]
+    deadline = wf[13, :n_acc]
+    lost_to_care = wb[4, :n_acc]
+    open_end = wf[14, :n_acc + 1]
     open_case = wi[6, :n_acc + 1]
     open_post = wi[7, :n_acc + 1]
-    joins = wf[22, :n_acc + 1]
+    joins = wf[15, :n_acc + 1]
     for k in range(n_teams):
-        _run_team(k, n_acc, accepted, ref_team, accept_t, ref_time, status, start_t, end_t,
+        _run_team(k, n_acc, acc_team, accept_t, acc_time, status, start_t, end_t,
                   disrupted, length, care_e0, age0, rate0, prm, cfg, ev_t, ev_p, ev_k,
                   post_team, limit, max_wait, service_end, care_end_age,
                   members, joins, deadline, lost_to_care, staffed, caseload, open_end,
@@ -1809,9 +1798,9 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
     # ---- outcomes for everyone who started
     ws_f[zeroed_from:zeroed_to] = 0.0   # k_slope to event_counts
     in_care[:] = False
-    lengths = wf[17, :n_ref]
+    lengths = wf[16, :n_acc]
     n_started, wait_sum, age_sum = _outcomes(
-        prm, cfg, n_acc, accepted, status, noncompleted_c, female_c, ref_time, accept_t, start_t,
+        prm, cfg, n_acc, status, noncompleted, female, acc_time, accept_t, start_t,
         end_t, disrupted, age0, prior, rate0, care_key, care_e0, care_x1, care_e2, care_x3,
         baseline_q, event_months,
         cal_edges, day_q, first_year_a, first_year_b, out, qsr_out, cal_out, k_slope, q_slope,
@@ -1833,7 +1822,7 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
         out[O_SHARE_UNDER_THRESHOLD] = short / n_started
         out[O_TREATMENT_DAYS_MEDIAN] = median_binned(
             lengths, n_started, cfg[C_MIN_TREATMENT_DAYS], cfg[C_MAX_TREATMENT_DAYS],
-            median_counts, wf[23])
+            median_counts, wf[17])
         out[O_MEAN_WAIT_DAYS] = wait_sum / n_started
         out[O_MEAN_AGE] = age_sum / n_started
     else:
@@ -1960,7 +1949,7 @@ def _best_post(p0, n, staffed, caseload, limit, exclude):
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
-def _run_team(k, n_acc, accepted, ref_team, accept_t, ref_time, status, start_t, end_t,
+def _run_team(k, n_acc, acc_team, accept_t, ref_time, status, start_t, end_t,
               disrupted, length, care_e0, age0, rate0, prm, cfg, ev_t, ev_p, ev_k,
               post_team, limit, max_wait, service_end, care_end_age,
               members, joins, deadline, lost_to_care, staffed, caseload, open_end, open_case,
@@ -1975,10 +1964,9 @@ def _run_team(k, n_acc, accepted, ref_team, accept_t, ref_time, status, start_t,
     without reference counting.
     """
     m = 0
-    for c in range(n_acc):  # this team's accepted referrals, in order (branch-free)
-        i = np.uint64(accepted[c])   # (unsigned: see the binning helpers)
-        members[m] = i
-        m += ref_team[i] == k
+    for c in range(n_acc):  # this team's young people, in order (branch-free)
+        members[m] = c
+        m += acc_team[c] == k
     age_hr = prm[P_AGE_HR]
     ref_age = cfg[C_REFERENCE_AGE]
     for c in range(m):

@@ -58,10 +58,11 @@ def test_a_path_does_not_depend_on_what_its_thread_simulated_before():
     pd.testing.assert_frame_equal(a.paths, b.paths, check_exact=True)
     assert np.array_equal(a.by_calendar_quarter, b.by_calendar_quarter, equal_nan=True)
     assert np.array_equal(a.by_tracking_quarter, b.by_tracking_quarter, equal_nan=True)
-    # some paths outgrow the first workspace (24 floats a referral) and event room (a
-    # leave and a fill a leaver), and some do not
+    # some paths outgrow the first workspace (REFERRAL_FLOAT_ROWS floats a referral) and
+    # event room (a leave and a fill a leaver), and some do not
     referrals, leavers = a.paths["referrals"], a.paths["leavers"]
-    assert (24 * referrals > K.WORKSPACE_FIRST[0]).any() and (referrals < 500).any()
+    assert (K.REFERRAL_FLOAT_ROWS * referrals > K.WORKSPACE_FIRST[0]).any()
+    assert (referrals < 500).any()
     assert (2 * leavers > K.EVENTS_FIRST).any() and (leavers < 10).any()
 
 
