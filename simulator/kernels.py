@@ -559,6 +559,16 @@ def quarter_of(t, edges, day_q):
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
+def quarter_bounds(k, edges):
+    """The times whose quarter_of is k: [edges[k], edges[k + 1]), open-ended for -1 (before
+    the first quarter) and for the index after the last."""
+    nb = edges.shape[0] - 1
+    lo = edges[np.uint64(k)] if k >= 0 else -_INF
+    hi = edges[np.uint64(k + 1)] if k < nb else _INF
+    return lo, hi
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
 def count_at(t, edges, day_q, out, col, w):
     k = quarter_of(t, edges, day_q)
     if 0 <= k < edges.shape[0] - 1:
@@ -1026,10 +1036,14 @@ def _referrals(seed, path, prm, counts, team_start, referrals_end, first_year_a,
     # referrals come in time order, so the quarter changes a few dozen times a path.
     # Adding 1 to a quarter's count in memory for each referral chained every
     # referral to the one before through that memory (a tenth of a referral's time).
+    # A run lasts while the time stays within its quarter's bounds: two comparisons a
+    # referral, the quarter looked up only when a run ends.
     k_ref = -1
     run_ref = 0
+    lo_ref, hi_ref = _INF, -_INF   # (empty bounds: the first referral starts a run)
     k_acc = -1
     run_acc = 0
+    lo_acc, hi_acc = _INF, -_INF
     for i in range(ref_time.shape[0]):  # branch-free: acceptance is a coin toss
         t = ref_time[i]
         first_year += (first_year_a <= t) & (t < first_year_b)
@@ -1042,16 +1056,16 @@ def _referrals(seed, path, prm, counts, team_start, referrals_end, first_year_a,
         rejected[n_rej] = i
         n_acc += acc
         n_rej += pick(acc, 0, 1)
-        k = quarter_of(t, cal_edges, day_q)
-        if k != k_ref:
+        if not (lo_ref <= t < hi_ref):
             add_count(k_ref, run_ref, cal_out, K_REFERRALS)
-            k_ref = k
+            k_ref = quarter_of(t, cal_edges, day_q)
+            lo_ref, hi_ref = quarter_bounds(k_ref, cal_edges)
             run_ref = 0
         run_ref += 1
-        k = quarter_of(t_acc, cal_edges, day_q)
-        if k != k_acc:
+        if not (lo_acc <= t_acc < hi_acc):
             add_count(k_acc, run_acc, cal_out, K_ACCEPTED)
-            k_acc = k
+            k_acc = quarter_of(t_acc, cal_edges, day_q)
+            lo_acc, hi_acc = quarter_bounds(k_acc, cal_edges)
             run_acc = 0
         run_acc += acc
     add_count(k_ref, run_ref, cal_out, K_REFERRALS)
@@ -1788,6 +1802,8 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
     open_case = wi[6, :n_acc + 1]
     open_post = wi[7, :n_acc + 1]
     joins = wf[15, :n_acc + 1]
+    _waiting_deadlines(n_acc, accept_t, acc_time, age0, rate0, care_e0, prm, cfg, max_wait,
+                       care_end_age, deadline, lost_to_care)
     for k in range(n_teams):
         _run_team(k, n_acc, acc_team, accept_t, acc_time, status, start_t, end_t,
                   disrupted, length, care_e0, age0, rate0, prm, cfg, ev_t, ev_p, ev_k,
@@ -1949,6 +1965,34 @@ def _best_post(p0, n, staffed, caseload, limit, exclude):
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
+def _waiting_deadlines(n_acc, accept_t, ref_time, age0, rate0, care_e0, prm, cfg, max_wait,
+                       care_end_age, deadline, lost_to_care):
+    """When each young person would leave a waiting list: at the longest wait, or on
+    entering care first (their untreated first entry; lost_to_care says which). For all
+    of them at once, before the capacity loops: under one constant hazard, a loop of
+    arithmetic only, which vectorises."""
+    age_hr = prm[P_AGE_HR]
+    ref_age = cfg[C_REFERENCE_AGE]
+    if age_hr == 1.0:   # first_entry under one constant hazard, without a branch
+        for c in range(n_acc):
+            d_wait = accept_t[c] + max_wait
+            t18 = ref_time[c] + (care_end_age - age0[c]) * DAYS_PER_YEAR
+            r = ref_time[c]
+            enters = rate0[c] * (min(d_wait, t18) - r) >= care_e0[c]
+            d_care = pick(enters, r + care_e0[c] / rate0[c], _INF)
+            lost_to_care[c] = d_care < d_wait
+            deadline[c] = min(d_wait, d_care)
+    else:
+        for c in range(n_acc):
+            d_wait = accept_t[c] + max_wait
+            t18 = ref_time[c] + (care_end_age - age0[c]) * DAYS_PER_YEAR
+            d_care = first_entry(care_e0[c], ref_time[c], min(d_wait, t18), age0[c], rate0[c],
+                                 age_hr, ref_age)
+            lost_to_care[c] = d_care < d_wait
+            deadline[c] = min(d_wait, d_care)
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
 def _run_team(k, n_acc, acc_team, accept_t, ref_time, status, start_t, end_t,
               disrupted, length, care_e0, age0, rate0, prm, cfg, ev_t, ev_p, ev_k,
               post_team, limit, max_wait, service_end, care_end_age,
@@ -1967,22 +2011,8 @@ def _run_team(k, n_acc, acc_team, accept_t, ref_time, status, start_t, end_t,
     for c in range(n_acc):  # this team's young people, in order (branch-free)
         members[m] = c
         m += acc_team[c] == k
-    age_hr = prm[P_AGE_HR]
-    ref_age = cfg[C_REFERENCE_AGE]
     for c in range(m):
-        i = np.uint64(members[c])
-        joins[c] = accept_t[i]
-        d_wait = accept_t[i] + max_wait
-        t18 = ref_time[i] + (care_end_age - age0[i]) * DAYS_PER_YEAR
-        if age_hr == 1.0:   # first_entry under one constant hazard, without a branch
-            r = ref_time[i]
-            enters = rate0[i] * (min(d_wait, t18) - r) >= care_e0[i]
-            d_care = pick(enters, r + care_e0[i] / rate0[i], _INF)
-        else:
-            d_care = first_entry(care_e0[i], ref_time[i], min(d_wait, t18), age0[i], rate0[i],
-                                 age_hr, ref_age)
-        lost_to_care[i] = d_care < d_wait
-        deadline[i] = min(d_wait, d_care)
+        joins[c] = accept_t[np.uint64(members[c])]
     joins[m] = _INF   # after the last to join
     n_posts = post_team.shape[0]
     p0 = n_posts

@@ -70,6 +70,24 @@ def test_day_table_agrees_with_searchsorted():
         assert K.quarter_of(t, edges, day_q) == min(expected, len(edges) - 1)
 
 
+def test_quarter_bounds_hold_exactly_the_times_of_their_quarter():
+    """Referrals are counted by quarter in runs that last while the time stays within
+    quarter_bounds of the run's quarter: every time must lie within the bounds of its own
+    quarter_of, edges included, before the first quarter and after the last, and within
+    no neighbour's."""
+    edges = _quarter_edges()
+    day_q = K.day_quarters(edges)
+    times = np.concatenate([np.linspace(-60.0, 900.0, 4001), edges, edges - 1e-9, [-1e9, 1e9]])
+    for t in times:
+        k = K.quarter_of(t, edges, day_q)
+        lo, hi = K.quarter_bounds(k, edges)
+        assert lo <= t < hi, (t, k, lo, hi)
+        for other in (k - 1, k + 1):
+            if -1 <= other <= len(edges) - 1:
+                lo, hi = K.quarter_bounds(other, edges)
+                assert not (lo <= t < hi)
+
+
 def test_edges_off_whole_days_are_refused():
     with pytest.raises(ValueError, match="whole days"):
         K.day_quarters(np.array([0.0, 91.5, 182.0]))
