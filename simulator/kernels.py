@@ -420,7 +420,8 @@ def gamma_draw(key, n, shape, scale):
         x2 = x * x
         if u < 1.0 - 0.0331 * x2 * x2:  # the squeeze: implies the test below, without logs
             return d * v * scale * boost, n
-        if math.log(u) < 0.5 * x2 + d - d * v + d * math.log(v):
+        # (batch_log, as count_referrals' vector loop makes the same test)
+        if batch_log(u) < 0.5 * x2 + d - d * v + d * batch_log(v):
             return d * v * scale * boost, n
 
 
@@ -918,8 +919,12 @@ def count_referrals(seed, path, prm, team_start, team_weight, referrals_end, cou
             x = batch_norm_ppf(u0[m])
             v = 1.0 + c * x
             x2 = x * x
-            accepted[m] = (v > 0.0) & (u1[m] < 1.0 - 0.0331 * x2 * x2)
-            lam[m] = d * (v * v * v) * (mean[m] / k_nb) * 1.0
+            v3 = v * v * v
+            # the squeeze, or else the exact test (for a v <= 0, log's garbage is masked)
+            squeeze = u1[m] < 1.0 - 0.0331 * x2 * x2
+            exact = batch_log(u1[m]) < 0.5 * x2 + d - d * v3 + d * batch_log(v3)
+            accepted[m] = (v > 0.0) & (squeeze | exact)
+            lam[m] = d * v3 * (mean[m] / k_nb) * 1.0
     p0 = work[4, :n]
     for m in range(n):
         p0[m] = batch_exp(-lam[m])
