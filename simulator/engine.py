@@ -9,18 +9,21 @@ and gathers chunk outputs into a :class:`SimulationResult`.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import sys
 import time
 from dataclasses import dataclass, field
-from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
-import pandas as pd
 
 from . import jit_cache, memory
 from . import kernels as K
 from .schema import DAYS_PER_MONTH, Scenario, iter_params
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # Scenario key -> column of the per-path parameter matrix. Optional keys left
 # null use the sentinel 0 (Poisson referrals; no waning of the effect).
@@ -247,16 +250,51 @@ def _check_parameters(params: np.ndarray, path_start: int) -> None:
 
 
 @dataclass
+class _PathColumns:
+    """What the one-row-per-path frame is made of: the kernel's outputs (one column a
+    name of OUTPUT_COLUMNS), the rejection counts by reason and the drawn parameters."""
+
+    out: np.ndarray
+    reasons: np.ndarray
+    reason_names: list[str]
+    params: np.ndarray
+    uncertain: list[str]
+    attrs: dict[str, Any]
+
+    def column(self, name: str) -> np.ndarray:
+        return self.out[:, OUTPUT_COLUMNS.index(name)]
+
+    def frame(self) -> pd.DataFrame:
+        import pandas as pd
+        n = self.out.shape[0]
+        frame = pd.DataFrame(self.out, columns=OUTPUT_COLUMNS, copy=False)
+        frame.insert(0, "path", np.arange(n, dtype=np.int64))
+        frame["children_treated"] = frame["started"]
+        for i, name in enumerate(self.reason_names):
+            frame[f"rejected_{name}"] = self.reasons[:, i]
+        for name in self.uncertain:
+            frame[f"param.{name}"] = self.params[:, PARAM_COLUMNS[name]]
+        frame.attrs.update(self.attrs)
+        return frame
+
+
+@dataclass
 class SimulationResult:
     """Per-path outputs of one scenario run (Monte Carlo arrays, not yet summarised)."""
 
     scenario: Scenario
     seed: int
-    paths: pd.DataFrame                 # one row per path
     by_tracking_quarter: np.ndarray     # (paths, quarters since tracking start, Q_*)
     by_calendar_quarter: np.ndarray     # (paths, calendar quarters, K_*)
     calendar_quarters: list[dt.date]
     rejection_reasons: list[str] = field(default_factory=list)
+    _path_columns: _PathColumns | None = field(default=None, repr=False)
+
+    @functools.cached_property
+    def paths(self) -> pd.DataFrame:
+        """One row per path (a pandas frame, made on first use: pandas is a fifth of a
+        second of a process's start, which a caller of the arrays alone need not wait for)."""
+        return self._path_columns.frame()
 
 
 def simulate(scenario: Scenario, paths: int | None = None, seed: int | None = None,
@@ -299,20 +337,17 @@ def simulate(scenario: Scenario, paths: int | None = None, seed: int | None = No
             bar.update(b - a)
     if bar is not None:
         bar.close()
-    frame = pd.DataFrame(out, columns=OUTPUT_COLUMNS, copy=False)   # out is not used again
-    frame.insert(0, "path", np.arange(n, dtype=np.int64))
-    frame["children_treated"] = frame["started"]
-    for i, name in enumerate(lay.reason_names):
-        frame[f"rejected_{name}"] = reasons[:, i]
-    for name in uncertain_parameters(scenario):
-        frame[f"param.{name}"] = params[:, PARAM_COLUMNS[name]]
+    attrs = {}
     if scenario.finance:
-        frame.attrs["commitment"] = scenario.finance.commitment
+        attrs["commitment"] = scenario.finance.commitment
     if scenario.contract and scenario.contract.cap is not None:
-        frame.attrs["cap"] = scenario.contract.cap
-    check_conservation(frame, qsr, cal, totals)
-    return SimulationResult(scenario, seed, frame, qsr, cal, lay.calendar_quarters,
-                            lay.reason_names)
+        attrs["cap"] = scenario.contract.cap
+    columns = _PathColumns(out, reasons, lay.reason_names, params,
+                           uncertain_parameters(scenario), attrs)
+    check_conservation({name: columns.column(name) for name in _CONSERVED}, qsr, cal, totals,
+                       attrs)
+    return SimulationResult(scenario, seed, qsr, cal, lay.calendar_quarters, lay.reason_names,
+                            columns)
 
 
 # the kernel every simulation calls from Python, whose compile takes the minute (the
@@ -358,22 +393,34 @@ class ConservationError(AssertionError):
     pass
 
 
+class _Columns:
+    """The checked columns as attributes (f.started), and the frame's attrs."""
+
+    def __init__(self, columns: Mapping[str, np.ndarray], attrs: Mapping[str, float]):
+        self.__dict__.update(columns)
+        self.attrs = attrs
+
+
 _CONSERVED = ("referrals", "accepted", "rejected", "started", "lost_wait", "lost_care",
               "lost_service_end", "completed", "noncompleted", "child_days",
               "care_days_treated", "care_days_counterfactual", "capital_drawn",
               "outcome_payments")
 
 
-def check_conservation(frame: pd.DataFrame, qsr: np.ndarray, cal: np.ndarray,
-                       totals: np.ndarray | None = None) -> None:
+def check_conservation(paths: pd.DataFrame | Mapping[str, np.ndarray], qsr: np.ndarray,
+                       cal: np.ndarray, totals: np.ndarray | None = None,
+                       attrs: Mapping[str, float] | None = None) -> None:
     """Reconciliation checks run on every simulation (lifelib-style): raise if any fails.
-    ``totals``: the per-path totals (kernels.path_totals) of qsr and cal, if the caller
-    has them (simulate_chunk works them out as it writes the outputs)."""
+    ``paths``: the one-row-per-path outputs (a frame, or the _CONSERVED columns by name);
+    ``attrs``: the commitment and cap (default: the frame's attrs). ``totals``: the
+    per-path totals (kernels.path_totals) of qsr and cal, if the caller has them
+    (simulate_chunk works them out as it writes the outputs)."""
     if totals is None:
         totals = K.conservation_totals(np.ascontiguousarray(cal), np.ascontiguousarray(qsr))
+    if attrs is None:
+        attrs = getattr(paths, "attrs", {})
     # numpy arrays rather than pandas columns: a check costs a pass over the paths only
-    f = SimpleNamespace(**{name: frame[name].to_numpy() for name in _CONSERVED},
-                        attrs=frame.attrs)
+    f = _Columns({name: np.asarray(paths[name]) for name in _CONSERVED}, attrs)
     checks = {
         "referrals = accepted + rejected": f.referrals - f.accepted - f.rejected,
         "accepted = started + lost": f.accepted - f.started - f.lost_wait - f.lost_care
@@ -388,7 +435,7 @@ def check_conservation(frame: pd.DataFrame, qsr: np.ndarray, cal: np.ndarray,
     }
     if not np.all(np.isfinite(totals[:, :K.T_CARE_OVER_CHILD])):
         raise ConservationError("conservation check failed: a day or cash total is not finite")
-    n = len(frame)
+    n = len(f.child_days)
     tolerance = 1e-6 * max(1.0, float(f.child_days.max()) if n else 1.0)
     for name, diff in checks.items():
         worst = float(np.max(np.abs(diff))) if n else 0.0

@@ -44,9 +44,10 @@ def test_other_modules_keep_numba_default_locators(tmp_path):
         assert cls.from_function(ns["f"], str(other)) is None
 
 
-def test_start_up_skips_scipy_linalg_but_numba_blas_still_works():
+def test_start_up_skips_scipy_linalg_and_pandas_but_both_work_when_used():
     """A run imports no scipy.linalg (numba's start-up probe is answered without it), and
-    numba code that does use BLAS afterwards still gets it, with the probe put back."""
+    numba code that does use BLAS afterwards still gets it, with the probe put back. Nor
+    does it import pandas until the result's frame of paths is asked for."""
     import subprocess
     import sys
     code = (
@@ -55,8 +56,10 @@ def test_start_up_skips_scipy_linalg_but_numba_blas_still_works():
         "from simulator.loader import load_scenario\n"
         "import numba.np.arraymath as am, numba.np.linalg as la\n"
         "s = load_scenario('scenarios/essex_mst.yaml').scenario\n"
-        "engine.simulate(s, paths=2)\n"
+        "r = engine.simulate(s, paths=2)\n"
         "print('scipy.linalg' in sys.modules, am._HAVE_BLAS, la.ensure_blas.__module__)\n"
+        "print('pandas' in sys.modules, r.paths.shape[0], r.paths.attrs['commitment'], "
+        "'pandas' in sys.modules)\n"
         "import numpy as np\n"
         "from numba import njit\n"
         "dot = njit(lambda a, b: np.dot(a, b))\n"
@@ -66,7 +69,8 @@ def test_start_up_skips_scipy_linalg_but_numba_blas_still_works():
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True,
                          text=True, check=True).stdout.split("\n")
     assert out[0] == "False True numba.np.linalg"
-    assert out[1] == "5.0 True"
+    assert out[1] == "False 2 3100000.0 True"
+    assert out[2] == "5.0 True"
 
 
 def test_is_cached_tells_a_cold_cache_from_a_warm_one(tmp_path):

@@ -92,9 +92,9 @@ def test_the_totals_checked_are_those_of_the_outputs(monkeypatch):
     seen = {}
     real = engine.check_conservation
 
-    def spy(frame, qsr, cal, totals=None):
+    def spy(paths, qsr, cal, totals=None, attrs=None):
         seen["totals"] = totals.copy()
-        real(frame, qsr, cal, totals)
+        real(paths, qsr, cal, totals, attrs)
 
     monkeypatch.setattr(engine, "check_conservation", spy)
     res = engine.simulate(load_scenario(ESSEX).scenario, paths=150, seed=4, chunk_paths=40)
