@@ -1002,8 +1002,9 @@ def _referrals(seed, path, prm, counts, team_start, referrals_end, first_year_a,
     """Each referral's team, arrival time (uniform in its month, in time order within the
     month) and key, then screening, and the reasons for rejection. Returns the number
     accepted; their team, referral time, key and acceptance time go to acc_team,
-    acc_time, acc_key and accept_t, in order (every kernel after this one works on
-    the accepted young people, in these arrays' order)."""
+    acc_time, acc_key and accept_t, in order: team by team, and in time order within a
+    team (every kernel after this one works on the accepted young people, in these
+    arrays' order; _run_team takes each team's as a range)."""
     base = stream_key(seed, S_REFERRAL, path)
     # each referral's month (its key, start and width) and place in the month ...
     i = 0
@@ -1392,7 +1393,7 @@ def _weaker(kappa, hr, log_hr):
 def _outcomes(prm, cfg, n_acc, status, noncompleted_c, female_c, ref_time, accept_t,
               start_t, end_t,
               disrupted, age0, prior, rate0, care_key, care_e0, care_x1, care_e2, care_x3,
-              baseline_q,
+              first_entry_t, baseline_q,
               event_months, cal_edges, day_q, first_year_a, first_year_b, out, qsr_out, cal_out,
               k_slope, q_slope, base_cq, care_cq, base_slope, care_slope, event_counts, checks,
               in_care, lengths):
@@ -1535,7 +1536,9 @@ def _outcomes(prm, cfg, n_acc, status, noncompleted_c, female_c, ref_time, accep
         target = care_e0[i]
         while t < horizon:
             if constant_pieces:   # one constant hazard: _entry_in_pieces when untreated
-                t_in = t + target / rate if rate * (horizon - t) >= target else _INF
+                # (the first entry worked out in advance, in a vector loop)
+                t_in = pick(n == 0, first_entry_t[i], t + target / rate)
+                t_in = t_in if rate * (horizon - t) >= target else _INF
             else:
                 t_in = _next_entry(t, target, horizon, r, age0[i], rate, age_hr, ref_age,
                                    False, s, e, mult_during, mult_after, lhr_after, half_life)
@@ -1645,7 +1648,7 @@ EVENTS_FULL = 2       # the staffing events did not fit: allow more and simulate
 # referrals in Essex) and room for staffing events; both double when a path needs more
 WORKSPACE_FIRST = (1 << 15, 1 << 13, 1 << 12, 1 << 12)
 EVENTS_FIRST = 64
-REFERRAL_FLOAT_ROWS = 18   # float work rows a referral (simulate_path's wf)
+REFERRAL_FLOAT_ROWS = 19   # float work rows a referral (simulate_path's wf)
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
@@ -1756,7 +1759,7 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
     # most n_ref + 1). After screening, every array is the accepted young people's, in
     # order: no kernel after _referrals goes through an index of referrals.
     wf, f = _take2(ws_f, f, REFERRAL_FLOAT_ROWS, n_ref + 1)
-    wi, i = _take2(ws_i, i, 8, n_ref + 1)
+    wi, i = _take2(ws_i, i, 7, n_ref + 1)
     wu, u = _take2(ws_u, u, 3, n_ref + 1)
     wb, b = _take2(ws_b, b, 5, n_ref + 1)
     if f > ws_f.shape[0] or i > ws_i.shape[0] or u > ws_u.shape[0] or b > ws_b.shape[0]:
@@ -1800,21 +1803,23 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
     disrupted = wb[3, :n_acc]
     max_wait = prm[P_MAX_WAIT_DAYS]
     care_end_age = cfg[C_CARE_END_AGE]
-    members = wi[5, :n_acc]
     deadline = wf[13, :n_acc]
     lost_to_care = wb[4, :n_acc]
     open_end = wf[14, :n_acc + 1]
-    open_case = wi[6, :n_acc + 1]
-    open_post = wi[7, :n_acc + 1]
+    open_case = wi[5, :n_acc + 1]
+    open_post = wi[6, :n_acc + 1]
     joins = wf[15, :n_acc + 1]
+    first_entry_t = wf[18, :n_acc]
     _waiting_deadlines(n_acc, accept_t, acc_time, age0, rate0, care_e0, prm, cfg, max_wait,
-                       care_end_age, deadline, lost_to_care)
+                       care_end_age, deadline, lost_to_care, first_entry_t)
+    # the accepted young people come team by team (see _referrals): a team's are a range
+    team_end = 0
     for k in range(n_teams):
-        _run_team(k, n_acc, acc_team, accept_t, acc_time, status, start_t, end_t,
-                  disrupted, length, care_e0, age0, rate0, prm, cfg, ev_t, ev_p, ev_k,
-                  post_team, limit, max_wait, service_end, care_end_age,
-                  members, joins, deadline, lost_to_care, staffed, caseload, open_end,
-                  open_case, open_post)
+        team_begin = team_end
+        team_end = _team_end(acc_team, team_begin, n_acc, k)
+        _run_team(k, team_begin, team_end, accept_t, status, start_t, end_t, disrupted,
+                  length, ev_t, ev_p, ev_k, post_team, limit, service_end, joins, deadline,
+                  lost_to_care, staffed, caseload, open_end, open_case, open_post)
 
     # ---- outcomes for everyone who started
     ws_f[zeroed_from:zeroed_to] = 0.0   # k_slope to event_counts
@@ -1823,7 +1828,7 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
     n_started, wait_sum, age_sum = _outcomes(
         prm, cfg, n_acc, status, noncompleted, female, acc_time, accept_t, start_t,
         end_t, disrupted, age0, prior, rate0, care_key, care_e0, care_x1, care_e2, care_x3,
-        baseline_q, event_months,
+        first_entry_t, baseline_q, event_months,
         cal_edges, day_q, first_year_a, first_year_b, out, qsr_out, cal_out, k_slope, q_slope,
         base_cq, care_cq, base_slope, care_slope, event_counts, checks, in_care, lengths)
     settle(cal_edges, 0.0, k_slope, cal_out)
@@ -1971,11 +1976,12 @@ def _best_post(p0, n, staffed, caseload, limit, exclude):
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
 def _waiting_deadlines(n_acc, accept_t, ref_time, age0, rate0, care_e0, prm, cfg, max_wait,
-                       care_end_age, deadline, lost_to_care):
+                       care_end_age, deadline, lost_to_care, first_entry_t):
     """When each young person would leave a waiting list: at the longest wait, or on
     entering care first (their untreated first entry; lost_to_care says which). For all
     of them at once, before the capacity loops: under one constant hazard, a loop of
-    arithmetic only, which vectorises."""
+    arithmetic only, which vectorises; it also gives the untreated walk its first
+    entry time (first_entry_t, with no horizon: written under one constant hazard only)."""
     age_hr = prm[P_AGE_HR]
     ref_age = cfg[C_REFERENCE_AGE]
     if age_hr == 1.0:   # first_entry under one constant hazard, without a branch
@@ -1984,7 +1990,8 @@ def _waiting_deadlines(n_acc, accept_t, ref_time, age0, rate0, care_e0, prm, cfg
             t18 = ref_time[c] + (care_end_age - age0[c]) * DAYS_PER_YEAR
             r = ref_time[c]
             enters = rate0[c] * (min(d_wait, t18) - r) >= care_e0[c]
-            d_care = pick(enters, r + care_e0[c] / rate0[c], _INF)
+            first_entry_t[c] = r + care_e0[c] / rate0[c]
+            d_care = pick(enters, first_entry_t[c], _INF)
             lost_to_care[c] = d_care < d_wait
             deadline[c] = min(d_wait, d_care)
     else:
@@ -1998,26 +2005,38 @@ def _waiting_deadlines(n_acc, accept_t, ref_time, age0, rate0, care_e0, prm, cfg
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
-def _run_team(k, n_acc, acc_team, accept_t, ref_time, status, start_t, end_t,
-              disrupted, length, care_e0, age0, rate0, prm, cfg, ev_t, ev_p, ev_k,
-              post_team, limit, max_wait, service_end, care_end_age,
-              members, joins, deadline, lost_to_care, staffed, caseload, open_end, open_case,
-              open_post):
+def _team_end(acc_team, begin, n, k):
+    """The end of team k's range of accepted young people, which starts at ``begin``
+    (acc_team[:n] is in team order): a bisection."""
+    lo = begin
+    hi = n
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if acc_team[np.uint64(mid)] <= k:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
+def _run_team(k, begin, end, accept_t, status, start_t, end_t, disrupted, length,
+              ev_t, ev_p, ev_k, post_team, limit, service_end, joins, deadline, lost_to_care,
+              staffed, caseload, open_end, open_case, open_post):
     """One team in event order: acceptances join a FIFO list; starts fill free places.
 
-    A waiting young person is lost when the wait passes ``max_wait`` or they enter
-    care first (their untreated first entry), or when the service ends. A leaver's
-    open cases move to the least-loaded staffed colleagues (over the limit if need
-    be) and are marked disrupted. The work arrays after care_end_age are the caller's
-    (sized for all accepted referrals), so that this kernel allocates nothing and runs
-    without reference counting.
+    The team's young people are the accepted ones begin .. end - 1 (in order). A
+    waiting young person is lost when the wait passes ``max_wait`` or they enter care
+    first (their untreated first entry: ``deadline`` and ``lost_to_care`` say which
+    comes first), or when the service ends. A leaver's open cases move to the
+    least-loaded staffed colleagues (over the limit if need be) and are marked
+    disrupted. The work arrays after lost_to_care are the caller's (sized for all
+    accepted referrals), so that this kernel allocates nothing and runs without
+    reference counting.
     """
-    m = 0
-    for c in range(n_acc):  # this team's young people, in order (branch-free)
-        members[m] = c
-        m += acc_team[c] == k
+    m = end - begin
     for c in range(m):
-        joins[c] = accept_t[np.uint64(members[c])]
+        joins[c] = accept_t[np.uint64(begin + c)]
     joins[m] = _INF   # after the last to join
     n_posts = post_team.shape[0]
     p0 = n_posts
@@ -2072,7 +2091,7 @@ def _run_team(k, n_acc, acc_team, accept_t, ref_time, status, start_t, end_t,
         else:
             joined += 1
         while head < joined:
-            i = np.uint64(members[np.uint64(head)])
+            i = np.uint64(begin + head)
             if t >= service_end:  # whoever still waits is lost, to the deadline met first
                 lost_first = deadline[i] < service_end
                 status[i] = ST_LOST_SERVICE_END if not lost_first else (
@@ -2100,7 +2119,7 @@ def _run_team(k, n_acc, acc_team, accept_t, ref_time, status, start_t, end_t,
             n_open += 1
             head += 1
     for c in range(head, m):
-        i = np.uint64(members[c])
+        i = np.uint64(begin + c)
         if deadline[i] < service_end:
             status[i] = ST_LOST_CARE if lost_to_care[i] else ST_LOST_WAIT
         else:
