@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -84,6 +85,14 @@ def main() -> None:
                                  check=True).stdout)
     process = time.perf_counter() - t0
 
+    # the command line, whole process: its imports (pandas and pyarrow too, to write the
+    # results), the kernels, 16 paths, every output file, and the exit
+    with tempfile.TemporaryDirectory() as out:
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "simulator", "run", args.scenario, "--paths", "16",
+                        "--quiet", "--out", out], check=True)
+        command = time.perf_counter() - t0
+
     print(f"scenario: {scenario.name}   threads: {numba.get_num_threads()}")
     print(f"{'implementation':<28}{'paths':>10}{'paths/s':>14}")
     print(f"{'numba engine, service only':<28}{args.paths:>10,}{service_rate:>14,.0f}")
@@ -97,6 +106,7 @@ def main() -> None:
     print(f"first call in this process (cache load or compile): {warm:.2f} s")
     print(f"second process, import + load + first 16 paths: {inner:.2f} s "
           f"(whole process {process:.2f} s)")
+    print(f"sibsim run --paths 16 (writes every output file), whole process: {command:.2f} s")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,9 @@ def _fail_invalid(exc: ScenarioError) -> None:
 @click.version_option(__version__, prog_name="sibsim")
 def main() -> None:
     """Monte Carlo cash-flow simulator for social impact bonds."""
+    from .startup import resume_collector
+
+    resume_collector(click.get_current_context().invoked_subcommand)
 
 
 from .cli_batch import register as _register_batch_commands  # noqa: E402
