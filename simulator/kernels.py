@@ -553,10 +553,10 @@ def quarter_of(t, edges, day_q):
     """bin_of for whole-day edges: -1 before the first quarter, nb after the last."""
     if not t >= edges[0]:
         return -1
-    d = int(np.floor(t) - edges[0])   # (np.floor stays a float: no round trip via int)
-    if d >= day_q.shape[0]:
+    x = np.floor(t) - edges[0]   # (np.floor stays a float: no round trip via int)
+    if not x < day_q.shape[0]:   # compared as a float: int(+inf) is undefined
         return edges.shape[0] - 1
-    return day_q[np.uint64(d)]
+    return day_q[np.uint64(int(x))]
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
@@ -589,10 +589,10 @@ def quarter_room(t, edges, day_q):
     the last quarter (nothing to bin), and a time before the first counts from its start."""
     if t < edges[0]:
         return 0, edges[1] - edges[0]
-    d = int(np.floor(t) - edges[0])   # (np.floor stays a float: no round trip via int)
-    if d >= day_q.shape[0]:
+    x = np.floor(t) - edges[0]   # (np.floor stays a float: no round trip via int)
+    if not x < day_q.shape[0]:   # compared as a float: int(+inf) is undefined
         return -1, 0.0
-    k = day_q[np.uint64(d)]
+    k = day_q[np.uint64(int(x))]
     return k, edges[np.uint64(k + 1)] - t
 
 

@@ -127,3 +127,21 @@ def test_cohort_band_matches_overlap_and_covers_every_window():
     by_quarter = np.empty(n_cal)
     K.cohort_totals(part, by_quarter)
     np.testing.assert_allclose(by_quarter, _overlaps(intervals, edges), rtol=1e-10, atol=1e-6)
+
+
+def test_times_past_every_quarter_including_infinity_fall_after_the_last():
+    """A time past the last quarter, however far (an infinite one too: its conversion to
+    an integer day would be undefined), falls after the last quarter and bins nothing."""
+    edges = _quarter_edges()
+    day_q = K.day_quarters(edges)
+    nb = len(edges) - 1
+    for t in (edges[-1], edges[-1] + 0.5, 1e300, np.inf):
+        assert K.quarter_of(t, edges, day_q) == nb
+        assert K.bin_of(t, edges) == nb
+        assert K.quarter_room(t, edges, day_q) == (-1, 0.0)
+    assert K.quarter_of(np.nan, edges, day_q) == -1
+    slope = np.zeros((nb, 1))
+    part = np.zeros((nb, 1))
+    K.span(edges[0] + 10.0, np.inf, 1.0, edges, day_q, slope, part, 0)
+    K.settle(edges, 0.0, slope, part)
+    np.testing.assert_allclose(part[:, 0], _overlaps([(edges[0] + 10.0, edges[-1], 1.0)], edges))
