@@ -186,7 +186,31 @@ class Treatment(Section):
     def _lengths(self):
         if not self.min_days < self.max_days:
             raise ValueError("treatment.min_days must be below treatment.max_days")
+        self._check_lognormal_spread()
         return self
+
+    def _check_lognormal_spread(self) -> None:
+        """The median, threshold and share fix the lognormal's spread only when the
+        median is above the threshold with a share below 0.5, or the reverse. Checked
+        on the supports, as the ranges are: a distribution that can cross over fails
+        some path of a large enough run, so it is refused here, not mid-run."""
+        m0, m1 = self.median_days.support()
+        t0, t1 = self.short_threshold_days.support()
+        s0, s1 = self.share_under_threshold.support()
+        if (m0 > t1 and s1 < 0.5) or (m1 < t0 and s0 > 0.5):
+            return
+        rule = ("a median above short_threshold_days needs share_under_threshold below 0.5, "
+                "and a median below it a share above 0.5")
+        if self.median_days.is_fixed and self.short_threshold_days.is_fixed \
+                and self.share_under_threshold.is_fixed:
+            raise ValueError(
+                f"treatment.median_days={m0:g}, short_threshold_days={t0:g} and "
+                f"share_under_threshold={s0:g} do not define a lognormal: {rule}")
+        raise ValueError(
+            f"treatment.median_days in [{m0:g}, {m1:g}], short_threshold_days in "
+            f"[{t0:g}, {t1:g}] and share_under_threshold in [{s0:g}, {s1:g}] allow paths on "
+            f"which they do not define a lognormal ({rule}): bound the distributions so "
+            f"that the median stays on one side of the threshold")
 
 
 class YoungPeople(Section):

@@ -9,6 +9,7 @@ import pytest
 
 from simulator import engine
 from simulator.loader import ScenarioError, load_scenario
+from simulator.distributions import Fixed
 from simulator.schema import iter_params
 
 from helpers import ESSEX, make_scenario, with_money
@@ -104,9 +105,33 @@ def test_duplicate_key_and_cross_field_checks(tmp_path):
         load_scenario(tmp_path / "missing.yaml")
 
 
+def test_treatment_lengths_that_define_no_lognormal_are_refused_by_validate(tmp_path):
+    # a median below the threshold with a share under it below 0.5: no lognormal has both
+    bad = essex_with(tmp_path, {"  short_threshold_days: 90 ": "  short_threshold_days: 900 "})
+    proc = sibsim("validate", str(bad))
+    assert proc.returncode == 2
+    assert f"{bad}:{line_of(bad, 'treatment:')}: treatment: treatment.median_days=142, " \
+           "short_threshold_days=900 and share_under_threshold=0.139 do not define a " \
+           "lognormal" in proc.stderr
+    # a distribution of the median that reaches below the threshold fails some paths
+    crossing = essex_with(tmp_path, {"  median_days: 142 ":
+                                     "  median_days: {dist: uniform, low: 80, high: 200} "},
+                          "crossing.yaml")
+    with pytest.raises(ScenarioError, match=r"median_days in \[80, 200\].*allow paths"):
+        load_scenario(crossing)
+    # bounded on the right side of the threshold, it is fine
+    fine = essex_with(tmp_path, {"  median_days: 142 ":
+                                 "  median_days: {dist: uniform, low: 100, high: 200} "},
+                      "fine.yaml")
+    assert load_scenario(fine).scenario.treatment.median_days.support() == (100.0, 200.0)
+
+
 def test_inconsistent_drawn_treatment_parameters_fail_before_simulating():
-    sc = make_scenario({"treatment": {"median_days": 60, "short_threshold_days": 90,
-                                      "share_under_threshold": 0.14}})
+    # validation refuses these; a scenario changed without it (model_copy) still fails
+    # before any kernel runs
+    sc = make_scenario({})
+    treatment = sc.treatment.model_copy(update={"median_days": Fixed(value=60.0)})
+    sc = sc.model_copy(update={"treatment": treatment})
     with pytest.raises(engine.ParameterError, match="do not define a lognormal"):
         engine.simulate(sc, paths=3)
 
