@@ -173,13 +173,15 @@ def _with_parents(variants: list[Variant], cache: dict, problems: list) -> list[
 
 
 def _check_draws(runs: list[PlannedRun]) -> list[Problem]:
-    """Drawn parameter combinations the model cannot use are input errors: find them now."""
-    from .engine import ParameterError, draw_parameters
+    """Drawn parameter combinations the model cannot use, and runs too big for memory,
+    are input errors: find them now."""
+    from .engine import ParameterError, check_memory, draw_parameters
 
     problems = []
     for r in runs:
         chunk = r.variant.loaded.scenario.simulation.chunk_paths
         try:
+            check_memory(r.variant.loaded.scenario, r.paths)
             for a in range(0, r.paths, chunk):
                 draw_parameters(r.variant.loaded.scenario, r.seed, a, min(chunk, r.paths - a))
         except ParameterError as exc:

@@ -84,12 +84,12 @@ def run(file: str, paths: int | None, seed: int | None, chunk_paths: int | None,
         loaded = load_with_assignments(file, assignments)  # resolves extends too
     except ScenarioError as exc:
         _fail_invalid(exc)
-    from .engine import ParameterError
+    from .engine import ParameterError, check_memory, load_kernels
     from .run import run_scenario
 
-    from .engine import load_kernels
-
     try:
+        # before a possible compile: a run too big for memory is refused at once
+        check_memory(loaded.scenario, paths or loaded.scenario.simulation.paths)
         # compiled (first run after installing or a change) or loaded before the clock
         # starts, so that the rate printed is the simulation's
         load_seconds = load_kernels(loaded.scenario, say=not quiet)

@@ -103,6 +103,28 @@ _LIST_ONLY = _count_list_only()
 OUTPUTS = BufferPool()
 
 
+def available_bytes() -> int | None:
+    """Memory a new allocation can still get without swapping, or None where unknown:
+    Linux's MemAvailable, capped by the process's control-group limit (a container's
+    ``memory.max``), plus what the pool holds idle (a run reuses it)."""
+    try:
+        with open("/proc/meminfo") as f:
+            fields = dict(line.split(":", 1) for line in f)
+        free = int(fields["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return None
+    try:
+        with open("/sys/fs/cgroup/memory.max") as f:
+            limit = f.read().strip()
+        with open("/sys/fs/cgroup/memory.current") as f:
+            used = int(f.read())
+        if limit != "max":
+            free = min(free, int(limit) - used)
+    except (OSError, ValueError):
+        pass
+    return max(free, 0) + OUTPUTS.idle_bytes()
+
+
 def release() -> int:
     """Hand the engine's idle output memory back to the system (bytes released)."""
     return OUTPUTS.release()

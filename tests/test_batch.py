@@ -236,3 +236,10 @@ def test_shipped_scenarios_plan_with_stresses_and_cited_sources():
     assert iaam.contract.price_per_care_day_saved == 0 and len(iaam.contract.outcome_events) == 3
     total = sum(r.paths for r in plan.runs)
     assert total <= 60_000  # the whole folder stays a few minutes' work on two cores
+
+
+def test_a_batch_with_a_run_too_big_for_memory_is_refused_before_anything_runs(tmp_path):
+    from simulator.loader import ScenarioError
+    scen = scenario_folder(tmp_path)
+    with pytest.raises(ScenarioError, match=r"100,000,000 paths of small need about"):
+        plan_batch([scen], paths=100_000_000)

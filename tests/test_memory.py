@@ -1,9 +1,11 @@
 """The output memory pool: a buffer is reused only once nothing else refers to it,
 and a simulation into reused (even poisoned) memory gives the same results."""
 import gc
+import os
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from simulator import engine, memory
 from simulator.memory import BufferPool
@@ -75,3 +77,36 @@ def test_results_are_the_same_in_reused_and_poisoned_memory():
     pd.testing.assert_frame_equal(again.paths, paths, check_exact=True)
     assert np.array_equal(again.by_tracking_quarter, qsr)
     assert np.array_equal(again.by_calendar_quarter, cal)
+
+
+def test_the_memory_estimate_counts_every_output_array_the_engine_allocates(monkeypatch):
+    sc = make_scenario(base=with_money())
+    pool = BufferPool()
+    monkeypatch.setattr(memory, "OUTPUTS", pool)
+    result = engine.simulate(sc, paths=50, seed=1)
+    params = engine.draw_parameters(sc, 1, 0, 50)
+    assert pool.pooled_bytes() + params.nbytes == engine.output_bytes(engine.layout(sc), 50)
+    del result
+
+
+def test_a_run_bigger_than_the_memory_available_is_refused_before_simulating(monkeypatch):
+    sc = make_scenario()
+    need = engine.PEAK_PER_OUTPUT_BYTE * engine.output_bytes(engine.layout(sc), 1000)
+    monkeypatch.setattr(memory, "available_bytes", lambda: int(need / 2))
+    calls = []
+    monkeypatch.setattr(engine.K, "simulate_chunk", lambda *a: calls.append(a))
+    with pytest.raises(engine.NotEnoughMemory,
+                       match=r"1,000 paths of small need .* run at most about (499|500) paths"):
+        engine.simulate(sc, paths=1000)
+    assert calls == []
+    monkeypatch.setattr(memory, "available_bytes", lambda: None)   # unknown: not checked
+    engine.check_memory(sc, 10**8)
+    monkeypatch.setattr(memory, "available_bytes", lambda: int(need * 1.01))
+    engine.check_memory(sc, 1000)
+
+
+def test_this_machine_reports_the_memory_available():
+    if not os.path.exists("/proc/meminfo"):
+        pytest.skip("only Linux says how much memory is available")
+    have = memory.available_bytes()
+    assert 10**7 < have < 2**50

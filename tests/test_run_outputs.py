@@ -37,6 +37,17 @@ def test_run_writes_paths_and_manifest(tmp_path):
     assert manifest["scenario_sha256"] == load_scenario(ESSEX).sha256
 
 
+def test_a_run_too_big_for_memory_is_refused_at_once_with_a_clear_error(tmp_path):
+    # 10^8 Essex paths would keep about 900 GB of outputs
+    proc = subprocess.run([sys.executable, "-m", "simulator", "run", str(ESSEX), "--paths",
+                           "100000000", "--out", str(tmp_path)], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert f"error: {ESSEX}: 100,000,000 paths of essex_mst need about" in proc.stderr
+    assert "run at most about" in proc.stderr and "nothing was written" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_rerun_replaces_the_folder_whole(tmp_path):
     loaded = load_scenario(ESSEX)
     first = run_scenario(loaded, tmp_path, paths=20, seed=1, progress=False)
