@@ -266,6 +266,7 @@ def calibrate(scenario: Scenario, targets: list[Target], free: list[str], *, pat
     tell apart). Parameters are fitted on the log scale; targets with
     ``fit: false`` are left out of the objective.
     """
+    engine.check_memory(scenario, paths)   # not one refused evaluation after another
     groups = [g.split("+") for g in free]
     base = scenario.model_dump()
     start = []

@@ -155,6 +155,11 @@ def calibrate(scenario_file: str, targets_file: str, free: tuple[str, ...], out_
         raise click.UsageError("--free needs --out FILE for the fitted scenario")
     scenario = loaded.scenario
     seed = scenario.simulation.seed if seed is None else seed
+    try:   # before the fit, not after it
+        engine.check_memory(scenario, max(check_paths, paths if free else 0))
+    except engine.NotEnoughMemory as exc:
+        click.echo(f"error: {scenario_file}: {exc}; nothing was written.", err=True)
+        sys.exit(EXIT_INVALID)
     text = Path(scenario_file).read_text()
     t0 = time.perf_counter()
     if free:

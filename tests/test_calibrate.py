@@ -151,6 +151,18 @@ def test_cli_bad_targets_file_reports_line_and_writes_nothing(tmp_path):
     assert not out.exists()
 
 
+def test_cli_refuses_a_check_run_too_big_for_memory_before_fitting(tmp_path):
+    out = tmp_path / "fitted.yaml"
+    p = _sibsim("calibrate", str(ROOT / "scenarios" / "essex_mst.yaml"), "--targets",
+                str(ROOT / "scenarios" / "essex_targets.yaml"), "--free",
+                "care.entry_rate_per_year", "--out", str(out), "--check-paths", "100000000",
+                cwd=tmp_path)
+    assert p.returncode == 2
+    assert "100,000,000 paths of essex_mst need about" in p.stderr
+    assert "Traceback" not in p.stderr and "fitting" not in p.stderr
+    assert not out.exists()
+
+
 def test_cli_fits_and_writes_a_loadable_scenario(tmp_path):
     scenario = tmp_path / "s.yaml"
     d = small_scenario_dict()
