@@ -496,7 +496,7 @@ def scenario_file_kind(path: Path) -> str | None:
     """
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8", errors="replace"))
-    except (OSError, yaml.YAMLError):
+    except (OSError, yaml.YAMLError, RecursionError):
         return None
     if isinstance(data, dict) and ("extends" in data or any(k in data for k in SCENARIO_SECTIONS)):
         return None

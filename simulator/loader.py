@@ -87,12 +87,58 @@ def _parse_yaml(file: str, text: str):
         raise ScenarioError([Problem(file, line, "", msg)])
     except yaml.YAMLError as exc:
         raise ScenarioError([Problem(file, None, "", f"invalid YAML: {exc}")])
+    except RecursionError:   # PyYAML's composer recurses once per level of nesting
+        raise ScenarioError([Problem(file, None, "", "YAML nested too deeply (a scenario "
+                                     "is a few levels deep)")]) from None
     if not isinstance(data, dict):
         raise ScenarioError([Problem(file, 1, "", "a scenario file must be a mapping of sections")])
+    _check_aliases(file, root)
     duplicates = list(_duplicate_keys(file, root, ""))
     if duplicates:
         raise ScenarioError(duplicates)
     return data, root
+
+
+# A scenario file is a few hundred values; YAML aliases (*name, repeating an &name
+# anchor) could make a short file stand for billions, which every later step would
+# walk ("billion laughs"), or for an endless one (an alias inside its own anchor).
+MAX_EXPANDED_NODES = 100_000
+
+
+def _check_aliases(file: str, root) -> None:
+    """Refuse a file whose aliases make it recursive or expand it past MAX_EXPANDED_NODES.
+    An alias is the anchored node itself, so sizes are counted once a node (linear)."""
+    size: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def expanded(node) -> int:
+        key = id(node)
+        if key in size:
+            return size[key]
+        if key in open_nodes:
+            line = node.start_mark.line + 1
+            raise ScenarioError([Problem(file, line, "", "a YAML alias refers to the anchored "
+                                         "value it is inside (a recursive value)")])
+        open_nodes.add(key)
+        if isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = node.value
+        else:
+            children = []
+        total = 1
+        for child in children:
+            total += expanded(child)
+            if total > MAX_EXPANDED_NODES:
+                raise ScenarioError([Problem(
+                    file, node.start_mark.line + 1, "",
+                    f"YAML aliases expand this file past {MAX_EXPANDED_NODES:,} values "
+                    f"(a scenario has a few hundred): refused")])
+        open_nodes.discard(key)
+        size[key] = total
+        return total
+
+    expanded(root)
 
 
 def _duplicate_keys(file: str, node, path: str):

@@ -177,3 +177,31 @@ def test_every_model_parameter_has_a_kernel_column():
     names = [n for n, _ in iter_params(make_scenario(base=with_money()))]
     assert sorted(names) == sorted(engine.PARAM_COLUMNS)
     assert sorted(engine.PARAM_COLUMNS.values()) == list(range(len(names)))
+
+
+def test_yaml_aliases_work_but_cannot_recurse_or_explode(tmp_path):
+    # an anchor and alias, as a user might tie two values together, is fine
+    tied = essex_with(tmp_path, {"  hazard_ratio_during: 0.07516": "  hazard_ratio_during: &hr 0.07516",
+                                 "  hazard_ratio_after: 0.07516": "  hazard_ratio_after: *hr"},
+                      "tied.yaml")
+    t = load_scenario(tied).scenario.treatment
+    assert t.hazard_ratio_after.value == t.hazard_ratio_during.value == 0.07516
+    # an alias inside its own anchor would be endless: refused with its line, no traceback
+    recursive = tmp_path / "recursive.yaml"
+    recursive.write_text("name: x\ncalendar: &c {again: *c}\n")
+    proc = sibsim("validate", str(recursive))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"{recursive}:2: <top>: a YAML alias refers to the anchored value it is inside" \
+        in proc.stderr
+    # nine aliases a level, nine levels: 9^9 values from a 600-byte file ("billion laughs")
+    lines = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 10)]
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("name: x\n" + "\n".join(lines) + "\n")
+    with pytest.raises(ScenarioError, match="aliases expand this file past 100,000 values"):
+        load_scenario(bomb)
+    # PyYAML recurses once per level of nesting
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("name: " + "[" * 3000 + "]" * 3000 + "\n")
+    with pytest.raises(ScenarioError, match="nested too deeply"):
+        load_scenario(deep)
