@@ -20,6 +20,7 @@ Handed-out arrays are uninitialised: the kernel zeroes each path's rows itself.
 from __future__ import annotations
 
 import math
+import os
 import sys
 import threading
 
@@ -105,14 +106,18 @@ OUTPUTS = BufferPool()
 
 def available_bytes() -> int | None:
     """Memory a new allocation can still get without swapping, or None where unknown:
-    Linux's MemAvailable, capped by the process's control-group limit (a container's
-    ``memory.max``), plus what the pool holds idle (a run reuses it)."""
+    Linux's MemAvailable (elsewhere the physical memory, an upper bound), capped by the
+    process's control-group limit (a container's ``memory.max``), plus what the pool
+    holds idle (a run reuses it)."""
     try:
         with open("/proc/meminfo") as f:
             fields = dict(line.split(":", 1) for line in f)
         free = int(fields["MemAvailable"].split()[0]) * 1024
     except (OSError, KeyError, ValueError):
-        return None
+        try:
+            free = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (AttributeError, OSError, ValueError):
+            return None
     try:
         with open("/sys/fs/cgroup/memory.max") as f:
             limit = f.read().strip()

@@ -110,3 +110,18 @@ def test_this_machine_reports_the_memory_available():
         pytest.skip("only Linux says how much memory is available")
     have = memory.available_bytes()
     assert 10**7 < have < 2**50
+
+
+def test_without_meminfo_the_physical_memory_bounds_a_run(monkeypatch):
+    import builtins
+    real_open = builtins.open
+
+    def no_meminfo(path, *args, **kwargs):
+        if str(path) == "/proc/meminfo":
+            raise FileNotFoundError(path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", no_meminfo)
+    physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    have = memory.available_bytes()
+    assert have is not None and 0 < have <= physical + memory.OUTPUTS.idle_bytes()
