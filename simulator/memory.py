@@ -107,7 +107,7 @@ OUTPUTS = BufferPool()
 def available_bytes() -> int | None:
     """Memory a new allocation can still get without swapping, or None where unknown:
     Linux's MemAvailable (elsewhere the physical memory, an upper bound), capped by the
-    process's control-group limit (a container's ``memory.max``), plus what the pool
+    room under the process's control-group limit (a container's), plus what the pool
     holds idle (a run reuses it)."""
     try:
         with open("/proc/meminfo") as f:
@@ -118,16 +118,26 @@ def available_bytes() -> int | None:
             free = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
         except (AttributeError, OSError, ValueError):
             return None
-    try:
-        with open("/sys/fs/cgroup/memory.max") as f:
-            limit = f.read().strip()
-        with open("/sys/fs/cgroup/memory.current") as f:
-            used = int(f.read())
-        if limit != "max":
-            free = min(free, int(limit) - used)
-    except (OSError, ValueError):
-        pass
+    room = cgroup_room("/sys/fs/cgroup")
+    if room is not None:
+        free = min(free, room)
     return max(free, 0) + OUTPUTS.idle_bytes()
+
+
+def cgroup_room(folder: str) -> int | None:
+    """Bytes under a cgroup v2 memory limit (``memory.max`` in ``folder``) that are not
+    already taken by the group's anonymous memory: its page cache is given back on
+    demand, so it is room too. None without a limit."""
+    try:
+        with open(os.path.join(folder, "memory.max")) as f:
+            limit = f.read().strip()
+        if limit == "max":
+            return None
+        with open(os.path.join(folder, "memory.stat")) as f:
+            stat = dict(line.split() for line in f if line.strip())
+        return int(limit) - int(stat["anon"])
+    except (OSError, KeyError, ValueError):
+        return None
 
 
 def release() -> int:

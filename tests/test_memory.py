@@ -125,3 +125,12 @@ def test_without_meminfo_the_physical_memory_bounds_a_run(monkeypatch):
     physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     have = memory.available_bytes()
     assert have is not None and 0 < have <= physical + memory.OUTPUTS.idle_bytes()
+
+
+def test_the_room_under_a_container_memory_limit_leaves_out_its_page_cache(tmp_path):
+    assert memory.cgroup_room(str(tmp_path)) is None            # no cgroup files: no limit
+    (tmp_path / "memory.max").write_text("max\n")
+    assert memory.cgroup_room(str(tmp_path)) is None            # no limit set
+    (tmp_path / "memory.max").write_text(f"{4 << 30}\n")
+    (tmp_path / "memory.stat").write_text(f"anon {1 << 30}\nfile {2 << 30}\nkernel 1000\n")
+    assert memory.cgroup_room(str(tmp_path)) == 3 << 30          # the 2 GiB of cache is room
