@@ -393,7 +393,42 @@ def _is_param_field(field) -> bool:
 
 
 def json_schema() -> dict:
-    schema = Scenario.model_json_schema()
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "sibsim scenario"
-    return schema
+    """The JSON Schema of a scenario file as ``sibsim validate`` reads it: a whole
+    scenario, or a file that ``extends`` another and overrides some of its keys (see
+    :mod:`simulator.compose`); either may list ``stresses`` and ``sweeps``. What only
+    the whole chain can tell (the overrides' values, the stresses' keys) is left to
+    ``sibsim validate``."""
+    whole = Scenario.model_json_schema()
+    defs = whole.pop("$defs")
+    variants = {
+        "stresses": {"type": "object", "description": (
+            "Named variants of this scenario: each maps dotted keys (or sections) to new "
+            "values or operations such as {scale: 0.7}"),
+            "additionalProperties": {"type": "object"}},
+        "sweeps": {"type": "object", "description": (
+            "Named grids: each maps one or two dotted keys to a list of values"),
+            "additionalProperties": {"type": "object", "additionalProperties": {
+                "type": "array", "minItems": 1}}},
+    }
+    whole["properties"].update(variants)
+    sections = [k for k in Scenario.model_fields if k not in ("name", "description")]
+    extending = {
+        "title": "Scenario extending another",
+        "type": "object",
+        "required": ["extends"],
+        "properties": {
+            "extends": {"type": "string", "description": "The base scenario file, relative "
+                                                         "to this one"},
+            "name": whole["properties"]["name"],
+            "description": whole["properties"]["description"],
+            **{k: {"type": "object", "description": f"Overrides of the base's {k} keys"}
+               for k in sections},
+            **variants,
+        },
+        # an override of one key, e.g. referrals.per_team_per_month or
+        # contract.outcome_events[0].price
+        "patternProperties": {f"^({'|'.join(sections)})[.\\[]": {}},
+        "additionalProperties": False,
+    }
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
+            "title": "sibsim scenario", "anyOf": [whole, extending], "$defs": defs}

@@ -143,7 +143,35 @@ def test_schema_command_gives_units_for_editors():
     props = schema["$defs"]["Referrals"]["properties"]
     assert "[share]" in props["acceptance_share"]["description"]
     assert props["acceptance_share"]["unit"] == "share"
-    assert schema["additionalProperties"] is False
+    whole, extending = schema["anyOf"]
+    assert whole["additionalProperties"] is False and extending["additionalProperties"] is False
+
+
+def test_the_json_schema_accepts_every_shipped_scenario_file_and_flags_misspellings(tmp_path):
+    jsonschema = pytest.importorskip("jsonschema")
+    import datetime as dt
+    import yaml
+
+    validator = jsonschema.Draft202012Validator(json.loads(sibsim("schema").stdout))
+
+    def as_editor_reads(o):   # dates are strings to a JSON Schema validator
+        if isinstance(o, dict):
+            return {k: as_editor_reads(v) for k, v in o.items()}
+        if isinstance(o, list):
+            return [as_editor_reads(v) for v in o]
+        return o.isoformat() if isinstance(o, dt.date) else o
+
+    files = [f for f in sorted((ESSEX.parent).rglob("*.yaml")) if "targets" not in f.name]
+    assert len(files) >= 10   # whole scenarios, files that extend them, stresses and sweeps
+    for f in files:
+        data = as_editor_reads(yaml.safe_load(f.read_text()))
+        assert list(validator.iter_errors(data)) == [], f
+    essex = as_editor_reads(yaml.safe_load(ESSEX.read_text()))
+    misspelt = {**essex, "referals": essex["referrals"]}
+    assert not validator.is_valid(misspelt)
+    assert not validator.is_valid({"extends": "essex_mst.yaml", "referals.dispersion": 5})
+    assert validator.is_valid({"extends": "essex_mst.yaml", "referrals.dispersion": 5,
+                               "contract.outcome_events[0].price": 10})
 
 
 def test_every_distribution_kind_draws_within_its_support():
