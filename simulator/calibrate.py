@@ -37,7 +37,7 @@ from scipy import optimize
 
 from . import engine
 from . import kernels as K
-from .loader import Problem, ScenarioError, _parse_yaml, _problem_from_error
+from .loader import Problem, ScenarioError, _parse_yaml, _problem_from_error, compose_yaml
 from .schema import Scenario
 
 AGGREGATES = ("mean", "median", "p05", "p95", "max", "min")
@@ -325,7 +325,7 @@ def rewrite_values(text: str, values: dict[str, float], note: str) -> str:
     Each edited line's comment gets ``note`` appended, so a fitted value says
     what it was fitted to.
     """
-    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    root = compose_yaml(text)
     lines = text.splitlines(keepends=True)
     for key, value in values.items():
         node = root

@@ -144,7 +144,7 @@ def calibrate(scenario_file: str, targets_file: str, free: tuple[str, ...], out_
     from . import calibrate as cal
     from . import engine
     from .io import write_text_atomic
-    from .loader import load_scenario
+    from .loader import load_scenario, load_yaml
 
     try:
         loaded = load_scenario(scenario_file)
@@ -179,9 +179,7 @@ def calibrate(scenario_file: str, targets_file: str, free: tuple[str, ...], out_
             click.echo(f"  {key} = {cal._round(value)}")
         click.echo(f"{fit.evaluations} evaluations, objective {fit.objective:.4f}, "
                    f"{time.perf_counter() - t0:.0f} s")
-        import yaml as _yaml
-
-        scenario = type(scenario).model_validate(_yaml.safe_load(text))  # as written, rounded
+        scenario = type(scenario).model_validate(load_yaml(text))  # as written, rounded
     result = engine.simulate(scenario, paths=check_paths, seed=seed)
     comparisons = cal.compare(result, targets)
     click.echo(f"{scenario.name}: {check_paths:,} paths, seed {seed}")

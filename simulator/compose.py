@@ -42,7 +42,7 @@ import yaml
 from pydantic import ValidationError
 
 from . import __version__
-from .loader import LoadedScenario, Problem, ScenarioError, _parse_yaml
+from .loader import LoadedScenario, Problem, ScenarioError, _parse_yaml, load_yaml
 from .overrides import (_MISSING, NUMERIC_KINDS, KeyPath, Origin, Override, _apply, _flatten,
                         _get, _is_number, _problem, apply, apply_overrides, flatten, format_key,
                         is_operation, key_info, parse_assignments, parse_key)
@@ -495,7 +495,7 @@ def scenario_file_kind(path: Path) -> str | None:
     others.
     """
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8", errors="replace"))
+        data = load_yaml(path.read_text(encoding="utf-8", errors="replace"))
     except (OSError, yaml.YAMLError, RecursionError):
         return None
     if isinstance(data, dict) and ("extends" in data or any(k in data for k in SCENARIO_SECTIONS)):

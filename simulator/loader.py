@@ -8,6 +8,7 @@ at once, so a user fixes a file in one pass.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,32 @@ class Problem:
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
         return f"{where}: {self.key or '<top>'}: {self.message}"
+
+
+class YamlLoader(yaml.SafeLoader):
+    """PyYAML's SafeLoader, reading numbers as YAML 1.2 does: PyYAML follows YAML 1.1,
+    where a float needs a dot and a signed exponent, so ``7.1e6`` or ``1e-3`` would be
+    text, and a cap of ``7.1e6`` an error."""
+
+
+YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                  |[-+]?(?:[0-9][0-9_]*)[eE][-+]?[0-9]+
+                  |[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                  |[-+]?\.(?:inf|Inf|INF)
+                  |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
+def load_yaml(text: str) -> Any:
+    """Plain YAML (no Python object tags) to Python values, numbers as in YAML 1.2."""
+    return yaml.load(text, Loader=YamlLoader)  # noqa: S506 - a SafeLoader
+
+
+def compose_yaml(text: str):
+    """The node tree of ``text`` (for line numbers), resolved as :func:`load_yaml` does."""
+    return yaml.compose(text, Loader=YamlLoader)
 
 
 class ScenarioError(Exception):
@@ -76,8 +103,8 @@ def load_scenarios(paths) -> list[LoadedScenario]:
 # --------------------------------------------------------------------------- YAML
 def _parse_yaml(file: str, text: str):
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.load(text, Loader=yaml.SafeLoader)  # noqa: S506 - SafeLoader
+        root = compose_yaml(text)
+        data = load_yaml(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None

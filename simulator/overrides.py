@@ -48,7 +48,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import yaml
 from pydantic import BaseModel
 
-from .loader import Problem, ScenarioError
+from .loader import Problem, ScenarioError, load_yaml
 from .schema import Scenario, _is_param_field
 
 OPERATIONS = ("scale", "power", "add")
@@ -398,7 +398,7 @@ def parse_assignments(items: Sequence[str]) -> list[Override]:
                                      "referrals.per_team_per_month=4 or 'KEY={scale: 0.7}'"))
             continue
         try:
-            value = yaml.safe_load(text) if text.strip() else None
+            value = load_yaml(text) if text.strip() else None
         except yaml.YAMLError as exc:
             problems.append(_problem(origin, key.strip(), f"value is not valid YAML: {exc}"))
             continue

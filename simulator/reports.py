@@ -763,11 +763,13 @@ def _parse_change(text: str) -> dict[str, Any]:
     """Invert batch.format_change: 'a.b={scale: 0.8}; c=5000' -> {'a.b': {'scale': 0.8}, ...}."""
     import yaml
 
+    from .loader import load_yaml
+
     out: dict[str, Any] = {}
     for part in filter(None, (p.strip() for p in text.split("; "))):
         key, _, value = part.partition("=")
         try:
-            out[key] = yaml.safe_load(value)
+            out[key] = load_yaml(value)
         except yaml.YAMLError:
             out[key] = value
     return out

@@ -233,3 +233,23 @@ def test_yaml_aliases_work_but_cannot_recurse_or_explode(tmp_path):
     deep.write_text("name: " + "[" * 3000 + "]" * 3000 + "\n")
     with pytest.raises(ScenarioError, match="nested too deeply"):
         load_scenario(deep)
+
+
+def test_numbers_in_exponent_form_are_numbers_as_in_yaml_1_2(tmp_path):
+    # PyYAML alone follows YAML 1.1 and reads 7.1e6 and 5251e-3 as text
+    sci = essex_with(tmp_path, {"  cap: 7100000 ": "  cap: 7.1e6 ",
+                                "  per_team_per_month: 5.251 ": "  per_team_per_month: 5251e-3 ",
+                                "  commitment: 3100000 ": "  commitment: 31E+5 "})
+    sc = load_scenario(sci).scenario
+    assert sc.contract.cap == 7.1e6 and sc.finance.commitment == 3.1e6
+    assert sc.referrals.per_team_per_month.value == 5.251
+    assert sc.workforce.caseload_limit == 5 and isinstance(sc.workforce.caseload_limit, int)
+    assert sc.calendar.contract_start.isoformat() == "2012-11-01"
+    proc = sibsim("validate", str(sci))
+    assert proc.returncode == 0, proc.stderr
+    # and on the command line
+    out = tmp_path / "out"
+    proc = sibsim("run", str(ESSEX), "--paths", "4", "--quiet", "--out", str(out),
+                  "--set", "contract.cap=7.1e6", "--set", "care.entry_rate_per_year={scale: 1e0}")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((out / "essex_mst" / "manifest.json").read_text())["paths"] == 4
