@@ -348,6 +348,12 @@ def _apply(data: dict, overrides: Iterable[Override], problems: list) -> dict:
                 if current is _MISSING or current is None:
                     current = _raw_default(info, o.key)
                 new = operate(current, op, amount)
+            elif info.kind in NUMERIC_KINDS + ("distribution field",) \
+                    and isinstance(o.value, dict) and "dist" not in o.value \
+                    and any(k in OPERATIONS for k in o.value):
+                raise ValueError(f"an operation is one of {{scale: x}}, {{add: x}} or "
+                                 f"{{power: x}}, alone; got {o.value!r} (apply two "
+                                 f"operations as two overrides of the key)")
             else:
                 new = copy.deepcopy(o.value)
             _check_container(data, o.path)

@@ -126,6 +126,16 @@ def test_scaling_a_text_field_is_an_error():
         apply_overrides(small_scenario_dict(), {"calendar.tracking_from": {"scale": 2}})
 
 
+def test_two_operations_in_one_mapping_are_a_clear_error_and_two_overrides_work():
+    with pytest.raises(ScenarioError, match=r"an operation is one of .* alone; got "
+                                            r"\{'scale': 2, 'add': 1\}"):
+        apply_overrides(small_scenario_dict(), {"referrals.per_team_per_month": {"scale": 2, "add": 1}})
+    from simulator.overrides import apply, flatten
+    both = apply(small_scenario_dict(), flatten({"referrals.per_team_per_month": {"scale": 2}})
+                 + flatten({"referrals.per_team_per_month": {"add": 1}}))
+    assert both["referrals"]["per_team_per_month"] == 4.0 * 2 + 1
+
+
 # --------------------------------------------------------------------------- extends
 @pytest.fixture
 def family(tmp_path):
