@@ -47,6 +47,20 @@ YamlLoader.add_implicit_resolver(
     list("-+0123456789."))
 
 
+def _construct_timestamp(loader, node):
+    """A date or time as PyYAML makes it, but an impossible one (2013-02-30) is a YAML
+    error at its line, not a ValueError from deep inside the parser."""
+    try:
+        return yaml.constructor.SafeConstructor.construct_yaml_timestamp(loader, node)
+    except ValueError as exc:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"{node.value!r} is not a calendar date ({exc})", node.start_mark) \
+            from None
+
+
+YamlLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
+
+
 def load_yaml(text: str) -> Any:
     """Plain YAML (no Python object tags) to Python values, numbers as in YAML 1.2."""
     return yaml.load(text, Loader=YamlLoader)  # noqa: S506 - a SafeLoader

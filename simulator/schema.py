@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from typing import Annotated, Any, Iterator, Literal, Optional, Union
 
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict,
@@ -71,6 +72,22 @@ def param(description: str, unit: str, *, default: Any = ..., ge=None, gt=None,
     ]
 
 
+def _iso_date(value: Any) -> Any:
+    """A quoted date ("2013-04-01") is the date it spells: YAML reads an unquoted one as a
+    date and a quoted one as text, and editors following the JSON Schema quote dates.
+    Anything else is left to the strict check (a number is not a date)."""
+    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
+        try:
+            return dt.date.fromisoformat(value.strip())
+        except ValueError:
+            raise ValueError(f"{value!r} is not a calendar date") from None
+    return value
+
+
+# a date field: a YAML date, or the same date quoted
+Date = Annotated[dt.date, BeforeValidator(_iso_date)]
+
+
 def _desc(description: str, unit: str, **kw):
     return Field(description=f"{description} [{unit}]", json_schema_extra={"unit": unit}, **kw)
 
@@ -81,9 +98,9 @@ class Section(BaseModel):
 
 # --------------------------------------------------------------------------- sections
 class Calendar(Section):
-    contract_start: dt.date = _desc("Contract (bond) start; day 0 of the simulation clock", "date")
-    referrals_end: dt.date = _desc("Last day on which a referral can arrive", "date")
-    service_end: dt.date = _desc(
+    contract_start: Date = _desc("Contract (bond) start; day 0 of the simulation clock", "date")
+    referrals_end: Date = _desc("Last day on which a referral can arrive", "date")
+    service_end: Date = _desc(
         "End of service delivery: no treatment starts after it; therapists leave "
         "and are recruited only before it", "date")
     start_delay_months: param("Delay added to every team's start date (a stress lever)",
@@ -124,7 +141,7 @@ class Referrals(Section):
 
 class Team(Section):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_\-]+$", description="Team name")
-    start_date: dt.date = _desc("Date the team starts taking cases", "date")
+    start_date: Date = _desc("Date the team starts taking cases", "date")
     therapists: int = _desc("Therapist posts in the team", "therapists", ge=1, le=100)
     referral_weight: float = _desc("This team's referral volume relative to "
                                    "referrals.per_team_per_month", "ratio",
@@ -283,7 +300,7 @@ class Contract(Section):
         "Cumulative true-up may claw back earlier overpayment (negative payments) [flag]"))
     cap: Optional[float] = _desc("Cap on total outcome payments (null: no cap)", "GBP",
                                  default=None, ge=0)
-    last_payment_date: Optional[dt.date] = _desc(
+    last_payment_date: Optional[Date] = _desc(
         "No outcome payment is made after this date (null: no limit)", "date", default=None)
     outcome_events: list[OutcomeEvent] = Field(default_factory=list, max_length=4,
                                                description="Binary outcome payments")
@@ -316,7 +333,7 @@ class Finance(Section):
         default="exact", description="Draw exactly the shortfall, or whole tranches [rule]")
     tranche_size: Optional[float] = _desc("Tranche size when capital_call is 'tranche'", "GBP",
                                           default=None, gt=0)
-    distribution_start: Optional[dt.date] = _desc(
+    distribution_start: Optional[Date] = _desc(
         "Surplus above the reserve is distributed each quarter from this date; before it "
         "payments are recycled (null: only at the end)", "date", default=None)
     investor_share_of_surplus: float = _desc(

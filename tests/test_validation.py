@@ -253,3 +253,25 @@ def test_numbers_in_exponent_form_are_numbers_as_in_yaml_1_2(tmp_path):
                   "--set", "contract.cap=7.1e6", "--set", "care.entry_rate_per_year={scale: 1e0}")
     assert proc.returncode == 0, proc.stderr
     assert json.loads((out / "essex_mst" / "manifest.json").read_text())["paths"] == 4
+
+
+def test_quoted_dates_are_dates_and_impossible_dates_are_errors_at_their_line(tmp_path):
+    # an editor following the JSON Schema ("format": "date") quotes dates
+    quoted = essex_with(tmp_path, {"  contract_start: 2012-11-01 ": '  contract_start: "2012-11-01" ',
+                                   "  last_payment_date: 2020-10-31 ":
+                                   "  last_payment_date: '2020-10-31' "})
+    sc = load_scenario(quoted).scenario
+    assert sc.calendar.contract_start.isoformat() == "2012-11-01"
+    assert sc.contract.last_payment_date.isoformat() == "2020-10-31"
+    for i, (old, new, message) in enumerate([
+            ("  contract_start: 2012-11-01 ", "  contract_start: 2012-02-30 ",
+             "'2012-02-30' is not a calendar date (day is out of range for month)"),
+            ("  contract_start: 2012-11-01 ", '  contract_start: "2012-02-30" ',
+             "calendar.contract_start: '2012-02-30' is not a calendar date"),
+            ("  contract_start: 2012-11-01 ", "  contract_start: 20121101 ",
+             "calendar.contract_start: Input should be a valid date")]):
+        bad = essex_with(tmp_path, {old: new}, f"bad{i}.yaml")
+        proc = sibsim("validate", str(bad))
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+        assert f"{bad}:{line_of(bad, 'contract_start:')}: " in proc.stderr
+        assert message in proc.stderr
