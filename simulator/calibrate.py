@@ -37,7 +37,8 @@ from scipy import optimize
 
 from . import engine
 from . import kernels as K
-from .loader import Problem, ScenarioError, _parse_yaml, _problem_from_error, compose_yaml
+from .loader import (Problem, ScenarioError, _parse_yaml, _problem_from_error, compose_yaml,
+                     read_text)
 from .schema import Scenario
 
 AGGREGATES = ("mean", "median", "p05", "p95", "max", "min")
@@ -97,7 +98,7 @@ def parse_statistic(text: str) -> tuple[str, str, dt.date | None]:
 def load_targets(path: str | Path) -> TargetsFile:
     path = Path(path)
     try:
-        text = path.read_text()
+        text = read_text(path)
     except OSError as exc:
         raise ScenarioError([Problem(str(path), None, "", f"cannot read file: {exc.strerror}")])
     data, root = _parse_yaml(str(path), text)

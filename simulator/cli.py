@@ -144,7 +144,7 @@ def calibrate(scenario_file: str, targets_file: str, free: tuple[str, ...], out_
     from . import calibrate as cal
     from . import engine
     from .io import write_text_atomic
-    from .loader import load_scenario, load_yaml
+    from .loader import load_scenario, load_yaml, read_text
 
     try:
         loaded = load_scenario(scenario_file)
@@ -160,7 +160,7 @@ def calibrate(scenario_file: str, targets_file: str, free: tuple[str, ...], out_
     except engine.NotEnoughMemory as exc:
         click.echo(f"error: {scenario_file}: {exc}; nothing was written.", err=True)
         sys.exit(EXIT_INVALID)
-    text = Path(scenario_file).read_text()
+    text = read_text(scenario_file)
     t0 = time.perf_counter()
     if free:
         click.echo(f"fitting {', '.join(free)} to {sum(t.fit for t in targets)} targets "

@@ -42,7 +42,8 @@ import yaml
 from pydantic import ValidationError
 
 from . import __version__
-from .loader import LoadedScenario, Problem, ScenarioError, _parse_yaml, load_yaml
+from .loader import (LoadedScenario, Problem, ScenarioError, _parse_yaml, decode_text,
+                     load_yaml, read_text)
 from .overrides import (_MISSING, NUMERIC_KINDS, KeyPath, Origin, Override, _apply, _flatten,
                         _get, _is_number, _problem, apply, apply_overrides, flatten, format_key,
                         is_operation, key_info, parse_assignments, parse_key)
@@ -187,7 +188,7 @@ def _read(path: Path, chain: tuple, cache: dict) -> _File:
         raw = path.read_bytes()
     except OSError as exc:
         raise ScenarioError([Problem(str(path), None, "", f"cannot read file: {exc.strerror}")])
-    own, root = _parse_yaml(str(path), raw.decode("utf-8", errors="replace"))
+    own, root = _parse_yaml(str(path), decode_text(raw))
     here = _File(path, own, root, {}, {}, [], None)
     layer = {k: v for k, v in own.items() if k not in COMPOSE_KEYS}
     if "extends" in own:
@@ -495,7 +496,7 @@ def scenario_file_kind(path: Path) -> str | None:
     others.
     """
     try:
-        data = load_yaml(path.read_text(encoding="utf-8", errors="replace"))
+        data = load_yaml(read_text(path))
     except (OSError, yaml.YAMLError, RecursionError):
         return None
     if isinstance(data, dict) and ("extends" in data or any(k in data for k in SCENARIO_SECTIONS)):

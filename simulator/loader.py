@@ -61,6 +61,24 @@ def _construct_timestamp(loader, node):
 YamlLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
 
 
+_BOMS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
+         (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"), (b"\xef\xbb\xbf", "utf-8-sig"))
+
+
+def decode_text(raw: bytes) -> str:
+    """A scenario file's text: UTF-8, or UTF-16/32 when it starts with their byte-order
+    mark (Windows editors and PowerShell's redirection write UTF-16). Bytes that are not
+    text become U+FFFD, so the parser reports where they are."""
+    for bom, codec in _BOMS:
+        if raw.startswith(bom):
+            return raw.decode(codec, errors="replace")
+    return raw.decode("utf-8", errors="replace")
+
+
+def read_text(path: str | Path) -> str:
+    return decode_text(Path(path).read_bytes())
+
+
 def load_yaml(text: str) -> Any:
     """Plain YAML (no Python object tags) to Python values, numbers as in YAML 1.2."""
     return yaml.load(text, Loader=YamlLoader)  # noqa: S506 - a SafeLoader
@@ -92,7 +110,7 @@ def load_scenario(path: str | Path) -> LoadedScenario:
         raw = path.read_bytes()
     except OSError as exc:
         raise ScenarioError([Problem(str(path), None, "", f"cannot read file: {exc.strerror}")])
-    text = raw.decode("utf-8", errors="replace")
+    text = decode_text(raw)
     data, root = _parse_yaml(str(path), text)
     try:
         scenario = Scenario.model_validate(data)

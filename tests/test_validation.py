@@ -275,3 +275,21 @@ def test_quoted_dates_are_dates_and_impossible_dates_are_errors_at_their_line(tm
         assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
         assert f"{bad}:{line_of(bad, 'contract_start:')}: " in proc.stderr
         assert message in proc.stderr
+
+
+def test_utf16_files_from_windows_tools_are_read_like_utf8(tmp_path):
+    text = ESSEX.read_text(encoding="utf-8")
+    utf16 = tmp_path / "essex16.yaml"
+    utf16.write_bytes(text.encode("utf-16"))          # with its byte-order mark
+    assert load_scenario(utf16).scenario == load_scenario(ESSEX).scenario
+    child = tmp_path / "child.yaml"                   # extends, read by the composer
+    child.write_bytes(b"\xfe\xff" + "extends: essex16.yaml\nname: child\n"
+                      "referrals.dispersion: 5\n".encode("utf-16-be"))   # big-endian
+    proc = sibsim("validate", str(utf16), str(child))
+    assert proc.returncode == 0, proc.stderr
+    bad = tmp_path / "bad16.yaml"
+    bad.write_bytes(text.replace("  median_days: 142 ", "  median_days: lots ").encode("utf-16"))
+    proc = sibsim("validate", str(bad))
+    assert proc.returncode == 2
+    assert f"{bad}:{line_of(ESSEX, 'median_days: 142')}: treatment.median_days: expected a number" \
+        in proc.stderr
