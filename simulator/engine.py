@@ -1,7 +1,8 @@
 """Python around the kernels: scenario -> flat arrays -> chunks of paths -> results.
 
 This is the only module that calls :mod:`simulator.kernels`. It validates what
-the schema cannot (per-path combinations of drawn parameters), lays scenarios
+the schema cannot (per-path combinations of drawn parameters, and whether a run's
+outputs fit in the memory available), lays scenarios
 out as the flat arrays the kernels read, draws uncertain parameters once per
 path (inverse CDF of a per-parameter, per-path uniform: common random numbers),
 and gathers chunk outputs into a :class:`SimulationResult`.
