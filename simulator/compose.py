@@ -189,6 +189,10 @@ def _read(path: Path, chain: tuple, cache: dict) -> _File:
     except OSError as exc:
         raise ScenarioError([Problem(str(path), None, "", f"cannot read file: {exc.strerror}")])
     own, root = _parse_yaml(str(path), decode_text(raw))
+    if "targets" in own and not any(k in own for k in ("extends",) + SCENARIO_SECTIONS):
+        raise ScenarioError([Problem(str(path), None, "", (
+            "a calibration targets file, not a scenario: give it to sibsim calibrate "
+            "SCENARIO --targets FILE"))])
     here = _File(path, own, root, {}, {}, [], None)
     layer = {k: v for k, v in own.items() if k not in COMPOSE_KEYS}
     if "extends" in own:

@@ -293,3 +293,13 @@ def test_utf16_files_from_windows_tools_are_read_like_utf8(tmp_path):
     assert proc.returncode == 2
     assert f"{bad}:{line_of(ESSEX, 'median_days: 142')}: treatment.median_days: expected a number" \
         in proc.stderr
+
+
+def test_a_targets_file_given_as_a_scenario_says_what_it_is():
+    targets = ESSEX.parent / "essex_targets.yaml"
+    for command in (("validate", str(targets)), ("run", str(targets), "--paths", "2")):
+        proc = sibsim(*command)
+        assert proc.returncode == 2
+        assert proc.stderr.startswith(f"error: {targets}: <top>: a calibration targets file, "
+                                      "not a scenario: give it to sibsim calibrate")
+        assert "1 problem found" in proc.stderr
