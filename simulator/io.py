@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 import platform
 import shutil
@@ -86,7 +87,22 @@ def atomic_folder(target: Path) -> Iterator[Path]:
 
 
 def write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n")
+    """``data`` as standard JSON: a figure that is not a finite number (the standard
+    error of one path, the IRR where no path has one) is null, which every JSON reader
+    takes; Python's NaN and Infinity are not JSON."""
+    path.write_text(json.dumps(finite_or_null(data), indent=2, sort_keys=False,
+                               default=_json_default, allow_nan=False) + "\n")
+
+
+def finite_or_null(data: Any) -> Any:
+    """``data`` with every non-finite float, at any depth, replaced by None."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: finite_or_null(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [finite_or_null(v) for v in data]
+    return data
 
 
 def _json_default(x):

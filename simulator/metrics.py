@@ -157,29 +157,41 @@ def quarters_table(result: SimulationResult) -> pd.DataFrame:
     return pd.DataFrame(table)
 
 
+def _fmt(x: Any, spec: str) -> str:
+    """``x`` formatted, or "n/a" for a figure that is undefined: NaN in a summary made in
+    this process, null in one read back from summary.json (e.g. the IRR where no path
+    has one, or a care proportion without any child days)."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    return format(x, spec)
+
+
 def headline_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
     """The short table `sibsim run` prints."""
     def money(x):
-        return f"£{x / 1e6:,.2f}m"
+        return "n/a" if _fmt(x, "") == "n/a" else f"£{x / 1e6:,.2f}m"
 
     sv = s["service"]
-    rows = [("young people treated", f"{sv['children_treated']['mean']:,.1f} "
-             f"(p05-p95 {sv['children_treated']['p05']:,.0f}-{sv['children_treated']['p95']:,.0f})"),
+    treated = sv["children_treated"]
+    rows = [("young people treated", f"{_fmt(treated['mean'], ',.1f')} "
+             f"(p05-p95 {_fmt(treated['p05'], ',.0f')}-{_fmt(treated['p95'], ',.0f')})"),
             ("care proportion treated / counterfactual",
-             f"{sv['care_proportion']['mean']:.1%} / {sv['counterfactual_care_proportion']['mean']:.1%}"),
-            ("care days saved (true)", f"{sv['care_days_saved']['mean']:,.0f}")]
+             f"{_fmt(sv['care_proportion']['mean'], '.1%')} / "
+             f"{_fmt(sv['counterfactual_care_proportion']['mean'], '.1%')}"),
+            ("care days saved (true)", _fmt(sv["care_days_saved"]["mean"], ",.0f"))]
     if "commissioner" in s:
         c = s["commissioner"]
         rows += [("outcome payments mean (p50, p95)",
                   f"{money(c['outcome_payments']['mean'])} ({money(c['outcome_payments']['p50'])}, "
                   f"{money(c['outcome_payments']['p95'])})"),
-                 ("probability the cap is reached", f"{c['prob_cap_reached']:.1%}"),
+                 ("probability the cap is reached", _fmt(c["prob_cap_reached"], ".1%")),
                  ("net saving to the commissioner (p50)", money(c["net_saving"]["p50"]))]
     if "investor" in s:
         i = s["investor"]
+        m = i["multiple"]
         rows += [("multiple on committed capital p05/p50/p95",
-                  f"{i['multiple']['p05']:.2f} / {i['multiple']['p50']:.2f} / {i['multiple']['p95']:.2f}"),
-                 ("IRR p50", f"{i['irr']['p50']:.1%}"),
-                 ("probability of a loss", f"{i['prob_loss']:.1%}"),
+                  f"{_fmt(m['p05'], '.2f')} / {_fmt(m['p50'], '.2f')} / {_fmt(m['p95'], '.2f')}"),
+                 ("IRR p50", _fmt(i["irr"]["p50"], ".1%")),
+                 ("probability of a loss", _fmt(i["prob_loss"], ".1%")),
                  ("capital drawn p50", money(i["capital_drawn"]["p50"]))]
     return rows

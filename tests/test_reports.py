@@ -135,6 +135,31 @@ def test_sibsim_report_rebuilds_the_same_bytes(money_run, tmp_path):
     assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]
 
 
+def test_undefined_figures_are_null_in_json_n_a_in_the_report_and_rebuilt_the_same(tmp_path):
+    # nothing paid: no path has an IRR; one path: no standard errors
+    d = with_money()
+    d["contract"]["price_per_care_day_saved"] = 0.0
+    d["finance"]["reserve"] = 0.0   # (a reserve left over would be paid back at the end)
+    for name, paths in (("unpaid", 40), ("one_path", 1)):
+        run = run_scenario(scenario_file(tmp_path, d, name), tmp_path / "out", paths=paths,
+                           seed=2, progress=False)
+
+        def strict(constant):
+            raise AssertionError(f"{constant} is not JSON")
+        for f in ("summary.json", "charts.json", "manifest.json"):
+            json.loads((run.folder / f).read_text(), parse_constant=strict)
+        saved = json.loads((run.folder / "summary.json").read_text())
+        assert saved["investor"]["irr"]["p50"] is None
+        assert ("IRR p50", "n/a") in metrics.headline_rows(run.summary)
+        assert ("IRR p50", "n/a") in metrics.headline_rows(saved)
+        assert ">IRR p50</td><td>n/a<" in (run.folder / "report.html").read_text()
+        original = (run.folder / "report.html").read_bytes()
+        res = CliRunner().invoke(main, ["report", str(run.folder)])
+        assert res.exit_code == 0, res.output
+        assert (run.folder / "report.html").read_bytes() == original
+    assert saved["investor"]["multiple"]["se"] is None   # (the one-path run)
+
+
 def test_report_size_does_not_grow_with_paths(tmp_path):
     loaded = scenario_file(tmp_path, with_money(), "grow")
     sizes = []
