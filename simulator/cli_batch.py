@@ -176,7 +176,9 @@ def breakeven(file, params, metric, target, mode, low, high, n_paths, seed, assi
     if out_dir:
         _write_breakeven(result, loaded, out_dir)
     if as_json:
-        click.echo(json.dumps(result.as_dict(), indent=2))
+        from .io import finite_or_null
+
+        click.echo(json.dumps(finite_or_null(result.as_dict()), indent=2, allow_nan=False))
         return
     what = {"set": "", "scale": " x", "power": " ^"}[mode]
     click.echo(f"breakeven: {', '.join(result.params)}{what} = {result.x:.6g}")
