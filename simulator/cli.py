@@ -10,6 +10,7 @@ import click
 
 from . import __version__
 from .loader import ScenarioError, load_scenarios
+from .cli_batch import SEED
 
 EXIT_INVALID = 2
 
@@ -66,7 +67,7 @@ def schema() -> None:
 @main.command()
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--paths", type=click.IntRange(min=1), help="Monte Carlo paths (default: the scenario's).")
-@click.option("--seed", type=click.IntRange(min=0), help="Random seed (default: the scenario's).")
+@click.option("--seed", type=SEED, help="Random seed (default: the scenario's).")
 @click.option("--chunk-paths", type=click.IntRange(min=1), help="Paths per chunk (memory only).")
 @click.option("--out", "out_dir", default="results", show_default=True,
               type=click.Path(file_okay=False), help="Results folder.")
@@ -132,7 +133,7 @@ def _print_headline(output, elapsed: float) -> None:
               help="Paths per evaluation while fitting.")
 @click.option("--check-paths", type=click.IntRange(min=100), default=20000, show_default=True,
               help="Paths of the final run the table is computed from.")
-@click.option("--seed", type=click.IntRange(min=0), help="Seed (default: the scenario's).")
+@click.option("--seed", type=SEED, help="Seed (default: the scenario's).")
 @click.option("--max-evaluations", type=click.IntRange(min=1), default=400, show_default=True)
 def calibrate(scenario_file: str, targets_file: str, free: tuple[str, ...], out_file: str | None,
               paths: int, check_paths: int, seed: int | None, max_evaluations: int) -> None:

@@ -15,6 +15,9 @@ import time
 import click
 
 from .loader import ScenarioError
+from .schema import MAX_SEED
+
+SEED = click.IntRange(min=0, max=MAX_SEED)   # as the scenario's simulation.seed
 
 EXIT_FAILED = 1
 
@@ -143,7 +146,7 @@ def _pm(x: float, se: float) -> str:
 @click.option("--high", type=float, help="Upper end of the search.")
 @click.option("--paths", "n_paths", type=click.IntRange(min=2),
               help="Paths per evaluation (default: the scenario's).")
-@click.option("--seed", type=click.IntRange(min=0), help="Seed for every evaluation "
+@click.option("--seed", type=SEED, help="Seed for every evaluation "
                                                          "(default: the scenario's).")
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False),
@@ -223,7 +226,7 @@ def _write_breakeven(result, loaded, out_dir) -> None:
                                     "against (default: the metric's column, else multiple).")
 @click.option("--paths", "n_paths", type=click.IntRange(min=4),
               help="Paths per run (default: the scenario's).")
-@click.option("--seed", type=click.IntRange(min=0), help="Seed for every run.")
+@click.option("--seed", type=SEED, help="Seed for every run.")
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
 @click.option("--out", "out_dir", default="results", show_default=True,
               type=click.Path(file_okay=False),

@@ -19,6 +19,7 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict,
 from .distributions import Distribution, Fixed
 
 DAYS_PER_YEAR = 365.25
+MAX_SEED = 2**63 - 1   # seeds are 64-bit signed integers wherever they are stored
 DAYS_PER_MONTH = DAYS_PER_YEAR / 12.0  # 30.4375: months are average months throughout
 
 
@@ -351,7 +352,7 @@ class Finance(Section):
 
 class Simulation(Section):
     paths: int = _desc("Monte Carlo paths", "paths", default=2000, ge=1, le=100_000_000)
-    seed: int = _desc("Master random seed", "1", default=20121101, ge=0, lt=2**63)
+    seed: int = _desc("Master random seed", "1", default=20121101, ge=0, le=MAX_SEED)
     chunk_paths: int = _desc("Paths simulated per chunk (memory only: results do not "
                              "depend on it)", "paths", default=4096, ge=1, le=10_000_000)
 

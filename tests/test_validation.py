@@ -303,3 +303,14 @@ def test_a_targets_file_given_as_a_scenario_says_what_it_is():
         assert proc.stderr.startswith(f"error: {targets}: <top>: a calibration targets file, "
                                       "not a scenario: give it to sibsim calibrate")
         assert "1 problem found" in proc.stderr
+
+
+def test_a_seed_beyond_64_bits_is_a_usage_error_not_a_traceback(tmp_path):
+    big = str(2**64)
+    proc = sibsim("run", str(ESSEX), "--paths", "2", "--out", str(tmp_path), "--seed", big)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"'--seed': {big} is not in the range 0<=x<={2**63 - 1}" in proc.stderr
+    assert list(tmp_path.iterdir()) == []
+    proc = sibsim("run", str(ESSEX), "--paths", "2", "--quiet", "--out", str(tmp_path),
+                  "--seed", str(2**63 - 1))   # the largest seed a scenario file may give
+    assert proc.returncode == 0, proc.stderr
