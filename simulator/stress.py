@@ -21,6 +21,7 @@ spread they explain.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -262,6 +263,13 @@ class Sensitivity:
     seed: int
 
 
+def _number(text: str) -> float | int:
+    """A whole number stays an integer, so that a count (workforce.caseload_limit=3:7)
+    can be varied; anything else is a float (ValueError if it is not a number)."""
+    text = text.strip()
+    return int(text) if re.fullmatch(r"[-+]?\d+", text) else float(text)
+
+
 def parse_ranges(items: Sequence[str]) -> list[tuple[str, float | None, float | None]]:
     """``["key=LOW:HIGH", "key"]`` -> (key, low, high); a bare key takes the 5th and
     95th percentiles of its distribution."""
@@ -275,7 +283,7 @@ def parse_ranges(items: Sequence[str]) -> list[tuple[str, float | None, float | 
             try:
                 if not colon:
                     raise ValueError
-                low, high = float(lo), float(hi)
+                low, high = _number(lo), _number(hi)
             except ValueError:
                 problems.append(Problem(f"--param {item}", None, key,
                                         "expected KEY=LOW:HIGH with two numbers, e.g. "

@@ -138,6 +138,21 @@ def test_sensitivity_needs_a_range_for_a_fixed_parameter(tmp_path):
     assert result.exit_code == 2 and "is a fixed value: give a range" in result.output
 
 
+def test_sensitivity_varies_a_count_over_whole_numbers(tmp_path):
+    result = CliRunner().invoke(main, ["sensitivity", str(ESSEX), "--out", str(tmp_path),
+                                       "--param", "workforce.caseload_limit=3:7",
+                                       "--paths", "100", "--quiet"])
+    assert result.exit_code == 0, result.output
+    tornado = pd.read_csv(tmp_path / "essex_mst__sensitivity" / "tornado.csv")
+    row = tornado.set_index("parameter").loc["workforce.caseload_limit"]
+    assert (row["low"], row["high"]) == (3, 7)
+    # fewer places a therapist: fewer treated, fewer days saved, less paid back
+    assert row["metric_low"] < row["metric_high"]
+    result = CliRunner().invoke(main, ["sensitivity", str(ESSEX), "--out", str(tmp_path),
+                                       "--param", "workforce.caseload_limit=3.5:7"])
+    assert result.exit_code == 2 and "valid integer" in result.output
+
+
 def test_rank_correlations_on_a_known_relation():
     rng = np.random.default_rng(0)
     n = 2000
