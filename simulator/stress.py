@@ -82,7 +82,14 @@ class Probe:
         self.base, self.metric, self.mode = base, metric, mode
         self.paths = paths or base.scenario.simulation.paths
         self.seed = base.scenario.simulation.seed if seed is None else seed
-        self.keys = [format_key(p) for p in check_params(params)]
+        key_paths = check_params(params)
+        counts = [format_key(p) for p in key_paths if key_info(p).kind == "integer"]
+        if counts:
+            raise ScenarioError([Problem(f"--param {k}", None, k, (
+                "is a count (whole numbers), and breakeven searches a continuous range: "
+                "vary it with sibsim sensitivity --param KEY=LOW:HIGH or a sweep"))
+                for k in counts])
+        self.keys = [format_key(p) for p in key_paths]
         self.cache: dict[float, Evaluation] = {}
         self.on_eval = on_eval
         self._check_metric()

@@ -63,6 +63,8 @@ def test_breakeven_errors_are_clear():
         Probe(essex, EFFECT, "investor.multple.mean", paths=20)
     with pytest.raises(ScenarioError, match="calendar.tracking_from is a text field"):
         Probe(essex, ["calendar.tracking_from"], "investor.prob_loss", paths=20)
+    with pytest.raises(ScenarioError, match="workforce.caseload_limit: is a count"):
+        Probe(essex, ["workforce.caseload_limit"], "investor.prob_loss", paths=20)
     probe = Probe(essex, EFFECT, "investor.multiple.mean", paths=50, seed=1)
     with pytest.raises(NoCrossing, match="does not cross 5"):
         breakeven(probe, 5.0, low=0.1, high=0.4)
