@@ -191,6 +191,9 @@ def layout(scenario: Scenario) -> Layout:
         cfg[K.C_CLAWBACK] = 1.0 if contract.clawback else 0.0
         cfg[K.C_CAP] = -1.0 if contract.cap is None else contract.cap
         cfg[K.C_LAST_PAYMENT_Q] = quarter_of(contract.last_payment_date, n_cal - 1)
+        # The SPV pays costs to the service end even if payments stop before it: it
+        # keeps its reserve, and charges its fee, until the later of the two.
+        cfg[K.C_WIND_UP_Q] = max(cfg[K.C_LAST_PAYMENT_Q], quarter_of(cal.service_end, n_cal - 1))
         baseline = contract.baseline_care_proportion
         baseline = np.atleast_1d(np.asarray(baseline, dtype=np.float64))
     else:

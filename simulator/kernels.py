@@ -101,7 +101,9 @@ C_DISCOUNT_RATE = 24
 C_COHORT_QUARTERS = 25         # calendar quarters a tracking cohort's days can fall in (band)
 C_COHORTS = 26                 # tracking cohorts: the quarters from the first up to the last
                                # in which a tracking window can open
-N_CONFIG = 27
+C_WIND_UP_Q = 27               # the SPV's last quarter: the later of the last payment's and
+                               # the service end's (its reserve is released then)
+N_CONFIG = 28
 
 # Per-path scalar outputs.
 O_REFERRALS = 0
@@ -1324,7 +1326,7 @@ def _contract_and_finance(prm, cfg, team_start, edges, base_cq, care_cq, event_c
     W.quarterly_costs(cal_out[:, K_TEAM_DAYS], cal_out[:, K_STARTED],
                       prm[P_COST_TEAM_QUARTER], prm[P_COST_PER_CASE], prm[P_COST_FLEX_FUND],
                       prm[P_COST_SET_UP], prm[P_COST_LICENCE_YEAR],
-                      prm[P_COST_MANAGEMENT_QUARTER], growth, last_q, costs)
+                      prm[P_COST_MANAGEMENT_QUARTER], growth, int(cfg[C_WIND_UP_Q]), costs)
     compounded(cfg[C_DISCOUNT_RATE], edges, growth)
     total_paid = 0.0
     pv = 0.0
@@ -1354,7 +1356,7 @@ def _contract_and_finance(prm, cfg, team_start, edges, base_cq, care_cq, event_c
     lines[:] = 0.0
     commitment = cfg[C_COMMITMENT]
     drawn = W.spv_cash_flows(payments, costs, commitment, cfg[C_RESERVE], cfg[C_TRANCHE],
-                             int(cfg[C_DISTRIBUTION_FROM_Q]), min(last_q, n_cal - 1),
+                             int(cfg[C_DISTRIBUTION_FROM_Q]), int(cfg[C_WIND_UP_Q]),
                              cfg[C_INVESTOR_SHARE], lines)
     flows = by_quarter[5]
     at_risk = 0.0

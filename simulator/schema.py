@@ -320,8 +320,9 @@ class Costs(Section):
                   ge=0, le=1e9)
     licence_per_team_per_year: param("Programme licence fee per team (pro rata by days active)",
                                      "GBP/team/year", default=0.0, ge=0, le=1e8)
-    management_fee_per_quarter: param("SPV management fee, every quarter until the last "
-                                      "payment", "GBP/quarter", default=0.0, ge=0, le=1e8)
+    management_fee_per_quarter: param("SPV management fee, every quarter until the SPV "
+                                      "winds up (the later of the last payment and the "
+                                      "service end)", "GBP/quarter", default=0.0, ge=0, le=1e8)
     annual_inflation: param("Cost inflation from the contract start", "fraction/year",
                             default=0.0, gt=-1, le=1)
 
@@ -387,6 +388,10 @@ class Scenario(Section):
         if isinstance(q, list) and len(q) != n_q:
             raise ValueError(f"contract.baseline_care_proportion lists {len(q)} quarters; "
                              f"tracking_months={c.tracking_months} gives {n_q}")
+        last = self.contract.last_payment_date if self.contract else None
+        if last is not None and last < c.contract_start:
+            raise ValueError("contract.last_payment_date is before calendar.contract_start: "
+                             "no outcome payment could be made")
         if self.finance is not None and self.contract is None:
             raise ValueError("a finance section needs a contract section")
         return self

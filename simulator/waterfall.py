@@ -14,7 +14,8 @@ Quarterly, in calendar quarters (index k):
   cash would fall below the reserve it calls capital (exactly, or in whole
   tranches) up to the commitment, and records any cost it still cannot pay as a
   shortfall; from the distribution start it distributes cash above the
-  reserve (all of it in the final quarter): investors' drawn capital first,
+  reserve (all of it in the final quarter, the later of the last payment's and the
+  service end's): investors' drawn capital first,
   then the surplus split between investors and provider.
 * ``irr``: internal rate of return of quarterly investor flows (safeguarded Newton).
 
@@ -238,8 +239,9 @@ def quarterly_costs(team_days, starts, per_team_quarter, per_case, flex_fund, se
 
     team_days[k]: days of team activity in quarter k, summed over teams (pro rata
     team and licence costs); starts[k]: cases started (per-case cost and flexible
-    fund); set-up in the first quarter; the management fee every quarter to the last
-    payment quarter; inflated[k]: the price level in quarter k (1 at the contract start).
+    fund); set-up in the first quarter; the management fee every quarter to final_q, the
+    SPV's last (the later of the last payment's and the service end's); inflated[k]: the
+    price level in quarter k (1 at the contract start).
     """
     for k in range(costs.shape[0]):
         c = (per_team_quarter * team_days[k] / QUARTER_DAYS

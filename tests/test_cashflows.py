@@ -1,4 +1,5 @@
 """Money through the engine: conservation, summary keys, scale invariance, monotonicity."""
+import datetime as dt
 import json
 import math
 
@@ -51,6 +52,27 @@ def test_a_commitment_too_small_reports_the_shortfall():
     assert np.all(f.capital_drawn <= 200_000 + 0.01)
     assert (f.costs_unfunded > 0).mean() > 0.9
     assert np.allclose(f.capital_drawn[f.costs_unfunded > 0], 200_000)
+
+
+def test_payments_that_stop_before_the_service_ends_leave_the_reserve_until_it_ends():
+    # the small scenario's service runs to 2022-06-30; payments stop a year earlier, and
+    # nothing is distributed before the end (distribution_start null)
+    d = with_money()
+    d["contract"]["last_payment_date"] = dt.date(2021, 6, 30)
+    res = engine.simulate(make_scenario(base=d), paths=200, seed=4)
+    cal, quarters = res.by_calendar_quarter, res.calendar_quarters
+    wind_up = max(k for k, q in enumerate(quarters) if q <= dt.date(2022, 6, 30))
+    paid_after = [k for k, q in enumerate(quarters) if q > dt.date(2021, 6, 30)]
+    assert np.all(cal[:, paid_after, K.K_OUTCOME_PAYMENTS] == 0)
+    assert np.all(cal[:, wind_up, K.K_SERVICE_COSTS] > 0)        # costs run to the end
+    returned = cal[:, :, K.K_DISTRIBUTIONS_INVESTORS] + cal[:, :, K.K_DISTRIBUTIONS_PROVIDER]
+    # no cash goes back while the service still has costs to pay: only at the wind-up
+    assert np.all(returned[:, :wind_up] == 0)
+    assert np.all(cal[:, wind_up:, K.K_SPV_BALANCE] == 0)
+    # capital is called for costs only: drawn = costs paid - payments + what is returned
+    f = res.paths
+    assert np.allclose(f.capital_drawn, f.service_costs - f.costs_unfunded - f.outcome_payments
+                       + f.distributions_investors + f.distributions_provider)
 
 
 def test_scaling_every_money_amount_leaves_multiples_and_irr_unchanged():

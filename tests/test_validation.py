@@ -314,3 +314,10 @@ def test_a_seed_beyond_64_bits_is_a_usage_error_not_a_traceback(tmp_path):
     proc = sibsim("run", str(ESSEX), "--paths", "2", "--quiet", "--out", str(tmp_path),
                   "--seed", str(2**63 - 1))   # the largest seed a scenario file may give
     assert proc.returncode == 0, proc.stderr
+
+
+def test_a_last_payment_date_before_the_contract_starts_is_an_error(tmp_path):
+    bad = essex_with(tmp_path, {"  last_payment_date: 2020-10-31 ": "  last_payment_date: 2010-01-01 "})
+    with pytest.raises(ScenarioError, match="contract.last_payment_date is before "
+                                            "calendar.contract_start"):
+        load_scenario(bad)
