@@ -23,6 +23,29 @@ def _special():
     return special
 
 
+def _kept_mass(za: float, zb: float) -> float:
+    """Phi(zb) - Phi(za), from the tail where it keeps its precision: Phi near 1 has none
+    left (1 - Phi(9) is below a double's step at 1), so a range above the mean is
+    measured as its mirror image below it."""
+    ndtr = _special().ndtr
+    return float(ndtr(-za) - ndtr(-zb)) if za > 0 else float(ndtr(zb) - ndtr(za))
+
+
+def _truncated_std_normal_ppf(u, za: float, zb: float) -> np.ndarray:
+    """Inverse CDF of the standard normal truncated to [za, zb] (increasing in u); a
+    range above the mean is drawn as its mirror image (as kernels.truncation does), and
+    one with no representable mass (beyond about 37 sd) at the bound nearest the mean."""
+    sp = _special()
+    u = np.asarray(u, dtype=np.float64)
+    flip = za > 0
+    plo, phi = (sp.ndtr(-zb), sp.ndtr(-za)) if flip else (sp.ndtr(za), sp.ndtr(zb))
+    if not phi > plo:
+        return np.full(u.shape, za if flip else zb)
+    if flip:
+        return -sp.ndtri(plo + (1.0 - u) * (phi - plo))
+    return sp.ndtri(plo + u * (phi - plo))
+
+
 class _Dist(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
 
@@ -101,21 +124,20 @@ class Normal(_Dist):
     def support(self):
         return (self.low, self.high)
 
-    def _cdf_bounds(self):
-        return (_special().ndtr((self.low - self.mean_) / self.sd),
-                _special().ndtr((self.high - self.mean_) / self.sd))
+    def _z_bounds(self):
+        return (self.low - self.mean_) / self.sd, (self.high - self.mean_) / self.sd
 
     def ppf(self, u):
-        flo, fhi = self._cdf_bounds()
-        x = self.mean_ + self.sd * _special().ndtri(flo + np.asarray(u) * (fhi - flo))
+        x = self.mean_ + self.sd * _truncated_std_normal_ppf(u, *self._z_bounds())
         return np.clip(x, self.low, self.high)
 
     def mean(self):
-        a = (self.low - self.mean_) / self.sd
-        b = (self.high - self.mean_) / self.sd
+        a, b = self._z_bounds()
+        mass = _kept_mass(a, b)
+        if mass <= 0.0:   # all at the bound nearest the mean
+            return self.low if a > 0 else self.high
         pdf = lambda z: math.exp(-0.5 * z * z) / math.sqrt(2 * math.pi) if math.isfinite(z) else 0.0  # noqa: E731
-        flo, fhi = self._cdf_bounds()
-        return self.mean_ + self.sd * (pdf(a) - pdf(b)) / (fhi - flo)
+        return self.mean_ + self.sd * (pdf(a) - pdf(b)) / mass
 
 
 class LogNormal(_Dist):
@@ -136,21 +158,21 @@ class LogNormal(_Dist):
     def support(self):
         return (self.low, self.high)
 
-    def _bounds(self):
+    def _z_bounds(self):
         z = lambda x: (math.log(x / self.median) / self.sigma) if x > 0 else -math.inf  # noqa: E731
-        return _special().ndtr(z(self.low)), _special().ndtr(z(self.high) if math.isfinite(self.high) else math.inf)
+        return z(self.low), (z(self.high) if math.isfinite(self.high) else math.inf)
 
     def ppf(self, u):
-        flo, fhi = self._bounds()
-        return self.median * np.exp(self.sigma * _special().ndtri(flo + np.asarray(u) * (fhi - flo)))
+        return self.median * np.exp(self.sigma * _truncated_std_normal_ppf(u, *self._z_bounds()))
 
     def mean(self):
-        flo, fhi = self._bounds()
-        # E[X; a < X < b] for a lognormal, divided by the kept mass
+        a, b = self._z_bounds()
+        mass = _kept_mass(a, b)
+        if mass <= 0.0:   # all at the bound nearest the median
+            return self.low if a > 0 else self.high
+        # E[X; a < Z < b] for a lognormal, divided by the kept mass
         m = self.median * math.exp(0.5 * self.sigma**2)
-        za = _special().ndtri(flo) - self.sigma if flo > 0 else -math.inf
-        zb = _special().ndtri(fhi) - self.sigma if fhi < 1 else math.inf
-        return m * (_special().ndtr(zb) - _special().ndtr(za)) / (fhi - flo)
+        return m * _kept_mass(a - self.sigma, b - self.sigma) / mass
 
 
 class Beta(_Dist):

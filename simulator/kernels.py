@@ -387,17 +387,28 @@ def batch_norm_ppf(p):
     return pick((p >= 0.02425) & (p <= 1.0 - 0.02425), central, tail)
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", inline="always")
-def truncated_normal(u, mean, sd, low, high, flo, fhi):
-    """Inverse-CDF draw from a normal truncated to [low, high]; flo, fhi = Phi at the bounds."""
-    x = mean + sd * norm_ppf(flo + u * (fhi - flo))
-    return min(max(x, low), high)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+def truncation(za, zb):
+    """How to draw a standard normal truncated to [za, zb] by inverse CDF without losing
+    precision: (sign, plo, phi, flip, no_mass, z_near) for truncated_std_normal.
+
+    Phi near 1 has no precision left (1 - Phi(9) is below the step of a double at 1),
+    so a range wholly above the mean is drawn as the mirror image of the one below it,
+    where Phi's small values keep theirs. Beyond about 37 standard deviations even
+    those are 0: the kept mass is nil, and every draw is the bound nearest the mean
+    (the limit of the truncated law)."""
+    flip = za > 0.0
+    plo = norm_cdf(-zb) if flip else norm_cdf(za)
+    phi = norm_cdf(-za) if flip else norm_cdf(zb)
+    return (-1.0 if flip else 1.0), plo, phi, flip, phi <= plo, (za if flip else zb)
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", inline="always")
-def treatment_length(u, mu, sigma, flo, fhi):
-    """Lognormal(mu, sigma) truncated to the quantile range [flo, fhi], by inverse CDF."""
-    return math.exp(mu + sigma * norm_ppf(flo + u * (fhi - flo)))
+def truncated_std_normal(u, sign, plo, phi, flip, no_mass, z_near):
+    """The standard normal truncated as ``truncation`` says, at uniform u (increasing in
+    u; branch-free, so that a loop of draws vectorises)."""
+    z = sign * batch_norm_ppf(plo + pick(flip, 1.0 - u, u) * (phi - plo))
+    return pick(no_mass, z_near, z)
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
@@ -1105,15 +1116,16 @@ def _young_people(prm, cfg, n_acc, acc_key, acc_time, age0, prior, rate0, care_k
     age_sd = prm[P_AGE_SD]
     age_lo = cfg[C_AGE_MIN]
     age_hi = cfg[C_AGE_MAX]
-    age_flo = norm_cdf((age_lo - age_mean) / age_sd)
-    age_fhi = norm_cdf((age_hi - age_mean) / age_sd)
+    a_sign, a_plo, a_phi, a_flip, a_nil, a_near = truncation((age_lo - age_mean) / age_sd,
+                                                             (age_hi - age_mean) / age_sd)
     drift_trend = prm[P_DRIFT_TREND]
     prior_share = prm[P_PRIOR_CARE_SHARE]
     prior_hr = prm[P_PRIOR_CARE_HR]
     length_mu = math.log(prm[P_TREATMENT_MEDIAN_DAYS])
     length_sigma = (math.log(prm[P_SHORT_THRESHOLD_DAYS]) - length_mu) / norm_ppf(prm[P_SHARE_UNDER_THRESHOLD])
-    flo = norm_cdf((math.log(cfg[C_MIN_TREATMENT_DAYS]) - length_mu) / length_sigma)
-    fhi = norm_cdf((math.log(cfg[C_MAX_TREATMENT_DAYS]) - length_mu) / length_sigma)
+    l_sign, l_plo, l_phi, l_flip, l_nil, l_near = truncation(
+        (math.log(cfg[C_MIN_TREATMENT_DAYS]) - length_mu) / length_sigma,
+        (math.log(cfg[C_MAX_TREATMENT_DAYS]) - length_mu) / length_sigma)
     noncompletion = prm[P_NONCOMPLETION_SHARE]
     female_share = prm[P_FEMALE_SHARE]
     for c in range(n_acc):  # the hashes (rejected young people are never simulated further)
@@ -1129,15 +1141,17 @@ def _young_people(prm, cfg, n_acc, acc_key, acc_time, age0, prior, rate0, care_k
         length[c] = uniform(key, R_LENGTH)
         noncompleted[c] = uniform(key, R_NONCOMPLETION) < noncompletion
         female[c] = uniform(key, R_FEMALE) < female_share
-    for c in range(n_acc):  # inverse CDFs (see truncated_normal, treatment_length)
-        age = age_mean + age_sd * batch_norm_ppf(age_flo + age0[c] * (age_fhi - age_flo))
+    for c in range(n_acc):  # inverse CDFs: age truncated normal, length truncated lognormal
+        age = age_mean + age_sd * truncated_std_normal(age0[c], a_sign, a_plo, a_phi, a_flip,
+                                                       a_nil, a_near)
         age0[c] = min(max(age, age_lo), age_hi)
         care_e0[c] = -batch_log(care_e0[c])
         care_x1[c] = -batch_log(care_x1[c])
         care_e2[c] = -batch_log(care_e2[c])
         care_x3[c] = -batch_log(care_x3[c])
         length[c] = batch_exp(length_mu + length_sigma
-                              * batch_norm_ppf(flo + length[c] * (fhi - flo)))
+                              * truncated_std_normal(length[c], l_sign, l_plo, l_phi, l_flip,
+                                                     l_nil, l_near))
         rate0[c] = entry_base * pick(prior[c], prior_hr, 1.0)
     if drift_trend != 0.0:
         for c in range(n_acc):

@@ -61,7 +61,7 @@ from collections import deque
 
 import numpy as np
 import pandas as pd
-from scipy import special
+from scipy import special, stats
 
 from simulator.schema import DAYS_PER_MONTH, DAYS_PER_YEAR, Scenario, iter_params
 
@@ -101,8 +101,10 @@ def truncated_normal(rng, mean, sd, lo, hi):
             x = rng.normal(mean, sd)
             if lo <= x <= hi:
                 return x
-    x = mean + sd * special.ndtri(flo + rng.uniform() * (fhi - flo))
-    return min(max(x, lo), hi)
+    # otherwise scipy's truncated normal, whose inverse CDF keeps its precision far in
+    # either tail (a range many sd above the mean)
+    x = stats.truncnorm.ppf(rng.uniform(), (lo - mean) / sd, (hi - mean) / sd, loc=mean, scale=sd)
+    return min(max(float(x), lo), hi)
 
 
 def truncated_lognormal(rng, median, sigma, lo, hi):
@@ -113,7 +115,8 @@ def truncated_lognormal(rng, median, sigma, lo, hi):
             x = rng.lognormal(mu, sigma)
             if lo <= x <= hi:
                 return x
-    return min(max(math.exp(mu + sigma * special.ndtri(flo + rng.uniform() * (fhi - flo))), lo), hi)
+    z = stats.truncnorm.ppf(rng.uniform(), (math.log(lo) - mu) / sigma, (math.log(hi) - mu) / sigma)
+    return min(max(math.exp(mu + sigma * float(z)), lo), hi)
 
 
 class Draws:

@@ -153,7 +153,8 @@ def test_treatment_length_quantiles_match_truncated_lognormal():
     flo = stats.norm.cdf((math.log(lo) - mu) / sigma)
     fhi = stats.norm.cdf((math.log(hi) - mu) / sigma)
     key = K.stream_key(np.uint64(1), 99, 0)
-    lengths = np.array([K.treatment_length(K.uniform(key, i), mu, sigma, flo, fhi)
+    how = K.truncation((math.log(lo) - mu) / sigma, (math.log(hi) - mu) / sigma)
+    lengths = np.array([math.exp(mu + sigma * K.truncated_std_normal(K.uniform(key, i), *how))
                         for i in range(20000)])
     dist = stats.lognorm(s=sigma, scale=median)
     for q in (0.05, 0.14, 0.25, 0.5, 0.75, 0.95):
@@ -169,6 +170,33 @@ def test_treatment_length_quantiles_match_truncated_lognormal():
     expected = (dist.cdf(thr) - dist.cdf(lo)) / (dist.cdf(hi) - dist.cdf(lo))
     s = f.share_under_threshold
     assert abs(s.mean() - expected) < 4 * s.std(ddof=1) / math.sqrt(len(s))
+
+
+@pytest.mark.parametrize("za, zb", [(-2.0, 1.5), (3.0, 14.0), (12.0, 26.0), (-26.0, -12.0)])
+def test_truncated_normal_draws_keep_their_precision_far_in_either_tail(za, zb):
+    # a range wholly above the mean used to be drawn from Phi's values near 1, which
+    # have no precision there: every draw came out at the upper bound
+    how = K.truncation(za, zb)
+    key = np.uint64(K.stream_key(np.uint64(3), 98, 0))   # (a Python int may type as int64)
+    z = np.array([K.truncated_std_normal(K.uniform(key, i), *how) for i in range(20000)])
+    law = stats.truncnorm(za, zb)
+    for q in (0.05, 0.25, 0.5, 0.75, 0.95):
+        x = law.ppf(q)
+        se = math.sqrt(q * (1 - q) / len(z)) / law.pdf(x)
+        assert abs(np.quantile(z, q) - x) < 4 * se, q
+    assert za <= z.min() and z.max() <= zb
+
+
+def test_ages_truncated_far_above_their_mean_sit_just_above_the_lower_bound():
+    # mean 5 years, sd 0.5, ages 11 to 18: 12 sd below the range; the truncated law's
+    # mean is 11.041 years (scipy), where the engine used to give every young person 18
+    sc = make_scenario({"young_people": {"age_mean_years": 5.0, "age_sd_years": 0.5}})
+    ages = engine.simulate(sc, paths=200, seed=3).paths.mean_age
+    expected = stats.truncnorm((11 - 5.0) / 0.5, (18 - 5.0) / 0.5, loc=5.0, scale=0.5).mean()
+    assert abs(ages.mean() - expected) < 4 * ages.std(ddof=1) / math.sqrt(len(ages)) + 1e-3
+    # beyond about 37 sd no mass is left to draw from: every age is the nearest bound
+    sc = make_scenario({"young_people": {"age_mean_years": 2.0, "age_sd_years": 0.1}})
+    assert (engine.simulate(sc, paths=20, seed=3).paths.mean_age == 11.0).all()
 
 
 def test_norm_ppf_is_accurate():

@@ -321,3 +321,23 @@ def test_a_last_payment_date_before_the_contract_starts_is_an_error(tmp_path):
     with pytest.raises(ScenarioError, match="contract.last_payment_date is before "
                                             "calendar.contract_start"):
         load_scenario(bad)
+
+
+def test_normal_and_lognormal_parameters_truncated_far_in_a_tail_draw_from_the_right_law():
+    from scipy import stats
+
+    from simulator.distributions import LogNormal, Normal
+
+    u = (np.arange(2000) + 0.5) / 2000
+    # a range 20 to 40 sd above the mean: the draws used to sit at the upper bound
+    d = Normal(dist="normal", mean=0.1, sd=0.02, low=0.5, high=0.9)
+    law = stats.truncnorm(20, 40, loc=0.1, scale=0.02)
+    assert np.allclose(d.ppf(u), law.ppf(u), rtol=0, atol=1e-7)
+    assert d.mean() == pytest.approx(law.mean(), abs=1e-9)
+    logs = LogNormal(dist="lognormal", median=1.0, sigma=0.1, low=3.0, high=4.0)
+    law = stats.truncnorm(np.log(3.0) / 0.1, np.log(4.0) / 0.1, scale=0.1)
+    assert np.allclose(np.log(logs.ppf(u)), law.ppf(u), rtol=0, atol=1e-7)
+    assert logs.mean() == pytest.approx(np.exp(law.rvs(200_000, random_state=1)).mean(), rel=1e-4)
+    # no mass a double can hold (beyond about 37 sd): the bound nearest the mean
+    far = Normal(dist="normal", mean=0.0, sd=1.0, low=40.0, high=50.0)
+    assert (far.ppf(u) == 40.0).all() and far.mean() == 40.0
