@@ -10,9 +10,10 @@ import click
 
 from . import __version__
 from .loader import ScenarioError, load_scenarios
-from .cli_batch import SEED
+from .cli_batch import OUT_FILE, OUT_FOLDER, SEED
 
 EXIT_INVALID = 2
+EXIT_FAILED = 1
 
 
 def _fail_invalid(exc: ScenarioError) -> None:
@@ -23,7 +24,25 @@ def _fail_invalid(exc: ScenarioError) -> None:
     sys.exit(EXIT_INVALID)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The sibsim group. An operating-system error that escapes a command (a disk that
+    fills up, a folder removed mid-run) is one line naming the file, and exit status 1,
+    not a traceback; what was being written is not left half-written (io writes every
+    output through a temporary file or folder and one rename)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            raise   # click's own: output piped into a reader that stopped
+        except OSError as exc:
+            from .io import os_error_text
+
+            click.echo(f"error: {os_error_text(exc)}", err=True)
+            sys.exit(EXIT_FAILED)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="sibsim")
 def main() -> None:
     """Monte Carlo cash-flow simulator for social impact bonds."""
@@ -70,7 +89,7 @@ def schema() -> None:
 @click.option("--seed", type=SEED, help="Random seed (default: the scenario's).")
 @click.option("--chunk-paths", type=click.IntRange(min=1), help="Paths per chunk (memory only).")
 @click.option("--out", "out_dir", default="results", show_default=True,
-              type=click.Path(file_okay=False), help="Results folder.")
+              type=OUT_FOLDER, help="Results folder.")
 @click.option("--quiet", is_flag=True, help="No progress bar or summary.")
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
               help="Override a key, validated like the file: KEY=VALUE, or 'KEY={scale: 0.7}' "
@@ -127,7 +146,7 @@ def _print_headline(output, elapsed: float) -> None:
 @click.option("--free", multiple=True, metavar="KEY[+KEY...]",
               help="Parameter to fit (repeatable); KEY+KEY fits several keys to one value. "
                    "Without --free the table is printed for the scenario as it is.")
-@click.option("--out", "out_file", type=click.Path(dir_okay=False),
+@click.option("--out", "out_file", type=OUT_FILE,
               help="Where to write the fitted scenario (comments and citations kept).")
 @click.option("--paths", type=click.IntRange(min=100), default=2000, show_default=True,
               help="Paths per evaluation while fitting.")

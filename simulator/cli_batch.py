@@ -19,6 +19,29 @@ from .schema import MAX_SEED
 
 SEED = click.IntRange(min=0, max=MAX_SEED)   # as the scenario's simulation.seed
 
+
+class Output(click.Path):
+    """Where a command writes: a folder (``folder=True``) or a file, checked when the
+    command line is read (io.output_problem), before anything is simulated, so that an
+    unusable --out does not waste a run."""
+
+    def __init__(self, *, folder: bool):
+        super().__init__(file_okay=not folder, dir_okay=folder)
+        self.folder = folder
+
+    def convert(self, value, param, ctx):
+        from .io import output_problem
+
+        value = super().convert(value, param, ctx)
+        problem = output_problem(value, folder=self.folder)
+        if problem:
+            self.fail(problem, param, ctx)
+        return value
+
+
+OUT_FOLDER = Output(folder=True)
+OUT_FILE = Output(folder=False)
+
 EXIT_FAILED = 1
 
 SET_HELP = ("Override a scenario key, validated like the file: KEY=VALUE, or "
@@ -53,7 +76,7 @@ def _echo_err(message: str) -> None:
 @click.command()
 @click.argument("inputs", nargs=-1, required=True, metavar="PATH...")
 @click.option("--out", "out_dir", default="results", show_default=True,
-              type=click.Path(file_okay=False), help="Results folder.")
+              type=OUT_FOLDER, help="Results folder.")
 @click.option("--paths", "n_paths", type=click.IntRange(min=1),
               help="Monte Carlo paths for every variant (default: each scenario's).")
 @click.option("--dry-run", is_flag=True, help="Check every file and list the variants; run nothing.")
@@ -149,7 +172,7 @@ def _pm(x: float, se: float) -> str:
 @click.option("--seed", type=SEED, help="Seed for every evaluation "
                                                          "(default: the scenario's).")
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
-@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+@click.option("--out", "out_dir", type=OUT_FOLDER,
               help="Also write OUT/<name>__breakeven/ (breakeven.json, evaluations.csv).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress lines.")
@@ -229,7 +252,7 @@ def _write_breakeven(result, loaded, out_dir) -> None:
 @click.option("--seed", type=SEED, help="Seed for every run.")
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
 @click.option("--out", "out_dir", default="results", show_default=True,
-              type=click.Path(file_okay=False),
+              type=OUT_FOLDER,
               help="Writes OUT/<name>__sensitivity/ (tornado.csv, rank_correlation.csv, "
                    "sensitivity.json).")
 @click.option("--quiet", is_flag=True, help="No progress lines or tables.")

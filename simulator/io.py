@@ -86,6 +86,46 @@ def atomic_folder(target: Path) -> Iterator[Path]:
         raise
 
 
+def output_problem(path: str | Path, *, folder: bool) -> str | None:
+    """Why results could not be written at ``path`` (a folder to write into, or a file to
+    write), as far as can be told before writing; None if nothing stands in the way.
+
+    Checked when a command line is read, so that an unusable ``--out`` stops the command
+    before it simulates, not after: the target (if it exists) must be of the right kind,
+    and the nearest folder that exists at or above where the writing happens must be a
+    folder this user may write in (files and folders are made by renaming a temporary
+    sibling into place, so a file needs its folder writable too).
+    """
+    path = Path(path)
+    if path.exists():
+        if folder and not path.is_dir():
+            return f"{path} exists and is not a folder"
+        if not folder and path.is_dir():
+            return f"{path} is a folder"
+    where = path if folder else path.parent
+    nearest = where
+    while not nearest.exists() and nearest != nearest.parent:
+        nearest = nearest.parent
+    if not nearest.is_dir():
+        if nearest == where:
+            return f"{where} is not a folder"
+        return f"{nearest} is not a folder, so {where} cannot be made"
+    if not os.access(nearest, os.W_OK | os.X_OK):
+        return f"no permission to write in {nearest}"
+    return None
+
+
+def os_error_text(exc: OSError) -> str:
+    """An operating-system error in one line: the file it concerns, then why."""
+    why = exc.strerror or str(exc)
+    name = exc.filename
+    if name is None:
+        return why
+    more = f" -> {exc.filename2}" if exc.filename2 is not None else ""
+    name = os.fsdecode(name) if isinstance(name, bytes) else str(name)
+    return f"{name}{more}: {why}"
+
+
 def write_json(path: Path, data: Any) -> None:
     """``data`` as standard JSON: a figure that is not a finite number (the standard
     error of one path, the IRR where no path has one) is null, which every JSON reader

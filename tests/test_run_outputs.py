@@ -69,6 +69,84 @@ def test_failed_run_leaves_nothing(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_disk_error_mid_run_is_one_line_and_leaves_nothing(tmp_path, monkeypatch):
+    import errno
+
+    from click.testing import CliRunner
+
+    from simulator.cli import main
+
+    def full(path, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr("simulator.io.write_json", full)
+    result = CliRunner().invoke(main, ["run", str(ESSEX), "--paths", "8", "--quiet",
+                                       "--out", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert lines[0].endswith(": No space left on device") and "summary.json" in lines[0]
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", [
+    ["run", str(ESSEX), "--paths", "8", "--quiet"],
+    ["batch", str(ESSEX), "--paths", "8", "--quiet"],
+    ["sensitivity", str(ESSEX), "--paths", "8", "--param", "referrals.acceptance_share=0.6:0.8"],
+    ["breakeven", str(ESSEX), "--paths", "8", "--param", "treatment.hazard_ratio_after",
+     "--metric", "investor.multiple.mean", "--target", "1.2"],
+])
+def test_an_unusable_out_folder_is_refused_before_anything_runs(tmp_path, monkeypatch, command):
+    from click.testing import CliRunner
+
+    from simulator.cli import main
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("simulated although --out cannot be written")
+
+    monkeypatch.setattr("simulator.engine.simulate", must_not_run)
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    for out, why in [(a_file / "results", f"{a_file} is not a folder, so {a_file / 'results'}"),
+                     (a_file, "")]:
+        result = CliRunner().invoke(main, command + ["--out", str(out)])
+        assert result.exit_code == 2, result.output
+        assert "Invalid value for '--out'" in result.output and why in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
+
+
+def test_output_problem_names_what_is_in_the_way(tmp_path):
+    from simulator.io import output_problem
+
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    assert output_problem(tmp_path / "new" / "deeper", folder=True) is None
+    assert output_problem(tmp_path / "new" / "fitted.yaml", folder=False) is None
+    assert output_problem(a_file, folder=False) is None   # replaced, through a rename
+    assert output_problem(a_file, folder=True) == f"{a_file} exists and is not a folder"
+    assert output_problem(tmp_path, folder=False) == f"{tmp_path} is a folder"
+    assert output_problem(a_file / "x.yaml", folder=False) == f"{a_file} is not a folder"
+    assert output_problem(a_file / "d" / "x.yaml", folder=False) == (
+        f"{a_file} is not a folder, so {a_file / 'd'} cannot be made")
+
+
+def test_calibrate_refuses_an_unusable_out_file_before_fitting(tmp_path):
+    from click.testing import CliRunner
+
+    from simulator.cli import main
+
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    targets = ESSEX.parent / "essex_targets.yaml"
+    for out in (a_file / "fitted.yaml", tmp_path):
+        result = CliRunner().invoke(main, ["calibrate", str(ESSEX), "--targets", str(targets),
+                                           "--free", "referrals.acceptance_share",
+                                           "--out", str(out)])
+        assert result.exit_code == 2 and "Invalid value for '--out'" in result.output
+        assert "fitting" not in result.output
+
+
 def test_conservation_holds_and_the_checker_catches_a_break():
     res = engine.simulate(make_scenario(), paths=200, seed=2)
     f = res.paths
