@@ -39,6 +39,19 @@ class Output(click.Path):
         return value
 
 
+class Finite(click.ParamType):
+    """A finite number (click's FLOAT also takes nan and inf)."""
+
+    name = "number"
+
+    def convert(self, value, param, ctx):
+        x = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(x):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return x
+
+
+FINITE = Finite()
 OUT_FOLDER = Output(folder=True)
 OUT_FILE = Output(folder=False)
 
@@ -159,14 +172,14 @@ def _pm(x: float, se: float) -> str:
                    "treatment.hazard_ratio_during and treatment.hazard_ratio_after).")
 @click.option("--metric", required=True,
               help="Dotted summary.json figure, e.g. investor.prob_loss or investor.multiple.mean.")
-@click.option("--target", type=float, required=True, help="Value the metric should reach.")
+@click.option("--target", type=FINITE, required=True, help="Value the metric should reach.")
 @click.option("--mode", type=click.Choice(["set", "scale", "power"]), default="set",
               show_default=True,
               help="set: the parameters take the value x; scale: they are multiplied by x; "
                    "power: raised to the power x (on a hazard ratio, x scales the log effect).")
-@click.option("--low", type=float, help="Lower end of the search (default: expand from the "
+@click.option("--low", type=FINITE, help="Lower end of the search (default: expand from the "
                                         "current value).")
-@click.option("--high", type=float, help="Upper end of the search.")
+@click.option("--high", type=FINITE, help="Upper end of the search.")
 @click.option("--paths", "n_paths", type=click.IntRange(min=2),
               help="Paths per evaluation (default: the scenario's).")
 @click.option("--seed", type=SEED, help="Seed for every evaluation "

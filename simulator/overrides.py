@@ -187,7 +187,10 @@ def _number_op(op: str, x: float, amount: float) -> float:
     else:
         if x < 0:
             raise ValueError(f"cannot raise the negative value {x:g} to a power")
-        y = x ** amount
+        try:
+            y = x ** amount
+        except OverflowError:
+            raise ValueError(f"{x:g} to the power {amount:g} is too large") from None
     if isinstance(x, int) and float(y).is_integer():
         return int(y)  # counts stay whole numbers
     return y

@@ -60,6 +60,9 @@ def check_params(keys: Sequence[str], source: str = "--param") -> list[tuple]:
         except ValueError as exc:
             problems.append(Problem(f"{source} {key}", None, key, str(exc)))
             continue
+        if path in out:   # (moved twice, it would be scaled or raised to a power twice)
+            problems.append(Problem(f"{source} {key}", None, key, "is listed twice"))
+            continue
         if kind not in NUMERIC_KINDS or path[0] in ("simulation", "name"):
             problems.append(Problem(f"{source} {key}", None, key,
                                     f"expected a numeric model parameter; {key} is a {kind} field"))
@@ -167,6 +170,9 @@ def breakeven(probe: Probe, target: float, *, low: float | None = None,
     """Where ``probe``'s metric crosses ``target``, with its Monte Carlo interval."""
     from scipy.optimize import brentq
 
+    if not math.isfinite(target):
+        raise ValueError(f"the target must be a finite number, got {target}")
+    brentq = _defined(brentq, probe.metric)
     a, b = _bracket(probe, target, low, high)
     fa, fb = probe(a).value - target, probe(b).value - target
     tol = xtol if xtol is not None else 1e-3 * abs(b - a)
@@ -188,6 +194,21 @@ def breakeven(probe: Probe, target: float, *, low: float | None = None,
     return Breakeven(probe.keys, probe.mode, probe.metric, target, float(x), at.value, at.se,
                      interval, opened, (a, b), probe.paths, probe.seed,
                      sorted(probe.cache.values(), key=lambda e: e.x))
+
+
+def _defined(brentq, metric: str):
+    """brentq, with a metric that is undefined (NaN: no path has a value, such as the IRR
+    where every investor loses everything) somewhere in the bracket a NoCrossing."""
+    def solve(f, lo, hi, **kwargs):
+        try:
+            return brentq(f, lo, hi, **kwargs)
+        except ValueError as exc:
+            if "NaN" not in str(exc):
+                raise
+            raise NoCrossing(f"{metric} is not defined at some values between {lo:g} and "
+                             f"{hi:g} (no path has a value there): give --low and --high "
+                             f"where it is") from None
+    return solve
 
 
 def _solve_level(probe: Probe, level: float, a: float, x: float, b: float, tol: float,
@@ -218,6 +239,9 @@ def _bracket(probe: Probe, target: float, low, high) -> tuple[float, float]:
         for end in (a, b):
             if not probe.valid(end):
                 probe.scenario(end)  # raises the ScenarioError naming the problem
+        for end in (a, b):
+            if math.isnan(f(end)):
+                raise NoCrossing(_undefined(probe.metric, end))
         if np.sign(f(a)) * np.sign(f(b)) > 0:
             raise NoCrossing(f"{probe.metric} is {probe(a).value:.4g} at {a:g} and "
                              f"{probe(b).value:.4g} at {b:g}: it does not cross {target:g} "
@@ -227,6 +251,8 @@ def _bracket(probe: Probe, target: float, low, high) -> tuple[float, float]:
     if x0 == 0:
         raise NoCrossing("the parameter is 0: give --low and --high to search")
     f0 = f(x0)
+    if math.isnan(f0):
+        raise NoCrossing(_undefined(probe.metric, x0))
     if f0 == 0:
         return x0, x0
     seen = [x0]
@@ -238,6 +264,8 @@ def _bracket(probe: Probe, target: float, low, high) -> tuple[float, float]:
             if x is None or x in seen:
                 continue
             seen.append(x)
+            if math.isnan(f(x)):   # undefined there: neither side of the target
+                continue
             if np.sign(f(x)) != np.sign(f0):
                 nearest = min((s for s in seen if np.sign(f(s)) == np.sign(f0)),
                               key=lambda s: abs(s - x))
@@ -245,6 +273,11 @@ def _bracket(probe: Probe, target: float, low, high) -> tuple[float, float]:
     values = ", ".join(f"{s:g}: {probe(s).value:.4g}" for s in sorted(seen))
     raise NoCrossing(f"{probe.metric} does not cross {target:g} for the values tried "
                      f"({values}); give --low and --high")
+
+
+def _undefined(metric: str, x: float) -> str:
+    return (f"{metric} is not defined at {x:g} (no path has a value there): give --low and "
+            f"--high where it is")
 
 
 def _valid_towards(probe: Probe, x0: float, x: float) -> float | None:

@@ -78,6 +78,75 @@ def test_breakeven_errors_are_clear():
     assert result.exit_code == 1 and "does not cross" in result.output
 
 
+def test_breakeven_refuses_what_it_cannot_search(monkeypatch):
+    """A target or bound that is not a finite number, and a parameter listed twice (it
+    would be scaled twice), are refused as the command line is read; a power too large
+    for a float is a clear error, not an OverflowError."""
+    from simulator.overrides import operate
+
+    runner = CliRunner()
+    base = ["breakeven", str(ESSEX), "--param", EFFECT[0], "--metric", "investor.prob_loss",
+            "--paths", "8", "--quiet"]
+    calls = []
+    monkeypatch.setattr("simulator.engine.simulate", lambda *a, **k: calls.append(1))
+    for extra in (["--target", "nan"], ["--target", "inf"],
+                  ["--target", "0.5", "--low", "-inf"], ["--target", "0.5", "--high", "nan"]):
+        result = runner.invoke(main, base + extra)
+        assert result.exit_code == 2 and "is not a finite number" in result.output, extra
+    result = runner.invoke(main, base + ["--target", "0.5", "--param", EFFECT[0]])
+    assert result.exit_code == 2 and f"{EFFECT[0]}: is listed twice" in result.output
+    assert calls == []
+    with pytest.raises(ValueError, match="90 to the power 400 is too large"):
+        operate(90.0, "power", 400.0)
+    with pytest.raises(ValueError, match="target must be a finite number"):
+        breakeven(_Curve(lambda x: x), math.nan)
+
+
+class _Curve:
+    """A stand-in Probe: a known metric curve, so that the search itself is tested."""
+
+    metric, keys, mode, paths, seed = "curve", ["x"], "set", 1, 0
+
+    def __init__(self, f):
+        self.f, self.cache = f, {}
+
+    def __call__(self, x):
+        from simulator.stress import Evaluation
+
+        x = float(x)
+        self.cache.setdefault(x, Evaluation(x, self.f(x), None))
+        return self.cache[x]
+
+    def valid(self, x):
+        return True
+
+    def start(self):
+        return 1.0
+
+
+def test_breakeven_where_the_metric_is_undefined_says_so():
+    """A metric no path has a value for (NaN: the IRR where every investor loses all) is
+    neither side of the target: skipped while bracketing, and a NoCrossing naming where
+    it is undefined at the ends or inside the bracket (it was a ValueError traceback)."""
+    # undefined above 1.5: the expansion from 1 skips 2 and 4 and brackets by 0.5, 0.25
+    found = breakeven(_Curve(lambda x: math.nan if x > 1.5 else x - 0.3), 0.0)
+    assert found.x == pytest.approx(0.3, abs=1e-3) and found.bracket == (0.25, 0.5)
+    with pytest.raises(NoCrossing, match="curve is not defined at 0 "):
+        breakeven(_Curve(lambda x: math.nan if x == 0 else x - 0.5), 0.0, low=0.0, high=1.0)
+    with pytest.raises(NoCrossing, match="curve is not defined at 1 "):
+        breakeven(_Curve(lambda x: math.nan), 0.0)
+    gap = _Curve(lambda x: math.nan if 0.25 < x < 0.35 else x ** 3 - 0.3)
+    with pytest.raises(NoCrossing, match="not defined at some values between 0 and 1"):
+        breakeven(gap, 0.0, low=0.0, high=1.0)
+    # end to end: no price, no payments, no IRR
+    result = CliRunner().invoke(main, [
+        "breakeven", str(ESSEX), "--param", "contract.price_per_care_day_saved", "--metric",
+        "investor.irr.mean", "--target", "0.3", "--low", "0", "--high", "100", "--paths", "20",
+        "--quiet"])
+    assert result.exit_code == 1, result.output
+    assert "investor.irr.mean is not defined at 0" in result.output
+
+
 def test_breakeven_scale_mode_moves_a_distribution():
     """Referrals given as a distribution: breakeven on a scale factor keeps its shape."""
     d = with_money()
