@@ -349,8 +349,9 @@ def _named_entries(f: _File, section: str) -> list[tuple[str, Any, KeyPath]]:
         return []
     where = (str(f.path), f.line_of((section,)))
     if not isinstance(value, dict) or not value:
+        empty = " (this one is empty: give at least one, or leave it out)" if value == {} else ""
         raise ScenarioError([_problem(where, section, f"{section} must be a mapping of names "
-                                                      f"to overrides")])
+                                                      f"to overrides{empty}")])
     problems, out = [], []
     for name, body in value.items():
         origin = (str(f.path), f.line_of((section, name)))
@@ -358,9 +359,10 @@ def _named_entries(f: _File, section: str) -> list[tuple[str, Any, KeyPath]]:
             problems.append(_problem(origin, f"{section}.{name}", "names may use letters, "
                                      "digits, _ and - only"))
         elif not isinstance(body, dict) or not body:
+            empty = " (this one is empty: it would change nothing)" if body == {} else ""
             problems.append(_problem(origin, f"{section}.{name}", "expected a mapping of "
                                      "keys to values, e.g. {referrals.per_team_per_month: "
-                                     "{scale: 0.7}}"))
+                                     "{scale: 0.7}}" + empty))
         else:
             out.append((name, body, (section, name)))
     if problems:

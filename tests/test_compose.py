@@ -236,6 +236,9 @@ def test_stresses_and_sweeps_become_named_variants_on_the_same_seed(tmp_path):
     ("stresses:\n  s:\n    simulation.seed: 3\n", "cannot change name or simulation"),
     ("stresses:\n  s:\n    referrals.dispersal: 3\n", "referrals.dispersal: unknown key"),
     ("stresses:\n  bad name:\n    referrals.dispersion: 3\n", "letters, digits"),
+    ("stresses:\n  s: {}\n", "stresses.s: expected a mapping of keys to values, e.g. "
+     "{referrals.per_team_per_month: {scale: 0.7}} (this one is empty: it would change nothing)"),
+    ("stresses: {}\n", "stresses must be a mapping of names to overrides (this one is empty"),
 ])
 def test_malformed_stresses_and_sweeps_name_file_and_line(tmp_path, entry, message):
     f = write(tmp_path / "s.yaml", yaml.safe_dump(with_money(), sort_keys=False) + entry)
