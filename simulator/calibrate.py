@@ -91,7 +91,10 @@ def parse_statistic(text: str) -> tuple[str, str, dt.date | None]:
     if not m or m.group(1) not in AGGREGATES:
         raise ValueError(f"statistic {text!r} is not aggregate(quantity[@YYYY-MM-DD]) with "
                          f"aggregate one of {', '.join(AGGREGATES)}")
-    date = dt.date.fromisoformat(m.group(3)) if m.group(3) else None
+    try:
+        date = dt.date.fromisoformat(m.group(3)) if m.group(3) else None
+    except ValueError as exc:   # e.g. 2019-02-30
+        raise ValueError(f"statistic {text!r}: {m.group(3)} is not a date ({exc})") from None
     return m.group(1), m.group(2), date
 
 

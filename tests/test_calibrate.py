@@ -62,6 +62,9 @@ def test_estimates_and_their_intervals(result):
     assert C.estimate(result, "max(started)").value == x.max()
     with pytest.raises(ValueError, match="aggregate"):
         C.parse_statistic("average(started)")
+    with pytest.raises(ValueError, match=r"'mean\(care_proportion@2019-02-30\)': 2019-02-30 is "
+                                         r"not a date \(day is out of range for month\)"):
+        C.parse_statistic("mean(care_proportion@2019-02-30)")
 
 
 def _target(**kw):
