@@ -283,7 +283,11 @@ def calibrate(scenario: Scenario, targets: list[Target], free: list[str], *, pat
                 raise ValueError(f"--free {key}: no such key in the scenario") from None
             if isinstance(v, dict) and v.get("dist") == "fixed":  # a plain number, as dumped
                 v = v["value"]
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
+            if isinstance(v, int) and not isinstance(v, bool):   # (only counts dump as ints)
+                raise ValueError(f"--free {key}: is a count (whole numbers), and calibrate "
+                                 f"fits continuous values: compare counts with sibsim "
+                                 f"sensitivity --param {key}=LOW:HIGH or a sweep")
+            if isinstance(v, bool) or not isinstance(v, float) or v <= 0:
                 raise ValueError(f"--free {key}: only a positive plain number can be fitted "
                                  f"(found {v!r})")
             values.append(float(v))

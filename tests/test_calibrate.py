@@ -111,6 +111,9 @@ def test_tied_keys_share_one_value():
         fit.values["treatment.hazard_ratio_after"])
     with pytest.raises(ValueError, match="plain number"):
         C.calibrate(start, [target], ["calendar.tracking_from"], paths=10, seed=1)
+    # a count: refused before fitting (the first evaluation failed pydantic's int check)
+    with pytest.raises(ValueError, match="workforce.caseload_limit: is a count"):
+        C.calibrate(start, [target], ["workforce.caseload_limit"], paths=10, seed=1)
 
 
 def test_rewrite_keeps_comments_and_changes_only_values():
