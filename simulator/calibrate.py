@@ -111,6 +111,24 @@ def load_targets(path: str | Path) -> TargetsFile:
         raise ScenarioError([_problem_from_error(str(path), root, e) for e in exc.errors()])
 
 
+def check_quantities(scenario: Scenario, targets: list[Target], path: str | Path) -> None:
+    """ScenarioError naming (file, line, key) each target whose quantity this scenario
+    does not have, or not as at a date; on a run of two paths, before anything is fitted,
+    simulated at length or written."""
+    result = engine.simulate(scenario, paths=2, seed=0)
+    bad = []
+    for i, target in enumerate(targets):
+        try:
+            estimate(result, target.statistic)
+        except KeyError as exc:
+            bad.append((i, str(exc).strip("'\"")))
+    if bad:
+        _, root = _parse_yaml(str(path), read_text(path))
+        raise ScenarioError([_problem_from_error(str(path), root, {
+            "loc": ("targets", i, "statistic"), "type": "value_error", "msg": message})
+            for i, message in bad])
+
+
 # --------------------------------------------------------------------------- statistics
 def quantity(result: engine.SimulationResult, name: str, as_at: dt.date | None = None) -> np.ndarray:
     """Per-path values of ``name`` (see the module docstring), as at ``as_at`` if given."""
@@ -136,7 +154,11 @@ def quantity(result: engine.SimulationResult, name: str, as_at: dt.date | None =
         return line("care_counterfactual") - line("care_treated")
     if name in engine.CALENDAR_QUARTER_COLUMNS:
         return line(name)
-    known = sorted(set(result.paths.columns) | _DERIVED | set(engine.CALENDAR_QUARTER_COLUMNS))
+    by_quarter = sorted(_DERIVED | set(engine.CALENDAR_QUARTER_COLUMNS))
+    if as_at is not None and name in result.paths.columns:
+        raise KeyError(f"{name} is a total over the whole run, not by quarter, so it has no "
+                       f"value as at a date; by date: {', '.join(by_quarter)}")
+    known = sorted(set(result.paths.columns) | set(by_quarter))
     raise KeyError(f"unknown quantity {name!r}; known: {', '.join(known)}")
 
 

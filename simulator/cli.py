@@ -180,6 +180,10 @@ def calibrate(scenario_file: str, targets_file: str, free: tuple[str, ...], out_
     except engine.NotEnoughMemory as exc:
         click.echo(f"error: {scenario_file}: {exc}; nothing was written.", err=True)
         sys.exit(EXIT_INVALID)
+    try:
+        cal.check_quantities(scenario, targets, targets_file)
+    except ScenarioError as exc:
+        _fail_invalid(exc)
     text = read_text(scenario_file)
     t0 = time.perf_counter()
     if free:

@@ -157,6 +157,27 @@ def test_cli_bad_targets_file_reports_line_and_writes_nothing(tmp_path):
     assert not out.exists()
 
 
+def test_cli_names_targets_whose_quantity_the_scenario_lacks_before_fitting(tmp_path):
+    bad = tmp_path / "targets.yaml"
+    bad.write_text("targets:\n"
+                   "  - {name: a, statistic: mean(strated), published: 1, tolerance: 1, source: s}\n"
+                   "  - {name: b, statistic: mean(started@2019-03-31), published: 1, tolerance: 1,"
+                   " source: s}\n"
+                   "  - {name: c, statistic: mean(multiple@2019-03-31), published: 1, "
+                   "tolerance: 1, source: s}\n")
+    out = tmp_path / "fitted.yaml"
+    for free in ([], ["--free", "care.entry_rate_per_year", "--out", str(out)]):
+        p = _sibsim("calibrate", str(ROOT / "scenarios" / "essex_mst.yaml"), "--targets",
+                    str(bad), *free, cwd=tmp_path)
+        assert p.returncode == 2, p.stderr
+        assert f"{bad}:2: targets[0].statistic: unknown quantity 'strated'; known: " in p.stderr
+        assert (f"{bad}:4: targets[2].statistic: multiple is a total over the whole run, not "
+                f"by quarter, so it has no value as at a date") in p.stderr
+        assert "targets[1]" not in p.stderr   # started is counted by quarter too
+        assert "Traceback" not in p.stderr and "fitting" not in p.stderr
+        assert not out.exists()
+
+
 def test_cli_refuses_a_check_run_too_big_for_memory_before_fitting(tmp_path):
     out = tmp_path / "fitted.yaml"
     p = _sibsim("calibrate", str(ROOT / "scenarios" / "essex_mst.yaml"), "--targets",
