@@ -107,7 +107,7 @@ OUTPUTS = BufferPool()
 def available_bytes() -> int | None:
     """Memory a new allocation can still get without swapping, or None where unknown:
     Linux's MemAvailable (elsewhere the physical memory, an upper bound), capped by the
-    room under the process's control-group limit (a container's), plus what the pool
+    room under the process's control-group limit (a container's, cgroup v2 or v1), plus what the pool
     holds idle (a run reuses it)."""
     try:
         with open("/proc/meminfo") as f:
@@ -119,6 +119,8 @@ def available_bytes() -> int | None:
         except (AttributeError, OSError, ValueError):
             return None
     room = cgroup_room("/sys/fs/cgroup")
+    if room is None:
+        room = cgroup_v1_room("/sys/fs/cgroup/memory")
     if room is not None:
         free = min(free, room)
     return max(free, 0) + OUTPUTS.idle_bytes()
@@ -136,6 +138,22 @@ def cgroup_room(folder: str) -> int | None:
         with open(os.path.join(folder, "memory.stat")) as f:
             stat = dict(line.split() for line in f if line.strip())
         return int(limit) - int(stat["anon"])
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def cgroup_v1_room(folder: str) -> int | None:
+    """cgroup_room for the older cgroup v1 memory controller (Docker on hosts before
+    cgroup v2): ``memory.limit_in_bytes`` (no limit reads as a number near 2^63) less
+    the group's anonymous memory (``total_rss``, or ``rss``, in ``memory.stat``)."""
+    try:
+        with open(os.path.join(folder, "memory.limit_in_bytes")) as f:
+            limit = int(f.read().strip())
+        if limit >= 1 << 60:
+            return None
+        with open(os.path.join(folder, "memory.stat")) as f:
+            stat = dict(line.split() for line in f if line.strip())
+        return limit - int(stat.get("total_rss", stat["rss"]))
     except (OSError, KeyError, ValueError):
         return None
 

@@ -134,3 +134,19 @@ def test_the_room_under_a_container_memory_limit_leaves_out_its_page_cache(tmp_p
     (tmp_path / "memory.max").write_text(f"{4 << 30}\n")
     (tmp_path / "memory.stat").write_text(f"anon {1 << 30}\nfile {2 << 30}\nkernel 1000\n")
     assert memory.cgroup_room(str(tmp_path)) == 3 << 30          # the 2 GiB of cache is room
+
+
+def test_the_room_under_a_cgroup_v1_memory_limit(tmp_path, monkeypatch):
+    assert memory.cgroup_v1_room(str(tmp_path)) is None         # no cgroup files: no limit
+    (tmp_path / "memory.limit_in_bytes").write_text("9223372036854771712\n")
+    assert memory.cgroup_v1_room(str(tmp_path)) is None         # v1's "no limit"
+    (tmp_path / "memory.limit_in_bytes").write_text(f"{4 << 30}\n")
+    (tmp_path / "memory.stat").write_text(f"cache {2 << 30}\nrss {5 << 20}\n"
+                                          f"total_cache {2 << 30}\ntotal_rss {1 << 30}\n")
+    assert memory.cgroup_v1_room(str(tmp_path)) == 3 << 30       # hierarchy total, cache is room
+    (tmp_path / "memory.stat").write_text(f"cache {2 << 30}\nrss {1 << 29}\n")
+    assert memory.cgroup_v1_room(str(tmp_path)) == (4 << 30) - (1 << 29)
+    # available_bytes takes v1 where there is no v2 limit
+    monkeypatch.setattr(memory, "cgroup_room", lambda folder: None)
+    monkeypatch.setattr(memory, "cgroup_v1_room", lambda folder: 1 << 20)
+    assert memory.available_bytes() <= (1 << 20) + memory.OUTPUTS.idle_bytes()
