@@ -107,8 +107,8 @@ OUTPUTS = BufferPool()
 def available_bytes() -> int | None:
     """Memory a new allocation can still get without swapping, or None where unknown:
     Linux's MemAvailable (elsewhere the physical memory, an upper bound), capped by the
-    room under the process's control-group limit (a container's, cgroup v2 or v1), plus what the pool
-    holds idle (a run reuses it)."""
+    room under the process's control-group limit (a container's, cgroup v2 or v1), plus
+    what the pool holds idle (a run reuses it)."""
     try:
         with open("/proc/meminfo") as f:
             fields = dict(line.split(":", 1) for line in f)
