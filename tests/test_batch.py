@@ -92,6 +92,42 @@ def test_summary_figures_match_summary_json_for_every_headline_metric():
         assert compare.standard_error(m, res.paths, summary) > 0 or m.endswith("prob_cap_reached")
 
 
+def _bootstrap_row_by_row(fn, n):
+    """The percentile bootstrap as written first: one resample, one statistic at a time."""
+    rng = np.random.default_rng(compare.BOOTSTRAP_SEED)
+    draws = np.array([fn(rng.integers(0, n, n)) for _ in range(compare.BOOTSTRAP_SAMPLES)])
+    draws = draws[np.isfinite(draws)]
+    return float(draws.std(ddof=1)) if len(draws) > 1 else float("nan")
+
+
+@pytest.mark.parametrize("block", [None, 1, 5000])
+def test_the_bootstrap_taken_along_rows_gives_the_same_standard_errors(monkeypatch, block):
+    """Percentiles of all resamples in one call (in blocks of rows for big runs) give the
+    very numbers of the bootstrap row by row: batch_summary.csv did not change."""
+    if block is not None:
+        monkeypatch.setattr(compare, "RESAMPLE_BLOCK_VALUES", block)
+    rng = np.random.default_rng(3)
+    for n in (2, 7, 1001):
+        x = rng.lognormal(size=n)
+        y = x * rng.lognormal(sigma=0.1, size=n)
+        for variant in ("plain", "ties", "nan"):
+            xv, yv = x.copy(), y.copy()
+            if variant == "ties":
+                xv, yv = np.round(xv, 1), np.round(yv, 1)
+            if variant == "nan":
+                xv[::5] = np.nan   # (an IRR where a path has none)
+            a, b = pd.DataFrame({"multiple": xv}), pd.DataFrame({"multiple": yv})
+            for m in ("investor.multiple.p05", "investor.multiple.p50", "investor.var95"):
+                stat = compare.path_metric(m).stat
+                want = _bootstrap_row_by_row(lambda i: compare.statistic(xv[i], stat), n)
+                assert compare.standard_error(m, a) == pytest.approx(want, rel=0, abs=0,
+                                                                     nan_ok=True), (n, m)
+                want = _bootstrap_row_by_row(
+                    lambda i: compare.statistic(xv[i], stat) - compare.statistic(yv[i], stat), n)
+                assert compare.paired_difference_se(m, a, b) == pytest.approx(
+                    want, rel=0, abs=0, nan_ok=True), (n, m)
+
+
 def test_common_random_numbers_make_the_difference_5x_more_precise(tmp_path):
     """Costs +20% on the small money scenario: the paired SE of the change in the mean
     multiple is over 5x smaller than with independent seeds (about 6.5x on seeds 11, 21,
