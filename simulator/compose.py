@@ -43,7 +43,7 @@ from pydantic import ValidationError
 
 from . import __version__
 from .loader import (LoadedScenario, Problem, ScenarioError, _parse_yaml, decode_text,
-                     load_yaml, read_text)
+                     load_yaml, named_keys, read_text)
 from .overrides import (_MISSING, NUMERIC_KINDS, KeyPath, Origin, Override, _apply, _flatten,
                         _get, _is_number, _problem, apply, apply_overrides, flatten, format_key,
                         is_operation, key_info, parse_assignments, parse_key)
@@ -243,6 +243,24 @@ def _validate(data: dict, origins: dict, file: str, problems: Sequence[Problem] 
     return scenario
 
 
+def _named_origin(message: str, origins: dict, file: str) -> tuple[tuple, Origin] | None:
+    """For a check across keys (a section's or the scenario's validator, whose error has
+    no key of its own): the key its message names that was most likely just changed, and
+    where: one set on the command line (--set) if any, or under such a named key; else
+    one set in the file being read; else the first named key the file sets."""
+    named = []
+    for path in named_keys(message):
+        named += [(p, o) for p, o in origins.items() if p[:len(path)] == path]
+    if not named:
+        return None
+    for prefer in (lambda o: str(o[0]).startswith("--set"), lambda o: o[0] == file,
+                   lambda o: True):
+        for path, origin in named:
+            if prefer(origin):
+                return path, origin
+    return None
+
+
 def _validation_problem(data: dict, origins: dict, file: str, err: dict) -> Problem:
     """Name the file and line that set the offending key (deepest recorded prefix)."""
     node, steps = data, []
@@ -262,6 +280,10 @@ def _validation_problem(data: dict, origins: dict, file: str, err: dict) -> Prob
         if tuple(steps[:n]) in origins:
             origin = origins[tuple(steps[:n])]
             break
+    if len(steps) <= 1 and err["type"] == "value_error":   # a check across keys
+        named = _named_origin(err["msg"], origins, file)
+        if named is not None:
+            steps, origin = list(named[0]), named[1]
     message = err["msg"]
     if err["type"] == "extra_forbidden":
         message = "unknown key (check its spelling; unknown keys are not allowed)"

@@ -215,11 +215,30 @@ def _duplicate_keys(file: str, node, path: str):
             yield from _duplicate_keys(file, item, f"{path}[{i}]")
 
 
+_KEY_IN_TEXT = re.compile(r"\b[a-z_]+(?:\[\d+\])?(?:\.[a-z_]+(?:\[\d+\])?)+")
+
+
+def named_keys(message: str) -> list[tuple]:
+    """The key paths a validation message names in full, in order
+    (``workforce.teams[1].start_date`` -> ``("workforce", "teams", 1, "start_date")``):
+    the keys a check across keys (a section's or the scenario's validator, whose error
+    has no key of its own) is about."""
+    return [tuple(int(p[1:-1]) if p.startswith("[") else p
+                  for p in re.findall(r"[a-z_]+|\[\d+\]", text))
+            for text in _KEY_IN_TEXT.findall(message)]
+
+
 def _problem_from_error(file: str, root, err: dict[str, Any]) -> Problem:
-    """Map a pydantic error location onto the YAML node tree for a line number."""
+    """Map a pydantic error location onto the YAML node tree for a line number; a check
+    across keys is placed at the first key its message names that the file sets."""
+    loc = list(err["loc"])
+    if len(loc) <= 1 and err["type"] == "value_error" and root is not None:
+        for path in named_keys(err["msg"]):
+            if _node_at(root, path) is not None:
+                loc = list(path)
+                break
     node, line = root, root.start_mark.line + 1 if root is not None else None
     parts: list[str] = []
-    loc = list(err["loc"])
     for i, step in enumerate(loc):
         child = _child(node, step)
         if child is None:
@@ -240,6 +259,16 @@ def _problem_from_error(file: str, root, err: dict[str, Any]) -> Problem:
     elif message.startswith("Value error, "):
         message = message[len("Value error, "):]
     return Problem(file, line, key, message)
+
+
+def _node_at(root, path: tuple):
+    node = root
+    for step in path:
+        child = _child(node, step)
+        if child is None:
+            return None
+        node = child[1]
+    return node
 
 
 def _child(node, step):

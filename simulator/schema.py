@@ -136,7 +136,7 @@ class Referrals(Section):
     def _reasons_sum_to_one(self):
         total = sum(self.rejection_reasons.values())
         if self.rejection_reasons and abs(total - 1.0) > 0.02:
-            raise ValueError(f"rejection_reasons shares sum to {total:g}, expected 1")
+            raise ValueError(f"referrals.rejection_reasons shares sum to {total:g}, expected 1")
         return self
 
 
@@ -169,7 +169,7 @@ class Workforce(Section):
     def _unique_team_names(self):
         names = [t.name for t in self.teams]
         if len(set(names)) != len(names):
-            raise ValueError(f"team names must be unique, got {names}")
+            raise ValueError(f"workforce.teams names must be unique, got {names}")
         return self
 
 
@@ -347,7 +347,7 @@ class Finance(Section):
     @model_validator(mode="after")
     def _tranche(self):
         if self.capital_call == "tranche" and self.tranche_size is None:
-            raise ValueError("finance.tranche_size is required when capital_call is 'tranche'")
+            raise ValueError("finance.tranche_size is required when finance.capital_call is 'tranche'")
         return self
 
 
@@ -378,11 +378,12 @@ class Scenario(Section):
     def _dates_in_order(self):
         c = self.calendar
         if not c.contract_start <= c.referrals_end <= c.service_end:
-            raise ValueError("calendar: need contract_start <= referrals_end <= service_end")
-        for t in self.workforce.teams:
+            raise ValueError("need calendar.contract_start <= calendar.referrals_end <= "
+                             "calendar.service_end")
+        for i, t in enumerate(self.workforce.teams):
             if not c.contract_start <= t.start_date <= c.referrals_end:
-                raise ValueError(f"team {t.name}: start_date must lie between "
-                                 f"calendar.contract_start and calendar.referrals_end")
+                raise ValueError(f"workforce.teams[{i}].start_date (team {t.name}) must lie "
+                                 f"between calendar.contract_start and calendar.referrals_end")
         q = self.contract.baseline_care_proportion if self.contract else None
         n_q = -(-c.tracking_months // 3)
         if isinstance(q, list) and len(q) != n_q:

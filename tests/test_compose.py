@@ -283,6 +283,28 @@ def test_run_set_is_validated_like_the_file_and_recorded(tmp_path):
                                      "name": "small_weaker"}
 
 
+def test_a_check_across_keys_names_the_key_just_changed(tmp_path):
+    """A section's or the scenario's own check (no key of its own) is reported at the key
+    it names that was set last: on the command line, else in the extending file."""
+    f = write(tmp_path / "small.yaml", with_money())
+    cases = {"treatment.min_days=400": "treatment.min_days",
+             "calendar.referrals_end=2000-01-01": "calendar.referrals_end",
+             "workforce.teams[0].start_date=2030-01-01": "workforce.teams[0].start_date",
+             "referrals.rejection_reasons={a: 0.5, b: 0.6}": "referrals.rejection_reasons"}
+    for assignment, key in cases.items():
+        with pytest.raises(ScenarioError) as info:
+            compose.load_with_assignments(f, [assignment])
+        [problem] = info.value.problems
+        assert (problem.file, problem.key) == (f"--set {assignment}", key), problem
+    child = write(tmp_path / "child.yaml", "extends: small.yaml\nname: child\n\n"
+                                            "treatment.max_days: 5\n")
+    with pytest.raises(ScenarioError) as info:
+        compose.load_composed(child)
+    [problem] = info.value.problems
+    assert (problem.file, problem.line, problem.key) == (str(child), 4, "treatment.max_days")
+    assert problem.message == "treatment.min_days must be below treatment.max_days"
+
+
 def test_validate_checks_stresses_and_extends(tmp_path, family):
     _, child, _ = family
     runner = CliRunner()

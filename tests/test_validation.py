@@ -99,8 +99,17 @@ def test_duplicate_key_and_cross_field_checks(tmp_path):
     with pytest.raises(ScenarioError, match="referrals.screening_days: duplicate key"):
         load_scenario(bad)
     bad = essex_with(tmp_path, {"  service_end: 2018-12-31": "  service_end: 2011-12-31"}, "b.yaml")
-    with pytest.raises(ScenarioError, match="contract_start <= referrals_end <= service_end"):
+    with pytest.raises(ScenarioError) as info:
         load_scenario(bad)
+    # a check across keys is placed at the first key it names (it had no line)
+    assert (f"{bad}:{line_of(bad, 'contract_start:')}: calendar.contract_start: need "
+            f"calendar.contract_start <= calendar.referrals_end <= calendar.service_end"
+            in str(info.value))
+    bad = essex_with(tmp_path, {"  min_days: 10 ": "  min_days: 400 "}, "c.yaml")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(bad)
+    assert (f"{bad}:{line_of(bad, 'min_days: 400')}: treatment.min_days: treatment.min_days "
+            f"must be below treatment.max_days" in str(info.value))
     with pytest.raises(ScenarioError, match="cannot read file"):
         load_scenario(tmp_path / "missing.yaml")
 
@@ -110,7 +119,7 @@ def test_treatment_lengths_that_define_no_lognormal_are_refused_by_validate(tmp_
     bad = essex_with(tmp_path, {"  short_threshold_days: 90 ": "  short_threshold_days: 900 "})
     proc = sibsim("validate", str(bad))
     assert proc.returncode == 2
-    assert f"{bad}:{line_of(bad, 'treatment:')}: treatment: treatment.median_days=142, " \
+    assert f"{bad}:{line_of(bad, 'median_days:')}: treatment.median_days: treatment.median_days=142, " \
            "short_threshold_days=900 and share_under_threshold=0.139 do not define a " \
            "lognormal" in proc.stderr
     # a distribution of the median that reaches below the threshold fails some paths
