@@ -379,13 +379,19 @@ def _raw_default(info: KeyInfo, key: str) -> Any:
 
 
 def _check_container(data: dict, path: KeyPath) -> None:
+    """Raise ValueError unless every step of ``path`` can be taken in ``data``: an item of a
+    list that has it, or a key of a mapping (or of an absent section, which is created)."""
     for i, step in enumerate(path):
+        parent = _get(data, path[:i])
         if isinstance(step, int):
-            items = _get(data, path[:i])
-            n = len(items) if isinstance(items, list) else 0
+            n = len(parent) if isinstance(parent, list) else 0
             if step >= n:
                 raise ValueError(f"{format_key(path[:i])} has {n} item{'s' if n != 1 else ''}; "
                                  f"there is no [{step}]")
+        elif i and parent is not _MISSING and parent is not None and not isinstance(parent, dict):
+            # (an earlier value replaced the mapping: validation would refuse it anyway)
+            raise ValueError(f"{format_key(path[:i])} is not a mapping here (it was set to "
+                             f"{parent!r}), so it has no key {step}")
 
 
 def apply_overrides(data: dict, overrides: Mapping[str, Any]) -> dict:

@@ -283,6 +283,19 @@ def test_run_set_is_validated_like_the_file_and_recorded(tmp_path):
                                      "name": "small_weaker"}
 
 
+def test_a_key_inside_a_mapping_an_earlier_value_replaced_is_an_error(tmp_path):
+    """--set a mapping to a list, then --set a key inside it: a problem naming both, not a
+    TypeError traceback."""
+    f = write(tmp_path / "small.yaml", with_money())
+    with pytest.raises(ScenarioError) as info:
+        compose.load_with_assignments(f, ["referrals.rejection_reasons=[1]",
+                                          "referrals.rejection_reasons.placed_in_care=1"])
+    assert ("--set referrals.rejection_reasons.placed_in_care=1: "
+            "referrals.rejection_reasons.placed_in_care: referrals.rejection_reasons is not a "
+            "mapping here (it was set to [1]), so it has no key placed_in_care"
+            in str(info.value))
+
+
 def test_a_check_across_keys_names_the_key_just_changed(tmp_path):
     """A section's or the scenario's own check (no key of its own) is reported at the key
     it names that was set last: on the command line, else in the extending file."""
