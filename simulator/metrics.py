@@ -6,6 +6,8 @@ Monte Carlo standard error (``se``); undefined IRRs are counted, never averaged.
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -150,11 +152,28 @@ def quarters_table(result: SimulationResult) -> pd.DataFrame:
     table: dict[str, Any] = {
         "quarter_start": list(result.calendar_quarters),
         "financial_year": [financial_year(q) for q in result.calendar_quarters]}
-    for name, x in series.items():
-        p05, p50, p95 = np.percentile(x, [5, 50, 95], axis=0)
-        table.update({f"{name}_mean": x.mean(axis=0), f"{name}_p05": p05, f"{name}_p50": p50,
+    # The percentiles across paths were a third of a 20,000-path run's time in Python;
+    # numpy's partition lets go of the interpreter lock, so the lines share the cores
+    # (each line's figures are computed alone, so they are the same as one by one).
+    with ThreadPoolExecutor(max_workers=_cores()) as pool:
+        figures = list(pool.map(_line_figures, series.values()))
+    for name, (mean, p05, p50, p95) in zip(series, figures):
+        table.update({f"{name}_mean": mean, f"{name}_p05": p05, f"{name}_p50": p50,
                       f"{name}_p95": p95})
     return pd.DataFrame(table)
+
+
+def _line_figures(x: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Mean, p05, p50 and p95 across paths of a (paths, quarters) line."""
+    return (x.mean(axis=0), *np.percentile(x, [5, 50, 95], axis=0))
+
+
+def _cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:   # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def _fmt(x: Any, spec: str) -> str:

@@ -109,6 +109,22 @@ def test_running_totals_are_quantiles_of_per_path_totals(money_run):
     assert last["investor_cash_position_mean"] == pytest.approx(position.mean())
 
 
+def test_quarter_lines_worked_out_in_threads_are_those_of_one_line_at_a_time(money_run,
+                                                                              monkeypatch):
+    """quarters_table shares the lines among the cores: exactly the figures of each line's
+    mean and percentiles across paths taken alone, on one thread or several."""
+    r = money_run.result
+    q = metrics.quarters_table(r)
+    monkeypatch.setattr(metrics, "_cores", lambda: 1)
+    assert q.equals(metrics.quarters_table(r))
+    cal = r.by_calendar_quarter
+    payments = cal[:, :, metrics.CALENDAR_QUARTER_COLUMNS.index("outcome_payments")]
+    np.testing.assert_array_equal(q.outcome_payments_p95, np.percentile(payments, 95, axis=0))
+    np.testing.assert_array_equal(q.outcome_payments_mean, payments.mean(axis=0))
+    np.testing.assert_array_equal(q.cumulative_outcome_payments_p50,
+                                  np.percentile(np.cumsum(payments, axis=1), 50, axis=0))
+
+
 def test_care_proportion_data_adds_up_to_the_path_totals(money_run):
     tq = reports.chart_data(money_run.result)["tracking_quarters"]
     f = money_run.result.paths
