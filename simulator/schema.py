@@ -128,7 +128,8 @@ class Referrals(Section):
     acceptance_share: param("Share of referrals accepted by screening", "share", ge=0, le=1)
     screening_days: param("Days from referral to the screening decision", "days",
                           default=0.0, ge=0, le=365)
-    rejection_reasons: dict[str, Annotated[float, Field(ge=0, le=1)]] = _desc(
+    rejection_reasons: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]+$", max_length=60)],
+                            Annotated[float, Field(ge=0, le=1)]] = _desc(
         "Reasons referrals are turned away, as shares of rejected referrals "
         "(summing to 1 within 0.02)", "share", default_factory=dict)
 

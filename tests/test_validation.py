@@ -114,6 +114,17 @@ def test_duplicate_key_and_cross_field_checks(tmp_path):
         load_scenario(tmp_path / "missing.yaml")
 
 
+def test_rejection_reason_names_are_names(tmp_path):
+    """A reason becomes a paths.parquet column (rejected_<reason>) and a calibration
+    quantity: its name is letters, digits, _ and - like a team's or a scenario's."""
+    bad = essex_with(tmp_path, {"    not_living_at_home:": "    not living at home:"})
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(bad)
+    assert (f"{bad}:{line_of(bad, 'not living at home:')}: "
+            f"referrals.rejection_reasons.not living at home: String should match pattern"
+            in str(info.value))
+
+
 def test_treatment_lengths_that_define_no_lognormal_are_refused_by_validate(tmp_path):
     # a median below the threshold with a share under it below 0.5: no lognormal has both
     bad = essex_with(tmp_path, {"  short_threshold_days: 90 ": "  short_threshold_days: 900 "})
