@@ -9,7 +9,9 @@ sqrt(n)`` for means and probabilities, a paired bootstrap for percentiles.
 """
 from __future__ import annotations
 
+import collections
 import functools
+import hashlib
 import math
 import re
 from dataclasses import dataclass
@@ -194,6 +196,28 @@ def _statistics(x: np.ndarray, rows: np.ndarray, stat: str) -> np.ndarray:
     return np.array([statistic(x[r], stat) for r in rows])
 
 
+_RESAMPLED: "collections.OrderedDict[tuple, np.ndarray]" = collections.OrderedDict()
+_RESAMPLED_KEPT = 64
+
+
+def _resampled(x: np.ndarray, stat: str) -> np.ndarray:
+    """statistic(x[r], stat) for every resample r, kept for the values' next use (by their
+    content: a batch summary asks for a base's resampled percentiles once for its own
+    standard error and again for every variant's paired difference)."""
+    key = (hashlib.blake2b(np.ascontiguousarray(x).tobytes(), digest_size=16).digest(),
+           len(x), stat)
+    values = _RESAMPLED.get(key)
+    if values is None:
+        values = np.concatenate([_statistics(x, rows, stat) for rows in _resamples(len(x))])
+        values.flags.writeable = False
+        _RESAMPLED[key] = values
+        while len(_RESAMPLED) > _RESAMPLED_KEPT:
+            _RESAMPLED.popitem(last=False)
+    else:
+        _RESAMPLED.move_to_end(key)
+    return values
+
+
 def _spread(draws: np.ndarray) -> float:
     draws = draws[np.isfinite(draws)]
     return float(draws.std(ddof=1)) if len(draws) > 1 else math.nan
@@ -214,8 +238,7 @@ def standard_error(metric: str, frame: pd.DataFrame | None = None,
     if spec.stat == "mean":
         x = x[np.isfinite(x)]
         return float(x.std(ddof=1) / math.sqrt(len(x))) if len(x) > 1 else math.nan
-    return _spread(np.concatenate([_statistics(x, rows, spec.stat)
-                                   for rows in _resamples(len(x))]))
+    return _spread(_resampled(x, spec.stat))
 
 
 def paired_difference_se(metric: str, variant: pd.DataFrame, base: pd.DataFrame) -> float | None:
@@ -228,5 +251,4 @@ def paired_difference_se(metric: str, variant: pd.DataFrame, base: pd.DataFrame)
         d = x - y
         d = d[np.isfinite(d)]
         return float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else math.nan
-    return _spread(np.concatenate([_statistics(x, rows, spec.stat) - _statistics(y, rows, spec.stat)
-                                   for rows in _resamples(len(x))]))
+    return _spread(_resampled(x, spec.stat) - _resampled(y, spec.stat))
