@@ -24,6 +24,7 @@ and a rerun of a finished batch leaves ``batch_report.html`` untouched.
 """
 from __future__ import annotations
 
+import functools
 import html
 import json
 import math
@@ -885,10 +886,17 @@ nav a{margin-right:1rem}
 """
 
 
-def render_page(title: str, intro_html: str, sections: list[tuple[str, str, list]]) -> str:
-    """One HTML page: plotly.js once in the head, then the sections' charts and notes."""
+@functools.lru_cache(maxsize=1)
+def _plotly_js() -> str:
+    """plotly.js (4.8 MB, read from plotly's package once a process: a batch writes a
+    page for every variant)."""
     from plotly.offline import get_plotlyjs
 
+    return get_plotlyjs()
+
+
+def render_page(title: str, intro_html: str, sections: list[tuple[str, str, list]]) -> str:
+    """One HTML page: plotly.js once in the head, then the sections' charts and notes."""
     figures: dict[str, dict] = {}
     body = [f"<h1>{html.escape(title)}</h1>",
             "<nav>" + "".join(f"<a href='#{sid}'>{html.escape(name)}</a>"
@@ -912,7 +920,7 @@ def render_page(title: str, intro_html: str, sections: list[tuple[str, str, list
               "Plotly.newPlot(id,fig.data,fig.layout,CONFIG);}\n")
     return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
             f"<title>{html.escape(title)}</title><style>{CSS}</style>"
-            f"<script type='text/javascript'>{get_plotlyjs()}</script></head>\n<body>\n"
+            f"<script type='text/javascript'>{_plotly_js()}</script></head>\n<body>\n"
             + "\n".join(body) + f"\n<script type='text/javascript'>{script}</script>\n"
             "</body></html>\n")
 
