@@ -247,7 +247,8 @@ class YoungPeople(Section):
     @model_validator(mode="after")
     def _ages(self):
         if not self.age_min_years < self.age_max_years:
-            raise ValueError("young_people.age_min_years must be below age_max_years")
+            raise ValueError("young_people.age_min_years must be below "
+                             "young_people.age_max_years")
         return self
 
 
