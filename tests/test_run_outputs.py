@@ -1,5 +1,6 @@
 """`sibsim run` output files, reconciliation checks and the Essex scenario end to end."""
 import json
+import re
 import subprocess
 import sys
 
@@ -23,6 +24,9 @@ def test_run_writes_paths_and_manifest(tmp_path):
                            "--seed", "3", "--out", str(tmp_path)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "young people treated" in proc.stdout
+    # where the time went: the simulation, at its own rate, and the outputs after it
+    assert re.search(r"essex_mst: 64 paths in [\d.]+ s \(simulated in [\d.]+ s, [\d,]+ "
+                     r"paths/s; figures, report and files [\d.]+ s\) -> ", proc.stdout)
     folder = tmp_path / "essex_mst"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["essex_mst"]  # no temporary leftovers
     frame = pd.read_parquet(folder / "paths.parquet")
