@@ -21,7 +21,7 @@ import numpy as np
 
 from . import jit_cache, memory
 from . import kernels as K
-from .schema import DAYS_PER_MONTH, Scenario, iter_params
+from .schema import DAYS_PER_MONTH, DAYS_PER_YEAR, Scenario, iter_params
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -93,6 +93,41 @@ class ParameterError(ValueError):
 class NotEnoughMemory(ParameterError):
     """More paths than this machine's memory holds in one run (refused before any
     allocating or simulating; the command line reports it like a bad draw)."""
+
+
+# The most referrals a path may expect (Essex: about 610). Each takes a few hundred bytes
+# of a worker's work arrays and about 0.1 µs of simulating; a scenario past this (a steep
+# referral trend over a long calendar, say) would run for hours or run out of memory.
+MAX_REFERRALS_PER_PATH = 1_000_000
+
+
+def referral_bound(params: np.ndarray, lay: "Layout") -> tuple[float, float, float, int]:
+    """An upper bound on the referrals any path of ``params`` expects: the highest drawn
+    volume and trend, every team at full volume from its start to the end of referrals,
+    no start delay. Returns (bound, volume, trend, longest team's months)."""
+    rate = float(params[:, K.P_REFERRAL_RATE].max())
+    trend = float(params[:, K.P_REFERRAL_TREND].max())
+    growth = (1.0 + trend) ** (DAYS_PER_MONTH / DAYS_PER_YEAR)   # a month's
+    bound = 0.0
+    longest = 0
+    for start, weight in zip(lay.team_start, lay.team_weight):
+        months = max(0, math.ceil((lay.config[K.C_REFERRALS_END] - start) / DAYS_PER_MONTH))
+        longest = max(longest, months)
+        with np.errstate(over="ignore"):
+            total = months if growth == 1.0 else (growth ** months - 1.0) / (growth - 1.0)
+        bound += rate * weight * total
+    return bound, rate, trend, longest
+
+
+def _check_referral_volume(params: np.ndarray, lay: "Layout") -> None:
+    """Raise ParameterError if some path may expect more than MAX_REFERRALS_PER_PATH."""
+    bound, rate, trend, longest = referral_bound(params, lay)
+    if not bound <= MAX_REFERRALS_PER_PATH:   # (also when it overflowed)
+        raise ParameterError(
+            f"referrals: a path may expect about {bound:,.3g} referrals (per_team_per_month "
+            f"up to {rate:g}, annual_trend up to {trend:g}, over {longest} months of "
+            f"referrals), more than the {MAX_REFERRALS_PER_PATH:,} a path the engine takes "
+            f"(Essex: about 610)")
 
 
 # A run's peak memory per byte of its output arrays: the frame of paths and the
@@ -363,6 +398,7 @@ def simulate(scenario: Scenario, paths: int | None = None, seed: int | None = No
     # every path's parameters at once (they depend on the path number only): a bad draw
     # is reported before any simulating, and one call costs less than one per chunk
     params = draw_parameters(scenario, seed, 0, n)
+    _check_referral_volume(params, lay)
     starts = range(0, n, chunk)
     bar = _progress_bar(n, scenario.name, progress)
     for a in starts:

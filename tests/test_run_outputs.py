@@ -52,6 +52,29 @@ def test_a_run_too_big_for_memory_is_refused_at_once_with_a_clear_error(tmp_path
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_referral_volume_the_engine_cannot_take_is_refused_at_once():
+    """A trend of +1,000% a year over Essex's 63 months would make millions of referrals a
+    path (the run used to grind on for hours): refused before anything is simulated, with
+    the figures that make it so; a steep but possible trend still runs."""
+    from simulator.compose import load_with_assignments
+
+    steep = load_with_assignments(ESSEX, ["referrals.annual_trend=10"]).scenario
+    with pytest.raises(engine.ParameterError,
+                       match=r"referrals: a path may expect about 1\.08e\+07 referrals "
+                             r"\(per_team_per_month up to 5\.25\d*, annual_trend up to 10, "
+                             r"over 63 months of referrals\), more than the 1,000,000"):
+        engine.simulate(steep, paths=4)
+    for trend in (0, 1):   # as shipped, and doubling every year: it runs
+        s = load_with_assignments(ESSEX, [f"referrals.annual_trend={trend}"]).scenario
+        r = engine.simulate(s, paths=400, seed=2)
+        # the bound is one (no path expects more), and not a loose one (the ramp-up and
+        # the start delay are all it leaves out)
+        bound = engine.referral_bound(engine.draw_parameters(s, 2, 0, 400), engine.layout(s))[0]
+        mean = r.paths.referrals.mean()
+        se = r.paths.referrals.std() / 20
+        assert mean + 4 * se < bound < 1.3 * mean, (trend, mean, bound)
+
+
 def test_rerun_replaces_the_folder_whole(tmp_path):
     loaded = load_scenario(ESSEX)
     first = run_scenario(loaded, tmp_path, paths=20, seed=1, progress=False)
