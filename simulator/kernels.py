@@ -1008,6 +1008,69 @@ def _sort_arrivals(times, keys, a, b):
         keys[a] = key
 
 
+SORT_RUN = 16      # a big month's arrivals are insertion-sorted in runs this long ...
+SORT_MERGE_FROM = 32   # ... and the runs merged, from this many arrivals in a month
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
+def _sort_month(times, keys, tmp_t, tmp_k, a, b):
+    """Stable sort of one month's arrivals [a, b) by time, keys alongside: the branch-free
+    insertion sort for a handful (Essex: about four); for a big month (a programme of
+    hundreds of referrals a month), insertion-sorted runs merged pairwise through tmp_t
+    and tmp_k, O(m log m) rather than O(m^2). Both are stable, so the order is the same."""
+    m = b - a
+    if m < SORT_MERGE_FROM:
+        _sort_arrivals(times, keys, a, b)
+        return
+    for r in range(a, b, SORT_RUN):
+        _sort_arrivals(times, keys, r, min(r + SORT_RUN, b))
+    width = SORT_RUN
+    in_tmp = False
+    while width < m:
+        if in_tmp:
+            _merge_runs(tmp_t, tmp_k, times, keys, a, b, width)
+        else:
+            _merge_runs(times, keys, tmp_t, tmp_k, a, b, width)
+        in_tmp = not in_tmp
+        width *= 2
+    if in_tmp:
+        for p in range(a, b):
+            times[p] = tmp_t[p]
+            keys[p] = tmp_k[p]
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
+def _merge_runs(src_t, src_k, dst_t, dst_k, a, b, width):
+    """Merge the sorted runs of ``width`` in [a, b) pairwise from src into dst; on equal
+    times the earlier run's arrival first (stable)."""
+    for lo in range(a, b, 2 * width):
+        mid = min(lo + width, b)
+        hi = min(lo + 2 * width, b)
+        i = lo
+        j = mid
+        o = lo
+        while i < mid and j < hi:
+            if src_t[j] < src_t[i]:
+                dst_t[o] = src_t[j]
+                dst_k[o] = src_k[j]
+                j += 1
+            else:
+                dst_t[o] = src_t[i]
+                dst_k[o] = src_k[i]
+                i += 1
+            o += 1
+        while i < mid:
+            dst_t[o] = src_t[i]
+            dst_k[o] = src_k[i]
+            i += 1
+            o += 1
+        while j < hi:
+            dst_t[o] = src_t[j]
+            dst_k[o] = src_k[j]
+            j += 1
+            o += 1
+
+
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
 def _referrals(seed, path, prm, counts, team_start, referrals_end, first_year_a, first_year_b,
                cal_edges, day_q, reason_cdf, ref_team, ref_time, ref_key, acc_team, acc_time,
@@ -1042,8 +1105,12 @@ def _referrals(seed, path, prm, counts, team_start, referrals_end, first_year_a,
     first = 0
     for k in range(counts.shape[0]):
         for j in range(counts.shape[1]):
-            _sort_arrivals(ref_time, ref_key, first, first + counts[k, j])
-            first += counts[k, j]
+            m = counts[k, j]
+            if m < SORT_MERGE_FROM:   # (inline here: the call cost a per cent of a path)
+                _sort_arrivals(ref_time, ref_key, first, first + m)
+            else:   # a big month (acc_time and acc_key are written only later)
+                _sort_month(ref_time, ref_key, acc_time, acc_key, first, first + m)
+            first += m
     for i in range(ref_time.shape[0]):  # the screening draws (vector instructions again)
         u[i] = uniform(ref_key[i], R_SCREEN)
     accept_share = prm[P_ACCEPTANCE_SHARE]

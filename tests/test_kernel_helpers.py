@@ -152,3 +152,25 @@ def test_median_binned_matches_numpy(kind, lo, hi):
         m = K.median_binned(a, n, lo, hi, np.empty(K.MEDIAN_BINS, np.int64), np.empty(n))
         assert m == np.median(a), (kind, n)
         assert (a == before).all()   # the input is left as it was
+
+
+@pytest.mark.parametrize("m", [0, 1, 5, K.SORT_MERGE_FROM - 1, K.SORT_MERGE_FROM, 47, 1000])
+def test_a_months_arrivals_sort_stably_by_time_whatever_their_number(m):
+    """The insertion sort (a handful a month) and the merge of sorted runs (big months)
+    both give the stable order by time: equal times keep their order, keys alongside."""
+    rng = np.random.default_rng(m)
+    pad = 3   # the month sits inside a longer array: nothing outside it moves
+    times = rng.uniform(0, 30, m + 2 * pad)
+    times[pad:pad + m] = np.round(times[pad:pad + m], 0)   # many equal times
+    keys = np.arange(m + 2 * pad, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    want = np.argsort(times[pad:pad + m], kind="stable") + pad
+    want_t, want_k = times[want], keys[want]
+    tmp_t = np.full_like(times, np.nan)
+    tmp_k = np.zeros_like(keys)
+    before_t, before_k = times.copy(), keys.copy()
+    K._sort_month(times, keys, tmp_t, tmp_k, pad, pad + m)
+    np.testing.assert_array_equal(times[pad:pad + m], want_t)
+    np.testing.assert_array_equal(keys[pad:pad + m], want_k)
+    for arr, before in ((times, before_t), (keys, before_k)):
+        np.testing.assert_array_equal(arr[:pad], before[:pad])
+        np.testing.assert_array_equal(arr[pad + m:], before[pad + m:])
