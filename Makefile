@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PATHS  ?=
 
-.PHONY: install run test bench clean strip-notebooks
+.PHONY: install run test test-oldest bench clean strip-notebooks
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,17 @@ run: $(STAMP) $(BYTECODE)
 test: $(STAMP) $(BYTECODE)
 	$(BIN)/python -m pytest -q --nbmake tests notebooks
 
+# The same suite against the oldest versions pyproject.toml allows (tests/oldest-versions.txt),
+# in an environment and a numba cache of their own. Not part of CI: it installs and
+# compiles the kernels afresh, about 8 minutes on 2 cores.
+OLDEST := .venv-oldest
+test-oldest:
+	rm -rf $(OLDEST)
+	$(PYTHON) -m venv $(OLDEST)
+	$(OLDEST)/bin/python -m pip install --quiet --disable-pip-version-check \
+		-c tests/oldest-versions.txt -e '.[test]'
+	NUMBA_CACHE_DIR=$(OLDEST)/numba-cache $(OLDEST)/bin/python -m pytest -q --nbmake tests notebooks
+
 strip-notebooks: $(STAMP)
 	$(BIN)/python tests/test_notebooks.py --strip
 
@@ -39,5 +50,5 @@ bench: $(STAMP) $(BYTECODE)
 	$(BIN)/python benchmarks/bench_engine.py
 
 clean:
-	rm -rf $(VENV) results .pytest_cache test-artifacts
+	rm -rf $(VENV) $(OLDEST) results .pytest_cache test-artifacts
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

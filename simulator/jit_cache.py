@@ -87,15 +87,20 @@ class _AllKernelSources:
         return super().from_function(py_func, py_file)
 
 
-class UserProvidedLocator(_AllKernelSources, caching.UserProvidedCacheLocator):
+def _numba_locator(name: str) -> type:
+    """numba's cache locator class ``name`` (public since numba 0.61; "_" before it)."""
+    return getattr(caching, name, None) or getattr(caching, "_" + name)
+
+
+class UserProvidedLocator(_AllKernelSources, _numba_locator("UserProvidedCacheLocator")):
     """NUMBA_CACHE_DIR, when set."""
 
 
-class InTreeLocator(_AllKernelSources, caching.InTreeCacheLocator):
+class InTreeLocator(_AllKernelSources, _numba_locator("InTreeCacheLocator")):
     """__pycache__ beside the sources."""
 
 
-class UserWideLocator(_AllKernelSources, caching.UserWideCacheLocator):
+class UserWideLocator(_AllKernelSources, _numba_locator("UserWideCacheLocator")):
     """The user's cache directory, when the package directory is read-only."""
 
 
