@@ -33,15 +33,16 @@ test: $(STAMP) $(BYTECODE)
 	$(BIN)/python -m pytest -q --nbmake tests notebooks
 
 # The same suite against the oldest versions pyproject.toml allows (tests/oldest-versions.txt),
-# in an environment and a numba cache of their own. Not part of CI: it installs and
-# compiles the kernels afresh, about 8 minutes on 2 cores.
+# in an environment and a numba cache of their own (an absolute path: the tests run some
+# commands in other folders). Not part of CI: it installs and compiles the kernels afresh
+# (numba 0.60 takes three minutes), about 10 minutes on 2 cores.
 OLDEST := .venv-oldest
 test-oldest:
 	rm -rf $(OLDEST)
 	$(PYTHON) -m venv $(OLDEST)
 	$(OLDEST)/bin/python -m pip install --quiet --disable-pip-version-check \
 		-c tests/oldest-versions.txt -e '.[test]'
-	NUMBA_CACHE_DIR=$(OLDEST)/numba-cache $(OLDEST)/bin/python -m pytest -q --nbmake tests notebooks
+	NUMBA_CACHE_DIR=$(CURDIR)/$(OLDEST)/numba-cache $(OLDEST)/bin/python -m pytest -q --nbmake tests notebooks
 
 strip-notebooks: $(STAMP)
 	$(BIN)/python tests/test_notebooks.py --strip
