@@ -7,7 +7,12 @@ PATHS  ?=
 
 .PHONY: install run test test-oldest bench clean strip-notebooks
 
+# Python 3.11 or later (pyproject.toml's requires-python), checked before anything is made:
+# under Python 3.10, pip 23 did not refuse the package but searched on (over 15 minutes).
 $(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "sibsim needs Python \
+	3.11 or later, and $(PYTHON) is " + sys.version.split()[0] + ": give make another, \
+	e.g. make run PYTHON=python3.11")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $(STAMP)
