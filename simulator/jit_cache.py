@@ -88,7 +88,7 @@ class _AllKernelSources:
 
 
 def _numba_locator(name: str) -> type:
-    """numba's cache locator class ``name`` (public since numba 0.61; "_" before it)."""
+    """numba's cache locator class ``name`` (public in numba 0.63; "_"-prefixed in 0.61)."""
     return getattr(caching, name, None) or getattr(caching, "_" + name)
 
 
