@@ -40,7 +40,7 @@ test: $(STAMP) $(BYTECODE)
 # The same suite against the oldest versions pyproject.toml allows (tests/oldest-versions.txt),
 # in an environment and a numba cache of their own (an absolute path: the tests run some
 # commands in other folders). Not part of CI: it installs and compiles the kernels afresh
-: about 5 minutes on 2 cores.
+# (about 5 minutes on 2 cores).
 OLDEST := .venv-oldest
 test-oldest:
 	rm -rf $(OLDEST)
