@@ -1,6 +1,7 @@
 """`sibsim run` output files, reconciliation checks and the Essex scenario end to end."""
 import json
 import re
+import shutil
 import subprocess
 import sys
 
@@ -8,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simulator import engine
+from simulator import engine, io
 from simulator import kernels as K
 from simulator.loader import load_scenario
 from simulator.run import run_scenario
@@ -17,6 +18,32 @@ from helpers import ESSEX, make_scenario
 
 MANIFEST_KEYS = {"scenario", "scenario_file", "scenario_sha256", "package_version", "git_commit",
                  "seed", "paths", "numpy_version", "numba_version", "started_at", "finished_at"}
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_the_manifest_commit_is_the_packages_own_or_none(tmp_path):
+    """A copy of the package inside another project's repository, untracked there (as when
+    installed into a virtual environment in the project's folder), has no commit: the
+    project's would say nothing about the package's code. Tracked, it has the commit."""
+    repo = tmp_path / "project"
+    package = repo / ".venv" / "lib" / "simulator"
+    package.mkdir(parents=True)
+    (package / "kernels.py").write_text("# an installed copy\n")
+    (repo / "README").write_text("a project\n")
+
+    def git(*args):
+        return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.org",
+                               *args], cwd=repo, check=True, capture_output=True,
+                              text=True).stdout.strip()
+    git("init", "-q")
+    git("add", "README")
+    git("commit", "-qm", "the project")
+    assert io.git_commit(package) is None
+    git("add", "-f", ".venv/lib/simulator/kernels.py")
+    git("commit", "-qm", "the package too")
+    assert io.git_commit(package) == git("rev-parse", "HEAD")
+    (package / "kernels.py").write_text("# changed\n")
+    assert io.git_commit(package) == git("rev-parse", "HEAD") + "-dirty"
 
 
 def test_run_writes_paths_and_manifest(tmp_path):
