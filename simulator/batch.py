@@ -22,7 +22,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ import pandas as pd
 
 from . import compare
 from .compose import Variant, load_variants, scenario_file_kind, variant_hash
+from .io import write_text_atomic
 from .loader import Problem, ScenarioError
 
 SUMMARY_FILE = "batch_summary.csv"
@@ -282,27 +282,6 @@ def _remove_leftovers(out: Path) -> None:
     for p in out.iterdir():
         if p.name.startswith(".") and p.name.endswith((".tmp", ".old")):
             shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
-
-
-def write_text_atomic(path: Path, text: str) -> bool:
-    """Replace ``path`` with ``text`` in one rename; do nothing if it already holds it."""
-    try:
-        if path.read_text() == text:
-            return False
-    except OSError:
-        pass
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return True
 
 
 # --------------------------------------------------------------------------- summary

@@ -37,7 +37,8 @@ def report(folder: str, image_format: str | None, quiet: bool) -> None:
     results) folder, whose runs each get their report.html, plus batch_report.html if DIR
     holds batch_summary.csv."""
     from . import reports
-    from .batch import SUMMARY_FILE, write_text_atomic
+    from .batch import SUMMARY_FILE
+    from .io import write_text_atomic
 
     root = Path(folder)
     runs = run_folders(root)

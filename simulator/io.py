@@ -7,6 +7,7 @@ one is in place), so an interrupted run never leaves partial output.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import json
 import math
 import os
@@ -14,6 +15,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -82,16 +84,31 @@ def atomic_folder(target: Path) -> Iterator[Path]:
     os.chmod(tmp, 0o755)  # mkdtemp makes it private; results are for sharing
     try:
         yield tmp
-        old = None
-        if target.exists():
-            old = target.parent / f".{target.name}.{os.getpid()}.old"
-            os.replace(target, old)
-        os.replace(tmp, target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        _rename_into_place(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _rename_into_place(tmp: Path, target: Path, attempts: int = 100) -> None:
+    """Rename the finished folder ``tmp`` to ``target``, first setting aside (and then
+    deleting) whatever is there. Another writer of the same target may rename its own
+    folder into place between those two renames, or set aside the folder this one was
+    about to: then this one tries again. The last writer's folder stays, whole."""
+    for attempt in range(attempts):
+        old = target.parent / f".{target.name}.{uuid.uuid4().hex}.old"
+        try:
+            os.replace(target, old)
+        except FileNotFoundError:
+            pass
+        try:
+            os.replace(tmp, target)
+            return
+        except OSError as e:   # a folder is there again: another writer's
+            if e.errno not in (errno.ENOTEMPTY, errno.EEXIST) or attempt == attempts - 1:
+                raise
+        finally:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def output_problem(path: str | Path, *, folder: bool) -> str | None:
@@ -175,16 +192,25 @@ def write_parquet(path: Path, frame: pd.DataFrame, metadata: dict[str, Any] | No
     pq.write_table(table, path)
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and one rename."""
+def write_text_atomic(path: Path, text: str) -> bool:
+    """Replace ``path`` with ``text`` through a temporary file (flushed to disk) and one
+    rename; do nothing if it already holds that text. Returns whether it wrote."""
     path = Path(path)
+    try:
+        if path.read_text() == text:
+            return False
+    except (OSError, UnicodeDecodeError):
+        pass
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return True

@@ -125,7 +125,7 @@ def load_run(folder: str | Path) -> RunData:
 
 def write_report(folder: str | Path) -> Path:
     """Rebuild ``folder/report.html`` from the folder's saved results (atomically)."""
-    from .batch import write_text_atomic
+    from .io import write_text_atomic
 
     folder = Path(folder)
     target = folder / REPORT_FILE
@@ -553,7 +553,7 @@ def batch_sections(out_dir: str | Path) -> tuple[str, str, list[tuple[str, str, 
 
 def write_batch_report(out_dir: str | Path) -> bool:
     """Write ``out_dir/batch_report.html`` atomically; False if it already held the same."""
-    from .batch import write_text_atomic
+    from .io import write_text_atomic
 
     out = Path(out_dir)
     return write_text_atomic(out / BATCH_REPORT_FILE, build_batch_report(out))

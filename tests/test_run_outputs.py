@@ -296,3 +296,33 @@ def test_progress_bar_only_when_asked(capsys):
     engine.simulate(sc, paths=8, seed=1, progress=True)
     err = capsys.readouterr().err
     assert "/8 [" in err and "path/s" in err   # tqdm's bar: paths done of 8, and the rate
+
+
+def test_writers_racing_for_one_output_folder_leave_one_whole_result(tmp_path):
+    """Runs writing the same results folder at once (two people, or two batches, with one
+    --out) each replace it whole: none fails, the folder ends as one writer's complete
+    output, and no temporary or set-aside folder is left behind."""
+    import threading
+    target = tmp_path / "essex_mst"
+    writers, rounds, files = 6, 25, 5
+    errors = []
+    start = threading.Barrier(writers)
+
+    def write(w):
+        try:
+            start.wait()
+            for r in range(rounds):
+                with io.atomic_folder(target) as tmp:
+                    for f in range(files):
+                        (tmp / f"part{f}.txt").write_text(f"{w}-{r}")
+        except BaseException as e:   # noqa: BLE001 (reported below)
+            errors.append(repr(e))
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(writers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    contents = {p.read_text() for p in target.iterdir()}
+    assert len(list(target.iterdir())) == files and len(contents) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["essex_mst"]
