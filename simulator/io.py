@@ -90,7 +90,7 @@ def atomic_folder(target: Path) -> Iterator[Path]:
         raise
 
 
-def _rename_into_place(tmp: Path, target: Path, attempts: int = 100) -> None:
+def _rename_into_place(tmp: Path, target: Path, attempts: int = 1000) -> None:
     """Rename the finished folder ``tmp`` to ``target``, first setting aside (and then
     deleting) whatever is there. Another writer of the same target may rename its own
     folder into place between those two renames, or set aside the folder this one was
