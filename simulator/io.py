@@ -13,7 +13,6 @@ import math
 import os
 import platform
 import shutil
-import subprocess
 import tempfile
 import uuid
 from contextlib import contextmanager
@@ -25,29 +24,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
-
-
-def git_commit(here: Path | None = None) -> str | None:
-    """The commit of the package's source tree (``here``: the package's folder), if it is
-    tracked in a git checkout, with "-dirty" if it has changes. None otherwise: also for
-    a package installed into a virtual environment that sits inside some other project's
-    repository, whose commit says nothing about this package's code."""
-    here = Path(__file__).resolve().parent if here is None else here
-
-    def git(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["git", *args], cwd=here, capture_output=True, text=True,
-                              timeout=5)
-    try:
-        tracked = git("ls-files", "--error-unmatch", "--", "kernels.py")
-        if tracked.returncode != 0:
-            return None
-        out = git("rev-parse", "HEAD")
-        if out.returncode != 0:
-            return None
-        dirty = git("status", "--porcelain", "--", ".").stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() + ("-dirty" if dirty else "")
+from .provenance import git_commit
 
 
 def manifest(*, scenario_name: str, scenario_file: str | None, scenario_sha256: str | None,
