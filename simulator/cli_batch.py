@@ -144,9 +144,9 @@ def batch(inputs: tuple[str, ...], out_dir: str, n_paths: int | None, dry_run: b
 
 
 def _print_batch_table(summary_path) -> None:
-    import pandas as pd
+    from .io import read_table
 
-    table = pd.read_csv(summary_path)
+    table = read_table(summary_path)
     m = "investor.multiple.mean"
     if m not in table or table[m].isna().all():
         m = "service.care_days_saved.mean"

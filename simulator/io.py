@@ -27,6 +27,12 @@ from . import __version__
 from .provenance import git_commit
 
 
+def read_table(path: str | Path) -> pd.DataFrame:
+    """A CSV table this package wrote, its floats read back exactly (pandas before 3.0
+    reads them to about 15 digits by default)."""
+    return pd.read_csv(path, float_precision="round_trip")
+
+
 def manifest(*, scenario_name: str, scenario_file: str | None, scenario_sha256: str | None,
              seed: int, paths: int, chunk_paths: int, started: dt.datetime,
              finished: dt.datetime, extra: dict[str, Any] | None = None) -> dict[str, Any]:

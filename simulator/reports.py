@@ -534,9 +534,10 @@ def build_batch_report(out_dir: str | Path) -> str:
 
 def batch_sections(out_dir: str | Path) -> tuple[str, str, list[tuple[str, str, list]]]:
     from .batch import SUMMARY_FILE
+    from .io import read_table
 
     out = Path(out_dir)
-    table = pd.read_csv(out / SUMMARY_FILE)
+    table = read_table(out / SUMMARY_FILE)
     ok = table[table["status"] == "ok"].reset_index(drop=True)
     sections: list[tuple[str, str, list]] = []
     side = _batch_side_by_side(out, ok)
@@ -674,11 +675,13 @@ def _variant_axis(fig: dict, n: int) -> None:
 
 
 def _tornado_figures(out: Path) -> list:
+    from .io import read_table
+
     files = sorted(out.glob("*__sensitivity/tornado.csv")) + sorted(
         p for p in [out / "tornado.csv"] if p.exists())
     items = []
     for f in files:
-        t = pd.read_csv(f)
+        t = read_table(f)
         if not len(t):
             continue
         meta_file = f.parent / "sensitivity.json"
