@@ -27,10 +27,15 @@ from . import __version__
 from .provenance import git_commit
 
 
+# pandas before 3.0 reads floats to about 15 digits unless asked for "round_trip"; from
+# 3.0 its default parser is exact and the option is deprecated (a warning on every read).
+_EXACT_FLOATS = ({"float_precision": "round_trip"}
+                 if int(pd.__version__.split(".")[0]) < 3 else {})
+
+
 def read_table(path: str | Path) -> pd.DataFrame:
-    """A CSV table this package wrote, its floats read back exactly (pandas before 3.0
-    reads them to about 15 digits by default)."""
-    return pd.read_csv(path, float_precision="round_trip")
+    """A CSV table this package wrote, its floats read back exactly."""
+    return pd.read_csv(path, **_EXACT_FLOATS)
 
 
 def manifest(*, scenario_name: str, scenario_file: str | None, scenario_sha256: str | None,

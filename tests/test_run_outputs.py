@@ -4,6 +4,7 @@ import re
 import shutil
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -44,6 +45,17 @@ def test_the_manifest_commit_is_the_packages_own_or_none(tmp_path):
     assert io.git_commit(package) == git("rev-parse", "HEAD")
     (package / "kernels.py").write_text("# changed\n")
     assert io.git_commit(package) == git("rev-parse", "HEAD") + "-dirty"
+
+
+def test_csv_tables_are_read_back_exactly_and_quietly(tmp_path):
+    # floats whose 17th digit matters, over many magnitudes; no warning from pandas
+    # (from 3.0 the option older pandas needs for exact reading is deprecated)
+    x = np.random.default_rng(3).random(5000) * np.logspace(-9, 9, 5000)
+    pd.DataFrame({"x": x}).to_csv(tmp_path / "t.csv", index=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        back = io.read_table(tmp_path / "t.csv")["x"].to_numpy()
+    assert np.array_equal(back, x)
 
 
 def test_run_writes_paths_and_manifest(tmp_path):
