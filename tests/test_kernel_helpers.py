@@ -17,6 +17,38 @@ def test_pick():
     assert K.pick(False, 1.5, 2.5) == 2.5
 
 
+def _splitmix(z):
+    """SplitMix64's finaliser in Python integers (the kernels' _mix64)."""
+    mask = (1 << 64) - 1
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+    return z ^ (z >> 31)
+
+
+@njit(cache=False)
+def _uniforms(keys, n):
+    out = np.empty(keys.shape[0])
+    for i in range(keys.shape[0]):   # a loop the compiler vectorises, as in the kernels
+        out[i] = K.uniform(keys[i], n)
+    return out
+
+
+def test_uniform_is_the_top_53_bits_of_the_hash_plus_a_half_over_2_to_the_53():
+    # the integer-to-float conversion is written in bit operations (it vectorises on AVX2):
+    # exact for every 53-bit value, the ends and both halves of the range included
+    for z in (0, 1 << 11, (1 << 63) - 1, 1 << 63, (1 << 63) + (1 << 11), (1 << 64) - 1,
+              (1 << 64) - (1 << 11), 0x123456789ABCDEF0, 0xFEDCBA9876543210):
+        assert K._u53_float(np.uint64(z)) == float(z >> 11)
+    rng = np.random.default_rng(11)
+    keys = rng.integers(0, 2 ** 63, 4000, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+    for n in (0, 5):
+        ours = _uniforms(keys, n)
+        exact = [((_splitmix((int(k) + 0x9E3779B97F4A7C15 * (n + 1)) & ((1 << 64) - 1)) >> 11)
+                  + 0.5) / 2.0 ** 53 for k in keys]
+        assert np.array_equal(ours, exact)
+        assert 0.0 < ours.min() and ours.max() < 1.0
+
+
 def _ulps(ours, exact):
     return np.abs(ours - exact) / np.spacing(np.abs(exact))
 
