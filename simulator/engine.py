@@ -432,14 +432,14 @@ _ENTRY_KERNELS = (K.simulate_chunk,)
 
 def kernels_cached() -> bool:
     """Whether the kernels load from numba's disk cache (False: the next simulation
-    compiles them first, about a minute on 2 cores)."""
+    compiles them first, one to two minutes on 2 cores)."""
     return jit_cache.is_cached(*_ENTRY_KERNELS)
 
 
 def _say_if_compiling() -> None:
     if not kernels_cached():
         print("compiling the simulation kernels: once after installing or changing them, "
-              "about a minute on 2 cores ...", file=sys.stderr, flush=True)
+              "one to two minutes on 2 cores ...", file=sys.stderr, flush=True)
 
 
 def load_kernels(scenario: Scenario, say: bool = True) -> float:
