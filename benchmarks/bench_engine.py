@@ -18,6 +18,14 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# The targets the figures are held to. Issue 2: the engine (the service, workforce and
+# care model, which the reference implementation models too) at 25,000 Essex paths a
+# second on 2 cores, compile excluded, and a second process started in under a second.
+# Issue 3: the contract and SPV waterfall keep the engine within 20% of that rate.
+ENGINE_TARGET = 25_000      # paths/s, 2 threads
+START_TARGET = 1.0          # s, import + cached kernels + first 16 paths
+WATERFALL_COST_LIMIT = 0.20 # share of the engine's rate
 sys.path.insert(0, str(ROOT / "tests"))
 
 
@@ -128,6 +136,20 @@ def main() -> None:
     print(f"second process, import + load + first 16 paths: {inner:.2f} s "
           f"(whole process {process:.2f} s)")
     print(f"sibsim run --paths 16 (writes every output file), whole process: {command:.2f} s")
+    print(targets(threads, service_rate, numba_rate, inner))
+
+
+def targets(threads: int, service_rate: float, full_rate: float, start: float) -> str:
+    """One line saying which of the targets the figures meet (they depend on the machine:
+    see README "Speed")."""
+    def met(ok: bool) -> str:
+        return "met" if ok else "NOT met"
+    cost = 1.0 - full_rate / service_rate
+    engine = (f"engine {ENGINE_TARGET:,} paths/s on 2 threads: "
+              + (met(service_rate >= ENGINE_TARGET) if threads == 2 else f"not tested ({threads} threads)"))
+    return (f"targets: {engine}; waterfall within {WATERFALL_COST_LIMIT:.0%} of the engine: "
+            f"{met(cost <= WATERFALL_COST_LIMIT)} ({cost:.0%}); second process under "
+            f"{START_TARGET:g} s: {met(start < START_TARGET)}")
 
 
 if __name__ == "__main__":
