@@ -43,8 +43,8 @@ OUTPUTS = ("paths.parquet", "quarters.parquet", "summary.json", "charts.json", "
 YAML_SUFFIXES = (".yaml", ".yml")
 # paths.parquet columns the headline figures are computed from
 HEADLINE_COLUMNS = ["multiple", "loss", "irr", "capital_drawn", "outcome_payments",
-                    "cap_reached", "net_saving", "payments_for_drift", "started",
-                    "care_days_counterfactual", "care_days_treated", "child_days"]
+                    "cap_reached", "net_saving", "no_effect_payments", "deadweight_share",
+                    "started", "care_days_counterfactual", "care_days_treated", "child_days"]
 
 
 class BatchBusy(RuntimeError):

@@ -1,5 +1,6 @@
-"""The ``sibsim`` command line (click): validate, schema, run; batch, breakeven and
-sensitivity live in :mod:`simulator.cli_batch`."""
+"""The ``sibsim`` command line (click): baseline, validate, schema, run, calibrate; batch,
+breakeven and sensitivity live in :mod:`simulator.cli_batch`, report in
+:mod:`simulator.cli_report`."""
 from __future__ import annotations
 
 import json
@@ -61,6 +62,38 @@ _register_report_command(main)  # report
 
 
 @main.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--paths", type=click.IntRange(min=100), default=4000, show_default=True,
+              help="Paths of the comparison group.")
+@click.option("--seed", type=SEED, help="Seed (default: the scenario's + 1: other young "
+                                        "people than a run's).")
+@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
+              help="Override a key, as in run. Repeatable.")
+def baseline(file: str, paths: int, seed: int | None, assignments: tuple[str, ...] = ()
+             ) -> None:
+    """Print a fair contract baseline for scenario FILE: the care proportion a comparison
+    group of its young people, untreated, shows quarter by quarter since tracking start,
+    as a contract.baseline_care_proportion line to paste into a scenario."""
+    from .compose import load_with_assignments
+
+    try:
+        loaded = load_with_assignments(file, assignments)
+    except ScenarioError as exc:
+        _fail_invalid(exc)
+    from .baseline import as_yaml, comparison_curve
+    from .engine import ParameterError
+
+    scenario = loaded.scenario
+    seed = scenario.simulation.seed + 1 if seed is None else seed
+    try:
+        curve = comparison_curve(scenario, paths=paths, seed=seed)
+    except ParameterError as exc:
+        click.echo(f"error: {loaded.path}: {exc}", err=True)
+        sys.exit(EXIT_INVALID)
+    click.echo(as_yaml(scenario, curve, paths, seed), nl=False)
+
+
+@main.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 def validate(files: tuple[str, ...]) -> None:
     """Check scenario FILES against the schema; report every problem with file, line and key."""
@@ -104,7 +137,8 @@ def run(file: str, paths: int | None, seed: int | None, chunk_paths: int | None,
         loaded = load_with_assignments(file, assignments)  # resolves extends too
     except ScenarioError as exc:
         _fail_invalid(exc)
-    from .engine import ParameterError, check_memory, load_kernels
+    from .engine import ConservationError, ParameterError, check_memory, load_kernels
+    from .invariants import FinancialInvariantError
     from .run import run_scenario
 
     try:
@@ -120,6 +154,9 @@ def run(file: str, paths: int | None, seed: int | None, chunk_paths: int | None,
     except ParameterError as exc:
         click.echo(f"error: {loaded.path}: {exc}; nothing was written.", err=True)
         sys.exit(EXIT_INVALID)
+    except (ConservationError, FinancialInvariantError) as exc:   # a defect, not bad input
+        click.echo(f"error: {loaded.path}: {exc}; nothing was written.", err=True)
+        sys.exit(EXIT_FAILED)
     elapsed = time.perf_counter() - t0
     if not quiet:
         if load_seconds > 5.0:

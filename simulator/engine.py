@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
-from . import jit_cache, memory
+from . import invariants, jit_cache, memory
 from . import kernels as K
 from .schema import DAYS_PER_MONTH, DAYS_PER_YEAR, Scenario, iter_params
 
@@ -153,6 +153,7 @@ class Layout:
     event_months: np.ndarray
     event_prices: np.ndarray
     event_names: list[str]
+    call_schedule: np.ndarray       # capital the drawdown schedule draws, by calendar quarter
 
 
 def _days(d: dt.date, origin: dt.date) -> float:
@@ -233,7 +234,10 @@ def layout(scenario: Scenario) -> Layout:
         baseline = np.atleast_1d(np.asarray(baseline, dtype=np.float64))
     else:
         baseline = np.zeros(1)
+    call_schedule = np.zeros(n_cal)
     if finance:
+        for draw, amount in zip(finance.drawdown_schedule or [], finance.scheduled_amounts()):
+            call_schedule[quarter_of(draw.date, 0)] += amount
         cfg[K.C_HAS_FINANCE] = 1.0
         cfg[K.C_COMMITMENT] = finance.commitment
         cfg[K.C_RESERVE] = finance.reserve
@@ -241,6 +245,7 @@ def layout(scenario: Scenario) -> Layout:
         cfg[K.C_DISTRIBUTION_FROM_Q] = quarter_of(finance.distribution_start, n_cal)
         cfg[K.C_INVESTOR_SHARE] = finance.investor_share_of_surplus
         cfg[K.C_DISCOUNT_RATE] = finance.discount_rate_per_year
+        cfg[K.C_DISCOUNT_RATE_QUARTER] = (1.0 + finance.discount_rate_per_year) ** 0.25 - 1.0
     return Layout(
         config=cfg,
         team_start=np.array([_days(t.start_date, origin) for t in teams]),
@@ -255,6 +260,7 @@ def layout(scenario: Scenario) -> Layout:
         event_months=np.array([e.months_after_referral for e in events], dtype=np.float64),
         event_prices=np.array([e.price for e in events], dtype=np.float64),
         event_names=[e.name for e in events],
+        call_schedule=call_schedule,
     )
 
 
@@ -406,6 +412,7 @@ def simulate(scenario: Scenario, paths: int | None = None, seed: int | None = No
         K.simulate_chunk(np.uint64(seed), a, params[a:b], lay.config, lay.team_start,
                          lay.team_size, lay.team_weight, lay.reason_cdf, lay.calendar_edges,
                          lay.baseline_by_quarter, lay.event_months, lay.event_prices,
+                         lay.call_schedule,
                          out[a:b], qsr[a:b], cal[a:b], reasons[a:b], totals[a:b])
         if bar is not None:
             bar.update(b - a)
@@ -420,6 +427,7 @@ def simulate(scenario: Scenario, paths: int | None = None, seed: int | None = No
                            uncertain_parameters(scenario), attrs)
     check_conservation({name: columns.column(name) for name in _CONSERVED}, qsr, cal, totals,
                        attrs)
+    invariants.check_waterfall(cal, lay)
     return SimulationResult(scenario, seed, qsr, cal, lay.calendar_quarters, lay.reason_names,
                             columns)
 

@@ -36,7 +36,8 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 # the files whose contents stamp every cached kernel: the kernels' sources, and this
 # file, which sets their compile options (FASTMATH above, the optimisation level below)
 KERNEL_SOURCES = tuple(os.path.join(_HERE, name)
-                       for name in ("kernels.py", "waterfall.py", "jit_cache.py"))
+                       for name in ("kernels.py", "waterfall.py", "irr.py", "invariants.py",
+                                    "jit_cache.py"))
 
 
 def _optimise_fully() -> None:

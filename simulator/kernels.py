@@ -25,6 +25,7 @@ from numba.extending import intrinsic
 
 from . import jit_cache  # noqa: F401  (before any kernel: see the module)
 from .jit_cache import FASTMATH
+from . import irr
 from . import waterfall as W
 
 # --------------------------------------------------------------------------- layout
@@ -103,7 +104,8 @@ C_COHORTS = 26                 # tracking cohorts: the quarters from the first u
                                # in which a tracking window can open
 C_WIND_UP_Q = 27               # the SPV's last quarter: the later of the last payment's and
                                # the service end's (its reserve is released then)
-N_CONFIG = 28
+C_DISCOUNT_RATE_QUARTER = 28   # the discount rate a quarter (the modified IRR's finance rate)
+N_CONFIG = 29
 
 # Per-path scalar outputs.
 O_REFERRALS = 0
@@ -140,16 +142,20 @@ O_COSTS_UNFUNDED = 30
 O_CAPITAL_DRAWN = 31
 O_DISTRIBUTIONS_INVESTORS = 32
 O_DISTRIBUTIONS_PROVIDER = 33
-O_MULTIPLE = 34
+O_MULTIPLE = 34                # (distributions + undrawn commitment) / commitment
 O_MOIC_DRAWN = 35
 O_IRR = 36
 O_PEAK_CAPITAL_AT_RISK = 37
 O_LOSS = 38
 O_CARE_COSTS_AVOIDED = 39
 O_NET_SAVING = 40
-O_PAYMENTS_FOR_DRIFT = 41
+O_NO_EFFECT_PAYMENTS = 41      # what the contract pays on the counterfactual's care days
 O_PAYMENTS_PV = 42
-N_OUT = 43
+O_DEADWEIGHT_SHARE = 43        # min(no-effect payments, payments) / payments (0: none paid)
+O_IRR_RULE = 44                # irr.IRR_* code: how the path's IRR was found
+O_UNDRAWN_COMMITMENT = 45
+O_IDLE_CASH = 46               # mean SPV cash balance over the quarters before wind-up
+N_OUT = 47
 
 # Per quarter-since-tracking-start outputs.
 Q_CHILD_DAYS = 0
@@ -179,7 +185,14 @@ K_SPV_BALANCE = 17
 K_OUTCOME_EVENTS = 18
 K_CASELOAD_DAYS = 19            # open-case days (treatment start to end)
 K_WAITING_DAYS = 20             # days on a waiting list (acceptance to start or loss)
-N_K = 21
+K_NO_EFFECT_PAYMENTS = 21       # outcome payments had the service had no effect
+N_K = 22
+
+# Care days by tracking cohort under a contract (the first axis of cohort_days).
+CO_BASELINE = 0
+CO_TREATED = 1
+CO_COUNTERFACTUAL = 2
+N_CO = 3
 
 # Random streams: one per random process.
 S_PARAMS = 1
@@ -1386,40 +1399,55 @@ def _add_baseline_days(track_a, track_b, width, baseline_q, edges, day_q, slope,
     bump_cohort(k, room, -w, cohort, slope, part)
 
 
+# Rows of _contract_and_finance's work array by_quarter (one a calendar quarter each).
+BQ_TREATED = 0
+BQ_BASELINE = 1
+BQ_COUNTERFACTUAL = 2
+BQ_PAYMENTS = 3
+BQ_NO_EFFECT_PAYMENTS = 4
+BQ_COSTS = 5
+BQ_GROWTH = 6
+BQ_FLOWS = 7
+N_BQ = 8
+
+
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
-def _contract_and_finance(prm, cfg, team_start, edges, base_cq, care_cq, event_counts,
-                          event_prices, out, cal_out, by_quarter, lines, payment_work):
-    """Outcome payments, service costs and the SPV waterfall for one path. Work arrays (the
-    caller's): by_quarter (6, quarters), lines (quarters, W.N_LINES), payment_work
+def _contract_and_finance(prm, cfg, team_start, edges, cohort_days, event_counts,
+                          event_prices, call_schedule, out, cal_out, by_quarter, lines,
+                          payment_work):
+    """Outcome payments (and what they would have been had the service had no effect),
+    service costs and the SPV waterfall for one path. Work arrays (the caller's):
+    by_quarter (N_BQ, quarters), lines (quarters, W.N_LINES), payment_work
     (W.payment_work_size)."""
     n_cal = edges.shape[0] - 1
     by_quarter[:] = 0.0
-    totals = by_quarter[0:2]
-    cohort_totals(care_cq, totals[0])
-    cohort_totals(base_cq, totals[1])
-    n_events = event_counts.shape[1]
+    cohort_totals(cohort_days[CO_TREATED], by_quarter[BQ_TREATED])
+    cohort_totals(cohort_days[CO_BASELINE], by_quarter[BQ_BASELINE])
+    cohort_totals(cohort_days[CO_COUNTERFACTUAL], by_quarter[BQ_COUNTERFACTUAL])
+    n_events = event_counts.shape[2]
     for k in range(n_cal):
-        cal_out[k, K_CARE_TREATED] = totals[0, k]
-        cal_out[k, K_BASELINE_CARE_DAYS] = totals[1, k]
+        cal_out[k, K_CARE_TREATED] = by_quarter[BQ_TREATED, k]
+        cal_out[k, K_BASELINE_CARE_DAYS] = by_quarter[BQ_BASELINE, k]
+        cal_out[k, K_CARE_COUNTERFACTUAL] = by_quarter[BQ_COUNTERFACTUAL, k]
         events = 0.0
         for e in range(n_events):   # (a loop: numba's sum of a row is a call)
-            events += event_counts[k, e]
+            events += event_counts[0, k, e]
         cal_out[k, K_OUTCOME_EVENTS] = events
     treated = cal_out[:, K_CARE_TREATED].sum()
     baseline = cal_out[:, K_BASELINE_CARE_DAYS].sum()
     counterfactual = cal_out[:, K_CARE_COUNTERFACTUAL].sum()
     out[O_BASELINE_CARE_DAYS] = baseline
-    payments = by_quarter[2]
-    last_q = int(cfg[C_LAST_PAYMENT_Q])
-    capped = W.cohort_payments_into(base_cq, care_cq, event_counts, event_prices,
-                                    cfg[C_PRICE_PER_DAY], int(cfg[C_PAYMENT_LAG]),
-                                    cfg[C_CLAWBACK] > 0.5, cfg[C_CAP], last_q, payments,
-                                    payment_work)
+    payments = by_quarter[BQ_PAYMENTS]
+    capped = _payments(cfg, cohort_days[CO_BASELINE], cohort_days[CO_TREATED], event_counts[0],
+                       event_prices, payments, payment_work)
+    no_effect = by_quarter[BQ_NO_EFFECT_PAYMENTS]
+    _payments(cfg, cohort_days[CO_BASELINE], cohort_days[CO_COUNTERFACTUAL], event_counts[1],
+              event_prices, no_effect, payment_work)
     service_end = cfg[C_SERVICE_END]
     for k in range(team_start.shape[0]):
         add_interval(team_start[k], service_end, edges, cal_out, K_TEAM_DAYS, 1.0)
-    costs = by_quarter[3]
-    growth = by_quarter[4]
+    costs = by_quarter[BQ_COSTS]
+    growth = by_quarter[BQ_GROWTH]
     compounded(prm[P_COST_INFLATION], edges, growth)
     W.quarterly_costs(cal_out[:, K_TEAM_DAYS], cal_out[:, K_STARTED],
                       prm[P_COST_TEAM_QUARTER], prm[P_COST_PER_CASE], prm[P_COST_FLEX_FUND],
@@ -1427,38 +1455,56 @@ def _contract_and_finance(prm, cfg, team_start, edges, base_cq, care_cq, event_c
                       prm[P_COST_MANAGEMENT_QUARTER], growth, int(cfg[C_WIND_UP_Q]), costs)
     compounded(cfg[C_DISCOUNT_RATE], edges, growth)
     total_paid = 0.0
+    total_no_effect = 0.0
     pv = 0.0
     for k in range(n_cal):
         cal_out[k, K_OUTCOME_PAYMENTS] = payments[k]
+        cal_out[k, K_NO_EFFECT_PAYMENTS] = no_effect[k]
         cal_out[k, K_SERVICE_COSTS] = costs[k]
         total_paid += payments[k]
+        total_no_effect += no_effect[k]
         pv += payments[k] / growth[k]
     out[O_OUTCOME_PAYMENTS] = total_paid
+    out[O_NO_EFFECT_PAYMENTS] = total_no_effect
+    out[O_DEADWEIGHT_SHARE] = (min(max(total_no_effect, 0.0), total_paid) / total_paid
+                               if total_paid > 0.0 else 0.0)
     out[O_PAYMENTS_PV] = pv
     out[O_CAP_REACHED] = 1.0 if capped else 0.0
     out[O_SERVICE_COSTS] = costs.sum()
     avoided = (counterfactual - treated) * prm[P_CARE_COST_PER_DAY]
     out[O_CARE_COSTS_AVOIDED] = avoided
     out[O_NET_SAVING] = avoided - total_paid
-    paid_days = baseline - treated
-    drift_share = 0.0
-    if paid_days > 0.0:
-        drift_share = min(max((baseline - counterfactual) / paid_days, 0.0), 1.0)
-    out[O_PAYMENTS_FOR_DRIFT] = max(total_paid, 0.0) * drift_share
     if cfg[C_HAS_FINANCE] < 0.5:
         for o in (O_COSTS_UNFUNDED, O_CAPITAL_DRAWN, O_DISTRIBUTIONS_INVESTORS,
-                  O_DISTRIBUTIONS_PROVIDER, O_MULTIPLE, O_MOIC_DRAWN, O_IRR,
-                  O_PEAK_CAPITAL_AT_RISK, O_LOSS):
+                  O_DISTRIBUTIONS_PROVIDER, O_MULTIPLE, O_MOIC_DRAWN, O_IRR, O_IRR_RULE,
+                  O_PEAK_CAPITAL_AT_RISK, O_LOSS, O_UNDRAWN_COMMITMENT, O_IDLE_CASH):
             out[o] = np.nan
         return
+    _finance(cfg, payments, costs, call_schedule, out, cal_out, lines, by_quarter[BQ_FLOWS])
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
+def _payments(cfg, baseline_cq, care_cq, event_counts, event_prices, payments, work):
+    """The contract's payments by quarter on these care days; True if the cap was reached."""
+    return W.cohort_payments_into(baseline_cq, care_cq, event_counts, event_prices,
+                                  cfg[C_PRICE_PER_DAY], int(cfg[C_PAYMENT_LAG]),
+                                  cfg[C_CLAWBACK] > 0.5, cfg[C_CAP], int(cfg[C_LAST_PAYMENT_Q]),
+                                  payments, work)
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
+def _finance(cfg, payments, costs, call_schedule, out, cal_out, lines, flows):
+    """The SPV waterfall and the investors' figures for one path (flows: a work row)."""
+    n_cal = payments.shape[0]
+    wind_up = int(cfg[C_WIND_UP_Q])
     lines[:] = 0.0
     commitment = cfg[C_COMMITMENT]
-    drawn = W.spv_cash_flows(payments, costs, commitment, cfg[C_RESERVE], cfg[C_TRANCHE],
-                             int(cfg[C_DISTRIBUTION_FROM_Q]), int(cfg[C_WIND_UP_Q]),
+    drawn = W.spv_cash_flows(payments, costs, call_schedule, commitment, cfg[C_RESERVE],
+                             cfg[C_TRANCHE], int(cfg[C_DISTRIBUTION_FROM_Q]), wind_up,
                              cfg[C_INVESTOR_SHARE], lines)
-    flows = by_quarter[5]
     at_risk = 0.0
     peak = 0.0
+    idle = 0.0
     for k in range(n_cal):
         cal_out[k, K_COSTS_PAID] = lines[k, W.L_COSTS_PAID]
         cal_out[k, K_COSTS_UNFUNDED] = lines[k, W.L_SHORTFALL]
@@ -1469,20 +1515,50 @@ def _contract_and_finance(prm, cfg, team_start, edges, base_cq, care_cq, event_c
         flows[k] = lines[k, W.L_DIST_INVESTORS] - lines[k, W.L_CAPITAL_CALLS]
         at_risk -= flows[k]
         peak = max(peak, at_risk)
+        if k < wind_up:
+            idle += lines[k, W.L_BALANCE]
     to_investors = lines[:, W.L_DIST_INVESTORS].sum()
     out[O_COSTS_UNFUNDED] = lines[:, W.L_SHORTFALL].sum()
     out[O_CAPITAL_DRAWN] = drawn
+    out[O_UNDRAWN_COMMITMENT] = commitment - drawn
+    out[O_IDLE_CASH] = idle / wind_up if wind_up > 0 else 0.0
     out[O_DISTRIBUTIONS_INVESTORS] = to_investors
     out[O_DISTRIBUTIONS_PROVIDER] = lines[:, W.L_DIST_PROVIDER].sum()
-    out[O_MULTIPLE] = to_investors / commitment
+    # what the commitment became: distributions plus the commitment never drawn (kept by
+    # the investors), so capital drawn and handed back unused is no gain
+    out[O_MULTIPLE] = (to_investors + commitment - drawn) / commitment
     out[O_MOIC_DRAWN] = to_investors / drawn if drawn > 0.0 else np.nan
-    q = W.irr(flows)
-    out[O_IRR] = W.annualise(q) if not np.isnan(q) else np.nan
+    q, rule = irr.path_irr(flows, cfg[C_DISCOUNT_RATE_QUARTER])
+    out[O_IRR] = irr.annualise(q)
+    out[O_IRR_RULE] = rule
     out[O_PEAK_CAPITAL_AT_RISK] = peak
     out[O_LOSS] = 1.0 if to_investors < drawn - 0.005 else 0.0
 
 
 # --------------------------------------------------------------------------- outcomes
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+def _bin_spell(a, b, track_b, k_b, room_b, edges, day_q, cohort, slope, part):
+    """A care spell [a, b) into a cohort band; (k_b, room_b) is the window end's look-up,
+    where most spells end."""
+    k_in, room_in = quarter_room(a, edges, day_q)
+    bump_cohort(k_in, room_in, 1.0, cohort, slope, part)
+    if b == track_b:
+        bump_cohort(k_b, room_b, -1.0, cohort, slope, part)
+    else:
+        k_out, room_out = quarter_room(b, edges, day_q)
+        bump_cohort(k_out, room_out, -1.0, cohort, slope, part)
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+def _bin_calendar_spell(a, b, track_b, k_b, room_b, edges, day_q, slope, part, col):
+    """A care spell [a, b) into calendar quarters, column col."""
+    slope_at(a, 1.0, edges, day_q, slope, part, col)
+    if b == track_b:
+        bump(k_b, room_b, -1.0, slope, part, col)
+    else:
+        slope_at(b, -1.0, edges, day_q, slope, part, col)
+
+
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
 def _weaker(kappa, hr, log_hr):
     """The hazard ratio hr with its log scaled by kappa (hr itself when kappa is 1)."""
@@ -1495,11 +1571,14 @@ def _outcomes(prm, cfg, n_acc, status, noncompleted_c, female_c, ref_time, accep
               disrupted, age0, prior, rate0, care_key, care_e0, care_x1, care_e2, care_x3,
               first_entry_t, baseline_q,
               event_months, cal_edges, day_q, first_year_a, first_year_b, out, qsr_out, cal_out,
-              k_slope, q_slope, base_cq, care_cq, base_slope, care_slope, event_counts, checks,
-              in_care, lengths):
+              k_slope, q_slope, cohort_days, cohort_slope, event_counts, checks, in_care,
+              lengths):
     """The accepted young people's outcomes after the capacity model: counts, waiting and
     caseload days, child days and care days (treated and counterfactual) in their
-    tracking window. Returns (started, total wait, total age). Compiled without reference counting: it
+    tracking window. Under a contract, the baseline, treated and counterfactual care days
+    by tracking cohort (cohort_days[CO_*], slope-binned with cohort_slope) and the outcome
+    events, treated and counterfactual (event_counts[0], [1]; in_care likewise).
+    Returns (started, total wait, total age). Compiled without reference counting: it
     allocates nothing, and numba's refcount pruning gives up on loops this large."""
     care_end_age = cfg[C_CARE_END_AGE]
     track_days = cfg[C_TRACKING_DAYS]
@@ -1530,7 +1609,10 @@ def _outcomes(prm, cfg, n_acc, status, noncompleted_c, female_c, ref_time, accep
     constant_pieces = age_hr == 1.0 and half_life <= 0.0
     single_baseline = baseline_q.shape[0] == 1
     n_cal = cal_edges.shape[0] - 1
-    n_cohorts = base_cq.shape[1]
+    n_cohorts = cohort_days.shape[2]
+    base_cq, base_slope = cohort_days[CO_BASELINE], cohort_slope[CO_BASELINE]
+    care_cq, care_slope = cohort_days[CO_TREATED], cohort_slope[CO_TREATED]
+    cf_cq, cf_slope = cohort_days[CO_COUNTERFACTUAL], cohort_slope[CO_COUNTERFACTUAL]
     n_events = event_months.shape[0]
     n_started = 0
     wait_sum = 0.0
@@ -1609,7 +1691,8 @@ def _outcomes(prm, cfg, n_acc, status, noncompleted_c, female_c, ref_time, accep
             horizon = r
         for m in range(n_events):
             checks[m] = r + event_months[m] * DAYS_PER_MONTH
-            in_care[m] = False
+            in_care[0, m] = False
+            in_care[1, m] = False
         cohort = 0
         if has_contract:
             # quarter_of(track_a), clamped (a window after the calendar bins nothing)
@@ -1627,9 +1710,14 @@ def _outcomes(prm, cfg, n_acc, status, noncompleted_c, female_c, ref_time, accep
         # here, not in a function, because the call (with a dozen arrays) cost a tenth of
         # the run; and written twice, not as one loop over the two walks, because that
         # loop's tests of which walk it was in cost another tenth.
+        # Treatment without effect (hazard ratios of 1) walks as the counterfactual does:
+        # its days are the counterfactual's, binned alike, so that the payments at hazard
+        # ratio 1 are the no-effect payments exactly.
+        no_effect = mult_during == 1.0 and mult_after == 1.0
         key = care_key[i]
         lhr_after = kappa * lhr_after0
         cf = 0.0
+        tr = 0.0
         t = r
         n = 0
         rate = rate0[i]
@@ -1646,17 +1734,31 @@ def _outcomes(prm, cfg, n_acc, status, noncompleted_c, female_c, ref_time, accep
                 break
             t_out = _spell_end(t_in, n, key, care_x1[i], care_x3[i], exit_rate, horizon)
             n += 2
+            for m in range(n_events):
+                if t_in <= checks[m] < t_out:
+                    in_care[1, m] = True
             a = max(t_in, track_a)
             b = min(t_out, track_b)
             if b > a:
                 cf += b - a
                 slope_at_since(a - track_a, 1.0, qsr_width, q_slope, qsr_out, Q_CARE_COUNTERFACTUAL)
                 slope_at_since(b - track_a, -1.0, qsr_width, q_slope, qsr_out, Q_CARE_COUNTERFACTUAL)
-                slope_at(a, 1.0, cal_edges, day_q, k_slope, cal_out, K_CARE_COUNTERFACTUAL)
-                if b == track_b:   # mostly: a spell runs to the window's end, looked up above
-                    bump(k_b, room_b, -1.0, k_slope, cal_out, K_CARE_COUNTERFACTUAL)
+                if has_contract:
+                    _bin_spell(a, b, track_b, k_b, room_b, cal_edges, day_q, cohort, cf_slope,
+                               cf_cq)
                 else:
-                    slope_at(b, -1.0, cal_edges, day_q, k_slope, cal_out, K_CARE_COUNTERFACTUAL)
+                    _bin_calendar_spell(a, b, track_b, k_b, room_b, cal_edges, day_q, k_slope,
+                                        cal_out, K_CARE_COUNTERFACTUAL)
+                if no_effect:
+                    tr += b - a
+                    slope_at_since(a - track_a, 1.0, qsr_width, q_slope, qsr_out, Q_CARE_TREATED)
+                    slope_at_since(b - track_a, -1.0, qsr_width, q_slope, qsr_out, Q_CARE_TREATED)
+                    if has_contract:
+                        _bin_spell(a, b, track_b, k_b, room_b, cal_edges, day_q, cohort,
+                                   care_slope, care_cq)
+                    else:
+                        _bin_calendar_spell(a, b, track_b, k_b, room_b, cal_edges, day_q,
+                                            k_slope, cal_out, K_CARE_TREATED)
             t = t_out
             rate = rate0[i] * reentry_hr
             if t < horizon:
@@ -1664,9 +1766,11 @@ def _outcomes(prm, cfg, n_acc, status, noncompleted_c, female_c, ref_time, accep
         # Most treated young people never enter care: the treated walk is skipped when
         # the whole treated hazard to the horizon (closed form if it is piecewise constant
         # in three pieces) stays below the first entry target.
-        tr = 0.0
-        if not (constant_pieces and (_treated_hazard(r, s, e, horizon, rate0[i], mult_during,
-                                                     mult_after) < care_e0[i])):
+        if no_effect:
+            for m in range(n_events):
+                in_care[0, m] = in_care[1, m]
+        elif not (constant_pieces and (_treated_hazard(r, s, e, horizon, rate0[i], mult_during,
+                                                       mult_after) < care_e0[i])):
             t = r
             n = 0
             rate = rate0[i]
@@ -1685,7 +1789,7 @@ def _outcomes(prm, cfg, n_acc, status, noncompleted_c, female_c, ref_time, accep
                 n += 2
                 for m in range(n_events):
                     if t_in <= checks[m] < t_out:
-                        in_care[m] = True
+                        in_care[0, m] = True
                 a = max(t_in, track_a)
                 b = min(t_out, track_b)
                 if b > a:
@@ -1695,26 +1799,21 @@ def _outcomes(prm, cfg, n_acc, status, noncompleted_c, female_c, ref_time, accep
                     # by cohort under a contract (arrays named in each call: choosing one
                     # at run time cost a tenth as well)
                     if has_contract:
-                        k_in, room_in = quarter_room(a, cal_edges, day_q)
-                        bump_cohort(k_in, room_in, 1.0, cohort, care_slope, care_cq)
-                        if b == track_b:
-                            bump_cohort(k_b, room_b, -1.0, cohort, care_slope, care_cq)
-                        else:
-                            k_out, room_out = quarter_room(b, cal_edges, day_q)
-                            bump_cohort(k_out, room_out, -1.0, cohort, care_slope, care_cq)
+                        _bin_spell(a, b, track_b, k_b, room_b, cal_edges, day_q, cohort,
+                                   care_slope, care_cq)
                     else:
-                        slope_at(a, 1.0, cal_edges, day_q, k_slope, cal_out, K_CARE_TREATED)
-                        if b == track_b:
-                            bump(k_b, room_b, -1.0, k_slope, cal_out, K_CARE_TREATED)
-                        else:
-                            slope_at(b, -1.0, cal_edges, day_q, k_slope, cal_out, K_CARE_TREATED)
+                        _bin_calendar_spell(a, b, track_b, k_b, room_b, cal_edges, day_q,
+                                            k_slope, cal_out, K_CARE_TREATED)
                 t = t_out
                 rate = rate0[i] * reentry_hr
                 if t < horizon:
                     target = care_e2[i] if n == 2 else exponential(key, n)
         for m in range(n_events):
-            if checks[m] < horizon and not in_care[m]:
-                count_at(checks[m], cal_edges, day_q, event_counts, m, 1.0)
+            if checks[m] < horizon:
+                if not in_care[0, m]:
+                    count_at(checks[m], cal_edges, day_q, event_counts[0], m, 1.0)
+                if not in_care[1, m]:
+                    count_at(checks[m], cal_edges, day_q, event_counts[1], m, 1.0)
         care_days_cf += cf
         care_days_tr += tr
         entered_cf += cf > 0.0
@@ -1767,10 +1866,19 @@ def _take2(buf, at, rows, cols):
     return buf[at:at + n].reshape((rows, cols)), at + n
 
 
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+def _take3(buf, at, n0, n1, n2):
+    """_take as an (n0, n1, n2) array (empty past buf's end)."""
+    n = n0 * n1 * n2
+    if at + n > buf.shape[0]:
+        return buf[:0].reshape((0, n1, n2)), at + n
+    return buf[at:at + n].reshape((n0, n1, n2)), at + n
+
+
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
 def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, reason_cdf,
-                  cal_edges, day_q, baseline_q, event_months, event_prices, out, qsr_out, cal_out,
-                  reasons_out, ws_f, ws_i, ws_u, ws_b, ev_cap):
+                  cal_edges, day_q, baseline_q, event_months, event_prices, call_schedule, out,
+                  qsr_out, cal_out, reasons_out, ws_f, ws_i, ws_u, ws_b, ev_cap):
     """One path into its rows of the outputs (zeroed by the caller), its work arrays cut
     from the workspace ws_* (ev_cap: room for staffing events). Returns PATH_DONE, or
     WORKSPACE_SMALL or EVENTS_FULL, when the caller makes more room and calls again."""
@@ -1808,14 +1916,12 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
     zeroed_from = f   # (the binning arrays, zeroed together below: one flat fill)
     k_slope, f = _take2(ws_f, f, n_cal, N_K)
     q_slope, f = _take2(ws_f, f, n_q, N_Q)
-    base_cq, f = _take2(ws_f, f, band, n_cohorts)  # baseline care days by cohort (band: see bump_cohort)
-    care_cq, f = _take2(ws_f, f, band, n_cohorts)  # treated care days by cohort
-    base_slope, f = _take2(ws_f, f, band, n_cohorts)
-    care_slope, f = _take2(ws_f, f, band, n_cohorts)
-    event_counts, f = _take2(ws_f, f, n_cal, n_events)
+    cohort_days, f = _take3(ws_f, f, N_CO, band, n_cohorts)  # care days by cohort (CO_*; band: see bump_cohort)
+    cohort_slope, f = _take3(ws_f, f, N_CO, band, n_cohorts)
+    event_counts, f = _take3(ws_f, f, 2, n_cal, n_events)     # treated, counterfactual
     zeroed_to = f
     checks, f = _take(ws_f, f, n_events)
-    by_quarter, f = _take2(ws_f, f, 6, n_cal)
+    by_quarter, f = _take2(ws_f, f, N_BQ, n_cal)
     lines, f = _take2(ws_f, f, n_cal, W.N_LINES)
     payment_work, f = _take(ws_f, f, W.payment_work_size(band, n_cohorts, n_cal))
     posts, i = _take2(ws_i, i, 2, n_posts)
@@ -1829,7 +1935,7 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
     cell_keys, u = _take(ws_u, u, n_cells)
     cell_accepted, b = _take(ws_b, b, n_cells)
     staffed, b = _take(ws_b, b, n_posts)
-    in_care, b = _take(ws_b, b, n_events)
+    in_care, b = _take2(ws_b, b, 2, n_events)
     if f > ws_f.shape[0] or i > ws_i.shape[0] or u > ws_u.shape[0] or b > ws_b.shape[0]:
         return WORKSPACE_SMALL
 
@@ -1930,14 +2036,15 @@ def simulate_path(seed, path, prm, cfg, team_start0, team_size, team_weight, rea
         end_t, disrupted, age0, prior, rate0, care_key, care_e0, care_x1, care_e2, care_x3,
         first_entry_t, baseline_q, event_months,
         cal_edges, day_q, first_year_a, first_year_b, out, qsr_out, cal_out, k_slope, q_slope,
-        base_cq, care_cq, base_slope, care_slope, event_counts, checks, in_care, lengths)
+        cohort_days, cohort_slope, event_counts, checks, in_care, lengths)
     settle(cal_edges, 0.0, k_slope, cal_out)
     settle(cal_edges[:0], qsr_width, q_slope, qsr_out)
     if has_contract:
-        settle_cohorts(cal_edges, base_slope, base_cq)
-        settle_cohorts(cal_edges, care_slope, care_cq)
-        _contract_and_finance(prm, cfg, team_start, cal_edges, base_cq, care_cq, event_counts,
-                              event_prices, out, cal_out, by_quarter, lines, payment_work)
+        for co in range(N_CO):
+            settle_cohorts(cal_edges, cohort_slope[co], cohort_days[co])
+        _contract_and_finance(prm, cfg, team_start, cal_edges, cohort_days, event_counts,
+                              event_prices, call_schedule, out, cal_out, by_quarter, lines,
+                              payment_work)
     out[O_ACCEPTED] = n_ref - out[O_REJECTED]
     out[O_STARTED] = n_started
     out[O_COMPLETED] = n_started - out[O_NONCOMPLETED]
@@ -2251,8 +2358,8 @@ WORKERS = 1024
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", parallel=True)
 def simulate_chunk(seed, path_start, params, cfg, team_start, team_size, team_weight,
-                   reason_cdf, cal_edges, baseline_q, event_months, event_prices, out, qsr_out,
-                   cal_out, reasons_out, totals_out):
+                   reason_cdf, cal_edges, baseline_q, event_months, event_prices, call_schedule,
+                   out, qsr_out, cal_out, reasons_out, totals_out):
     """Simulate paths path_start .. path_start + len(params) - 1 into the outputs, and each
     path's totals for the reconciliation checks (path_totals) into totals_out, read
     from its outputs just written (while they are in the cache: a pass over the
@@ -2289,7 +2396,8 @@ def simulate_chunk(seed, path_start, params, cfg, team_start, team_size, team_we
                     reasons_out[i] = 0.0
                     done = simulate_path(seed, path_start + i, params[i], cfg, team_start,
                                          team_size, team_weight, reason_cdf, cal_edges, day_q,
-                                         baseline_q, event_months, event_prices, out[i],
+                                         baseline_q, event_months, event_prices,
+                                         call_schedule, out[i],
                                          qsr_out[i], cal_out[i], reasons_out[i], ws_f, ws_i,
                                          ws_u, ws_b, ev_cap)
                     if done == PATH_DONE:

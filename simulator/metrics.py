@@ -84,7 +84,12 @@ def summary(result: SimulationResult) -> dict[str, Any]:
             "prob_cap_reached_se": _mean_se(f.cap_reached)["se"],
             "care_costs_avoided": _stats(f.care_costs_avoided),
             "net_saving": _stats(f.net_saving),
-            "payments_for_days_saved_anyway": _stats(f.payments_for_drift),
+            # what the same contract would have paid on each path had the service had no
+            # effect (its counterfactual care days, on the same draws), and the share of
+            # the payments that were for days the counterfactual would have saved anyway
+            "no_effect_payments": {**_stats(f.no_effect_payments),
+                                   "prob_any": float((f.no_effect_payments > 0.005).mean())},
+            "deadweight_share": _stats(f.deadweight_share),
             "service_costs": _stats(f.service_costs),
         }
     if result.scenario.finance is not None:
@@ -96,7 +101,10 @@ def summary(result: SimulationResult) -> dict[str, Any]:
             "commitment": result.scenario.finance.commitment,
             "multiple": _stats(multiple),
             "moic_drawn": _stats(f.moic_drawn, (50,)),
-            "irr": {**_stats(irr), "undefined_paths": int(np.isnan(irr).sum())},
+            # over every path: -100% where nothing came back; undefined (NaN) only where
+            # nothing was drawn. "rules" counts the paths by how their IRR was found.
+            "irr": {**_stats(irr), "undefined_paths": int(np.isnan(irr).sum()),
+                    "rules": irr_rule_counts(f.irr_rule.to_numpy())},
             "prob_loss": float(f.loss.mean()),
             "prob_loss_se": _mean_se(f.loss)["se"],
             # value at risk and expected shortfall of the multiple on committed capital:
@@ -104,6 +112,8 @@ def summary(result: SimulationResult) -> dict[str, Any]:
             "var95": var95,
             "cvar95": float(tail.mean()),
             "capital_drawn": _stats(f.capital_drawn),
+            "undrawn_commitment": _stats(f.undrawn_commitment),
+            "idle_cash": _stats(f.idle_cash),
             "peak_capital_at_risk": _stats(f.peak_capital_at_risk),
             "costs_unfunded": {**_mean_se(f.costs_unfunded),
                                "prob_any": float((f.costs_unfunded > 0.005).mean())},
@@ -112,17 +122,24 @@ def summary(result: SimulationResult) -> dict[str, Any]:
     return out
 
 
-QUARTER_LINES = ["outcome_payments", "service_costs", "costs_paid", "costs_unfunded",
-                 "capital_calls", "distributions_investors", "distributions_provider",
-                 "spv_balance", "referrals", "accepted", "started", "child_days",
-                 "care_treated", "care_counterfactual", "baseline_care_days", "vacancy_days",
-                 "therapist_days", "caseload_days", "waiting_days"]
+def irr_rule_counts(rule: np.ndarray) -> dict[str, int]:
+    """Paths by the rule that gave their IRR (simulator.irr's IRR_RULES names)."""
+    from .irr import IRR_RULES
+    return {name: int((rule == code).sum()) for code, name in enumerate(IRR_RULES)}
+
+
+QUARTER_LINES = ["outcome_payments", "no_effect_payments", "service_costs", "costs_paid",
+                 "costs_unfunded", "capital_calls", "distributions_investors",
+                 "distributions_provider", "spv_balance", "referrals", "accepted", "started",
+                 "child_days", "care_treated", "care_counterfactual", "baseline_care_days",
+                 "vacancy_days", "therapist_days", "caseload_days", "waiting_days"]
 # Averages over each quarter's days: open cases and young people waiting on an average day.
 DAILY_AVERAGE_LINES = {"open_cases": "caseload_days", "waiting_list": "waiting_days"}
 # Running totals per path, for the report's fan charts: a percentile of a running total is
 # not the running total of the percentiles, so they are computed path by path here.
 CUMULATIVE_LINES = {
     "cumulative_outcome_payments": ("outcome_payments",),
+    "cumulative_no_effect_payments": ("no_effect_payments",),
     "cumulative_capital_calls": ("capital_calls",),       # capital drawn to date
     "investor_cash_position": ("distributions_investors", "-capital_calls"),
 }
@@ -204,6 +221,8 @@ def headline_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
                   f"{money(c['outcome_payments']['mean'])} ({money(c['outcome_payments']['p50'])}, "
                   f"{money(c['outcome_payments']['p95'])})"),
                  ("probability the cap is reached", _fmt(c["prob_cap_reached"], ".1%")),
+                 ("payments if the service had no effect (mean)",
+                  money(c["no_effect_payments"]["mean"])),
                  ("net saving to the commissioner (p50)", money(c["net_saving"]["p50"]))]
     if "investor" in s:
         i = s["investor"]

@@ -43,7 +43,8 @@ REPORT_FILE = "report.html"
 CHARTS_FILE = "charts.json"
 BATCH_REPORT_FILE = "batch_report.html"
 # paths.parquet columns the run report draws histograms of
-PATH_COLUMNS = ["multiple", "irr", "net_saving", "outcome_payments", "payments_for_drift"]
+PATH_COLUMNS = ["multiple", "irr", "net_saving", "outcome_payments", "no_effect_payments",
+                "deadweight_share"]
 HISTOGRAM_BINS = 60
 Z95 = 1.959964  # two-sided 95% normal interval: error bars are +-Z95 standard errors
 
@@ -216,8 +217,10 @@ def _commissioner_view(data: RunData, q: pd.DataFrame) -> list:
     items: list = [_payments_by_year(c)]
     if "cumulative_outcome_payments_p50" in q:
         items.append(_fan_figure(
-            q, [("cumulative_outcome_payments", "payments to date", ORANGE)],
-            "Cumulative outcome payments against the cap", "payments to date (£)", money=True,
+            q, [("cumulative_outcome_payments", "payments to date", ORANGE),
+                ("cumulative_no_effect_payments", "payments had the service no effect", GREY)],
+            "Cumulative outcome payments against the cap, and what the contract would pay "
+            "if the service had no effect", "payments to date (£)", money=True,
             hline=(c.get("cap"), "cap on total payments")))
     if "net_saving" in data.paths:
         x = data.paths["net_saving"].to_numpy(dtype=np.float64)
@@ -232,8 +235,12 @@ def _commissioner_view(data: RunData, q: pd.DataFrame) -> list:
                 "net saving (£)", "share of paths (%)", x_money=True,
                 markers=[(float(np.median(x)), f"median £{np.median(x) / 1e6:,.2f}m", BLUE, 1.0)]
                 + _zero_marker(x, "break-even")))
-    if {"outcome_payments", "payments_for_drift"} <= set(data.paths):
-        items.append(_payments_for_drift(data.paths, c))
+    if {"outcome_payments", "no_effect_payments"} <= set(data.paths) \
+            and "no_effect_payments" in c:
+        items.append(_no_effect_payments(data.paths, c))
+    tq = (data.charts or {}).get("tracking_quarters")
+    if tq and tq.get("baseline"):
+        items.append(_baseline_against_counterfactual(tq))
     return items
 
 
@@ -293,7 +300,11 @@ def _multiple_histogram(x: np.ndarray, inv: dict) -> dict:
 def _irr_histogram(irr: np.ndarray, inv: dict) -> dict:
     undefined = int(np.isnan(irr).sum())
     h = _histogram(irr * 100)
-    note = f"; undefined on {undefined:,} paths (flows never change sign)" if undefined else ""
+    note = f"; undefined on {undefined:,} paths (no capital drawn)" if undefined else ""
+    rules = inv["irr"].get("rules") or {}
+    if rules.get("nearest_root") or rules.get("modified"):
+        note += (f"; several roots on {rules.get('nearest_root', 0):,} paths (the one nearest "
+                 f"the multiple's rate), none on {rules.get('modified', 0):,} (modified IRR)")
     if h is None:
         return _empty("Investor IRR", f"IRR undefined on every path{note}")
     centers, widths, share, _ = h
@@ -330,25 +341,68 @@ def _payments_by_year(c: dict) -> dict | str:
     return fig
 
 
-def _payments_for_drift(paths: pd.DataFrame, c: dict) -> dict | str:
-    """Payments for days the true counterfactual would have saved anyway (the baseline's
-    drift from today's counterfactual), on their own scale: beside total payments they are
-    often a sliver."""
-    drift = paths["payments_for_drift"].to_numpy(dtype=np.float64)
-    title = "Payments for days the true counterfactual would have saved anyway"
-    h = _histogram(drift)
-    if h is None:
+def _no_effect_payments(paths: pd.DataFrame, c: dict) -> dict | str:
+    """Total payments beside what the same contract would pay on each path had the service
+    had no effect (its counterfactual care days, same draws): the deadweight a flat
+    baseline pays for."""
+    paid = paths["outcome_payments"].to_numpy(dtype=np.float64)
+    none = paths["no_effect_payments"].to_numpy(dtype=np.float64)
+    both = np.concatenate([paid, none])
+    both = both[np.isfinite(both)]
+    title = "Outcome payments, and what the contract would pay if the service had no effect"
+    if len(both) == 0:
         return _empty(title, "no payments")
-    centers, widths, share, _ = h
-    total = c["outcome_payments"]["mean"]
-    anyway = c["payments_for_days_saved_anyway"]["mean"]
-    of_total = f" ({anyway / total:.1%} of payments)" if total else ""
-    median = float(np.nanmedian(drift))
-    return _figure([_bar(centers, share, widths, PURPLE, "paid for days saved anyway",
-                         money=True)],
-                   f"{title}: mean £{anyway / 1e6:,.2f}m{of_total}",
-                   "payments for days saved anyway, over the bond (£)", "share of paths (%)",
-                   x_money=True, markers=[(median, f"median £{median / 1e6:,.2f}m", BLUE, 1.0)])
+    lo, hi = np.percentile(both, [0.5, 99.5])
+    edges = _edges(float(lo), float(hi), HISTOGRAM_BINS)
+    traces = []
+    for x, name, color in ((paid, "outcome payments", ORANGE),
+                           (none, "payments had the service no effect", GREY)):
+        counts, _ = np.histogram(np.clip(x, edges[0], edges[-1]), bins=edges)
+        bar = _bar((edges[:-1] + edges[1:]) / 2, counts / len(x) * 100, np.diff(edges), color,
+                   name, money=True)
+        bar["opacity"] = 0.7
+        traces.append(bar)
+    ne, share = c["no_effect_payments"], c["deadweight_share"]
+    fig = _figure(traces, f"{title}: with no effect £{ne['mean'] / 1e6:,.2f}m on average "
+                          f"(p95 £{ne['p95'] / 1e6:,.2f}m, some payment on {ne['prob_any']:.0%} "
+                          f"of paths); {share['mean']:.0%} of payments are for days the "
+                          f"counterfactual would have saved anyway",
+                  "total outcome payments over the bond (£)", "share of paths (%)",
+                  x_money=True)
+    fig["layout"]["barmode"] = "overlay"
+    return fig
+
+
+def _baseline_against_counterfactual(tq: dict) -> dict:
+    """The contract's baseline against the untreated counterfactual by quarter since
+    tracking start: where the baseline lies above, the contract pays for care days the
+    young people would have stayed out of care anyway."""
+    x = tq["quarter"]
+    cf = tq["counterfactual"]
+    below = [None if b is None or c is None else min(b, c)
+             for b, c in zip(tq["baseline"], cf["pooled"])]
+    traces = _band(x, cf["p05"], cf["p95"], "untreated counterfactual", RED) + [
+        {"type": "scatter", "mode": "lines+markers", "x": x, "y": cf["pooled"],
+         "name": "untreated counterfactual (all paths)", "line": {"color": RED, "width": 2},
+         "hovertemplate": "counterfactual: %{y:.1%}<extra>quarter %{x}</extra>"},
+        # the shading runs from the lower of the two lines up to the baseline: only where
+        # the baseline is above the counterfactual
+        {"type": "scatter", "mode": "lines", "x": x, "y": below, "line": {"width": 0},
+         "showlegend": False, "hoverinfo": "skip"},
+        {"type": "scatter", "mode": "lines", "x": x, "y": tq["baseline"],
+         "name": "contract baseline (paid against)", "line": {"color": "black", "dash": "dash"},
+         "fill": "tonexty", "fillcolor": _rgba(GREY, 0.35),
+         "hovertemplate": "baseline: %{y:.1%}<extra>quarter %{x}</extra>"}]
+    since = {"treatment_start": "treatment start", "treatment_end": "treatment end"}.get(
+        tq.get("tracking_from"), "referral")
+    fig = _figure(traces, f"What the contract pays against: its baseline and the untreated "
+                          f"counterfactual by quarter since {since} (shaded: baseline above "
+                          f"the counterfactual, care days a service with no effect is paid "
+                          f"for)",
+                  f"quarter since {since} (quarters)", "share of child days in care (%)")
+    fig["layout"]["yaxis"].update({"tickformat": ".0%", "rangemode": "tozero"})
+    fig["layout"]["xaxis"]["dtick"] = 1
+    return fig
 
 
 def _care_by_tracking_quarter(tq: dict) -> dict:

@@ -329,14 +329,34 @@ class Costs(Section):
                             default=0.0, gt=-1, le=1)
 
 
+class Drawdown(Section):
+    """One dated draw of the drawdown schedule: an amount, or a share of the commitment."""
+
+    date: Date = _desc("When the capital is drawn (in that calendar quarter)", "date")
+    amount: Optional[float] = _desc("Capital drawn", "GBP", default=None, ge=0)
+    share: Optional[float] = _desc("Capital drawn, as a share of the commitment", "share",
+                                   default=None, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _one_of(self):
+        if (self.amount is None) == (self.share is None):
+            raise ValueError("give a draw either an amount or a share, not both or neither")
+        return self
+
+
 class Finance(Section):
     commitment: float = _desc("Investors' committed capital", "GBP", gt=0)
-    reserve: float = _desc("Cash the SPV keeps: capital is called when cash would fall below "
-                           "it, and only cash above it is distributed", "GBP", default=0.0, ge=0)
-    capital_call: Literal["exact", "tranche"] = Field(
-        default="exact", description="Draw exactly the shortfall, or whole tranches [rule]")
+    reserve: float = _desc("Cash the SPV keeps before wind-up: capital is called when cash "
+                           "would fall below it, only cash above it is distributed, and it is "
+                           "released at wind-up", "GBP", default=0.0, ge=0)
+    capital_call: Literal["exact", "tranche", "schedule"] = Field(
+        default="exact", description="Draw exactly the shortfall, whole tranches, or on the "
+        "drawdown schedule (and any shortfall beyond it early) [rule]")
     tranche_size: Optional[float] = _desc("Tranche size when capital_call is 'tranche'", "GBP",
                                           default=None, gt=0)
+    drawdown_schedule: Optional[list[Drawdown]] = Field(
+        default=None, max_length=400,
+        description="Dated draws when capital_call is 'schedule'")
     distribution_start: Optional[Date] = _desc(
         "Surplus above the reserve is distributed each quarter from this date; before it "
         "payments are recycled (null: only at the end)", "date", default=None)
@@ -347,10 +367,23 @@ class Finance(Section):
                                           default=0.035, ge=0, le=1)
 
     @model_validator(mode="after")
-    def _tranche(self):
+    def _call_rule(self):
         if self.capital_call == "tranche" and self.tranche_size is None:
             raise ValueError("finance.tranche_size is required when finance.capital_call is 'tranche'")
+        scheduled = self.capital_call == "schedule"
+        if scheduled != bool(self.drawdown_schedule):
+            raise ValueError("finance.drawdown_schedule is required when finance.capital_call "
+                             "is 'schedule', and only then")
+        if scheduled and sum(self.scheduled_amounts()) > self.commitment * (1 + 1e-9):
+            raise ValueError(f"finance.drawdown_schedule draws "
+                             f"{sum(self.scheduled_amounts()):,.2f} in all, more than the "
+                             f"commitment of {self.commitment:,.2f}")
         return self
+
+    def scheduled_amounts(self) -> list[float]:
+        """Each scheduled draw in pounds (shares taken of the commitment)."""
+        return [d.amount if d.amount is not None else d.share * self.commitment
+                for d in self.drawdown_schedule or []]
 
 
 class Simulation(Section):
@@ -397,6 +430,11 @@ class Scenario(Section):
                              "no outcome payment could be made")
         if self.finance is not None and self.contract is None:
             raise ValueError("a finance section needs a contract section")
+        for i, d in enumerate(self.finance.drawdown_schedule or [] if self.finance else []):
+            if not c.contract_start <= d.date <= c.service_end:
+                raise ValueError(f"finance.drawdown_schedule[{i}].date ({d.date}) must lie "
+                                 f"between calendar.contract_start and calendar.service_end: "
+                                 f"capital is drawn for the service, and never at wind-up")
         return self
 
 

@@ -26,6 +26,7 @@ _MODULES = {
     "calibrate": ("simulator.engine", "simulator.calibrate"),
     "report": ("simulator.reports",),
     "validate": ("simulator.compose",),
+    "baseline": ("simulator.engine", "simulator.baseline", "simulator.compose"),
 }
 
 _paused = False

@@ -11,13 +11,18 @@ Quarterly, in calendar quarters (index k):
   ``lag`` quarters later, never after the last payment quarter, and never
   beyond the cap on total payments.
 * ``spv_cash_flows``: the SPV receives payments and pays service costs; when
-  cash would fall below the reserve it calls capital (exactly, or in whole
-  tranches) up to the commitment, and records any cost it still cannot pay as a
-  shortfall; from the distribution start it distributes cash above the
-  reserve (all of it in the final quarter, the later of the last payment's and the
-  service end's): investors' drawn capital first,
-  then the surplus split between investors and provider.
-* ``irr``: internal rate of return of quarterly investor flows (safeguarded Newton).
+  cash would fall below the reserve target it calls capital (exactly, or in
+  whole tranches), and on a drawdown schedule draws each dated amount whether
+  or not it is short, always within the commitment; a cost it still cannot pay
+  is a shortfall. From the distribution start it distributes cash above the
+  reserve in quarters that called nothing (investors' drawn capital first, then
+  the surplus split between investors and provider) and calls capital only to
+  pay costs, no longer to restore the reserve. The wind-up quarter (the
+  later of the last payment's and the service end's) releases the reserve and
+  distributes everything; from it on nothing is called, so the quarter before
+  it holds at least what the wind-up quarter's costs exceed its payments by.
+
+The investors' internal rate of return is :mod:`simulator.irr`'s.
 
 Every line is in pounds; the conservation identity
 ``calls + payments = costs paid + distributions + change in balance`` holds by
@@ -110,21 +115,42 @@ def cohort_payments_into(baseline_days, care_days, event_counts, event_prices, p
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
-def spv_cash_flows(payments, costs, commitment, reserve, tranche, dist_from_q, final_q,
-                   investor_share, lines):
-    """Fill ``lines`` (quarters, N_LINES); returns capital drawn."""
+def reserve_target(payments, costs, reserve, k, wind_up_q):
+    """The cash the SPV keeps at the end of quarter k: the reserve, and in the quarter
+    before wind-up at least what the wind-up quarter's costs exceed its payments by
+    (nothing can be called then); nothing from wind-up on, when the reserve is released."""
+    if k >= wind_up_q:
+        return 0.0
+    if k == wind_up_q - 1 and wind_up_q < payments.shape[0]:
+        return max(reserve, costs[wind_up_q] - payments[wind_up_q])
+    return reserve
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
+def spv_cash_flows(payments, costs, scheduled, commitment, reserve, tranche, dist_from_q,
+                   wind_up_q, investor_share, lines):
+    """Fill ``lines`` (quarters, N_LINES); returns capital drawn.
+
+    ``scheduled[k]``: capital the drawdown schedule draws in quarter k (zeros without
+    one); ``tranche`` > 0 calls whole tranches. Nothing is called from ``wind_up_q`` on.
+    """
     n_q = payments.shape[0]
     balance = 0.0
     drawn = 0.0
     returned = 0.0
     for k in range(n_q):
         cash = balance + payments[k] - costs[k]
+        target = reserve_target(payments, costs, reserve, k, wind_up_q)
         call = 0.0
-        if cash < reserve and drawn < commitment:
-            need = reserve - cash
-            if tranche > 0.0:
+        if k < wind_up_q and drawn < commitment:
+            # from the distribution start capital is called only to pay costs: a reserve
+            # topped up by the investors being paid back would hand their money to and fro
+            floor = target if k < dist_from_q else reserve_target(payments, costs, 0.0, k,
+                                                                   wind_up_q)
+            need = max(floor - cash, 0.0)
+            if tranche > 0.0 and need > 0.0:
                 need = math.ceil(need / tranche - 1e-12) * tranche
-            call = min(need, commitment - drawn)
+            call = min(max(need, scheduled[k]), commitment - drawn)
             drawn += call
             cash += call
         shortfall = 0.0
@@ -133,9 +159,10 @@ def spv_cash_flows(payments, costs, commitment, reserve, tranche, dist_from_q, f
             cash = 0.0
         to_investors = 0.0
         to_provider = 0.0
-        if k >= dist_from_q or k >= final_q:
-            keep = 0.0 if k >= final_q else reserve
-            available = max(cash - keep, 0.0)
+        # cash above the target goes out from the distribution start (not in a quarter
+        # that called capital: what it called, it needed), and all of it at wind-up
+        if (k >= dist_from_q and call == 0.0) or k >= wind_up_q:
+            available = max(cash - target, 0.0)
             back = min(available, drawn - returned)
             returned += back
             surplus = available - back
@@ -152,81 +179,6 @@ def spv_cash_flows(payments, costs, commitment, reserve, tranche, dist_from_q, f
         lines[k, L_DIST_PROVIDER] = to_provider
         lines[k, L_BALANCE] = balance
     return drawn
-
-
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
-def _npv(flows, rate):
-    """(NPV of ``flows`` at ``rate``, its derivative in the rate): Horner's rule in the
-    discount factor x = 1 / (1 + rate), so one division however many quarters."""
-    x = 1.0 / (1.0 + rate)
-    n = flows.shape[0]
-    v = flows[n - 1]
-    dv = 0.0   # d v / d x
-    for k in range(n - 2, -1, -1):
-        dv = dv * x + v
-        v = v * x + flows[k]
-    return v, -dv * x * x
-
-
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
-def irr(flows):
-    """Quarterly internal rate of return of ``flows`` (NaN when undefined).
-
-    Defined when the flows change sign and the NPV has a root above -100%:
-    bracketed on (-0.99, 10] per quarter and found by Newton steps kept inside the
-    bracket (a bisection step whenever Newton would leave it or stall), to a step
-    below 1e-14.
-    """
-    has_neg = False
-    has_pos = False
-    for x in flows:
-        if x < 0.0:
-            has_neg = True
-        elif x > 0.0:
-            has_pos = True
-    if not (has_neg and has_pos):
-        return np.nan
-    lo = -0.99
-    hi = 10.0
-    f_lo = _npv(flows, lo)[0]
-    f_hi = _npv(flows, hi)[0]
-    if f_lo * f_hi > 0.0:
-        return np.nan
-    if f_lo == 0.0:
-        return lo
-    if f_hi == 0.0:
-        return hi
-    if f_lo > 0.0:  # orient the bracket so that the NPV is negative at lo
-        lo, hi = hi, lo
-    r = 0.0 if min(lo, hi) < 0.0 < max(lo, hi) else 0.5 * (lo + hi)
-    step_before = abs(hi - lo)
-    step = step_before
-    f, df = _npv(flows, r)
-    for _ in range(200):
-        newton_leaves = ((r - hi) * df - f) * ((r - lo) * df - f) > 0.0
-        if newton_leaves or abs(2.0 * f) > abs(step_before * df):
-            step_before = step
-            step = 0.5 * (hi - lo)
-            r = lo + step
-        else:
-            step_before = step
-            step = f / df
-            r -= step
-        if abs(step) < 1e-14:
-            return r
-        f, df = _npv(flows, r)
-        if f == 0.0:
-            return r
-        if f < 0.0:
-            lo = r
-        else:
-            hi = r
-    return r
-
-
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
-def annualise(quarterly_rate):
-    return (1.0 + quarterly_rate) ** 4 - 1.0
 
 
 QUARTER_DAYS = 365.25 / 4.0

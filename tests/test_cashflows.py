@@ -42,7 +42,10 @@ def test_cash_is_conserved_and_capital_never_overdrawn():
     assert np.all(f.outcome_payments <= 2_500_000 + 0.01)
     assert np.all(f.capital_drawn <= 1_500_000 + 0.01)
     assert np.allclose(cal[:, :, K.K_OUTCOME_PAYMENTS].sum(1), f.outcome_payments)
-    assert np.allclose(f.multiple, f.distributions_investors / 1_500_000)
+    # what the commitment became: distributions and the commitment never drawn
+    assert np.allclose(f.multiple, (f.distributions_investors + 1_500_000 - f.capital_drawn)
+                       / 1_500_000)
+    assert np.allclose(f.undrawn_commitment, 1_500_000 - f.capital_drawn)
 
 
 def test_a_commitment_too_small_reports_the_shortfall():

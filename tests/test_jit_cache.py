@@ -1,21 +1,23 @@
 """The kernels' disk cache is stamped with every kernel source, not only the kernel's own
-file: a kernel in kernels.py carries compiled copies of the waterfall kernels it calls."""
+file: a kernel in kernels.py carries compiled copies of the waterfall and IRR kernels it
+calls."""
 import hashlib
 import os
 import subprocess
 import sys
 
-from simulator import jit_cache
+from simulator import invariants, irr, jit_cache
 from simulator import kernels as K
 from simulator import waterfall as W
 
 
-def test_cached_kernels_of_both_files_are_stamped_with_both_sources_and_the_options():
+def test_cached_kernels_of_every_file_are_stamped_with_every_source_and_the_options():
     expected = tuple(hashlib.sha256(open(p, "rb").read()).digest()
                      for p in jit_cache.KERNEL_SOURCES)
     assert {p.rsplit("/", 1)[-1] for p in jit_cache.KERNEL_SOURCES} == {
-        "kernels.py", "waterfall.py", "jit_cache.py"}
-    for kernel in (K.simulate_chunk, K.simulate_path, W.irr, W.cohort_payments):
+        "kernels.py", "waterfall.py", "irr.py", "invariants.py", "jit_cache.py"}
+    for kernel in (K.simulate_chunk, K.simulate_path, irr.path_irr, W.cohort_payments,
+                   invariants.breaches):
         locator = kernel._cache._impl.locator
         assert isinstance(locator, (jit_cache.UserProvidedLocator, jit_cache.InTreeLocator,
                                     jit_cache.UserWideLocator))

@@ -61,7 +61,8 @@ def test_run_writes_a_self_contained_report_with_every_view(money_run):
     for words in ("Multiple on committed capital", "Investor IRR", "Cumulative investor cash",
                   "SPV cash balance", "Capital drawn over time", "per UK financial year",
                   "Cumulative outcome payments against the cap", "Net saving",
-                  "would have saved anyway", "Referrals", "Treatment starts",
+                  "would have saved anyway", "if the service had no effect",
+                  "baseline and the untreated counterfactual", "Referrals", "Treatment starts",
                   "Therapist vacancies", "Care proportion by quarter since referral"):
         assert words in found, words
     assert "Caseload and waiting list" in page   # the service view charts both
@@ -70,7 +71,7 @@ def test_run_writes_a_self_contained_report_with_every_view(money_run):
 def test_every_chart_has_a_title_axis_titles_with_units_and_data(money_run):
     page = (money_run.folder / "report.html").read_text()
     figs = figures(page)
-    assert len(figs) == page.count("class='sib-chart'") == 14
+    assert len(figs) == page.count("class='sib-chart'") == 15
     for chart_id, fig in figs.items():
         layout = fig["layout"]
         assert layout["title"]["text"], chart_id
@@ -152,10 +153,12 @@ def test_sibsim_report_rebuilds_the_same_bytes(money_run, tmp_path):
 
 
 def test_undefined_figures_are_null_in_json_n_a_in_the_report_and_rebuilt_the_same(tmp_path):
-    # nothing paid: no path has an IRR; one path: no standard errors
+    # nothing paid and nothing spent, so nothing drawn: no path has an IRR; one path: no
+    # standard errors
     d = with_money()
     d["contract"]["price_per_care_day_saved"] = 0.0
-    d["finance"]["reserve"] = 0.0   # (a reserve left over would be paid back at the end)
+    d["finance"]["reserve"] = 0.0   # (a reserve would be drawn, and paid back at the end)
+    d["costs"] = {key: 0.0 for key in d["costs"]}
     for name, paths in (("unpaid", 40), ("one_path", 1)):
         run = run_scenario(scenario_file(tmp_path, d, name), tmp_path / "out", paths=paths,
                            seed=2, progress=False)

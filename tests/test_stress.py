@@ -125,7 +125,7 @@ class _Curve:
 
 
 def test_breakeven_where_the_metric_is_undefined_says_so():
-    """A metric no path has a value for (NaN: the IRR where every investor loses all) is
+    """A metric no path has a value for (NaN: the care proportion where nobody is accepted) is
     neither side of the target: skipped while bracketing, and a NoCrossing naming where
     it is undefined at the ends or inside the bracket (it was a ValueError traceback)."""
     # undefined above 1.5: the expansion from 1 skips 2 and 4 and brackets by 0.5, 0.25
@@ -138,13 +138,13 @@ def test_breakeven_where_the_metric_is_undefined_says_so():
     gap = _Curve(lambda x: math.nan if 0.25 < x < 0.35 else x ** 3 - 0.3)
     with pytest.raises(NoCrossing, match="not defined at some values between 0 and 1"):
         breakeven(gap, 0.0, low=0.0, high=1.0)
-    # end to end: no price, no payments, no IRR
+    # end to end: nobody accepted, no young people, no care proportion
     result = CliRunner().invoke(main, [
-        "breakeven", str(ESSEX), "--param", "contract.price_per_care_day_saved", "--metric",
-        "investor.irr.mean", "--target", "0.3", "--low", "0", "--high", "100", "--paths", "20",
-        "--quiet"])
+        "breakeven", str(ESSEX), "--param", "referrals.acceptance_share", "--metric",
+        "service.care_proportion.mean", "--target", "0.3", "--low", "0", "--high", "1",
+        "--paths", "20", "--quiet"])
     assert result.exit_code == 1, result.output
-    assert "investor.irr.mean is not defined at 0" in result.output
+    assert "service.care_proportion.mean is not defined at 0" in result.output
 
 
 def test_breakeven_scale_mode_moves_a_distribution():
