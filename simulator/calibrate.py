@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,14 @@ from .loader import (Problem, ScenarioError, _parse_yaml, _problem_from_error, c
 from .schema import Scenario
 
 AGGREGATES = ("mean", "median", "p05", "p95", "max", "min")
+# The money a contract moves: investor and commissioner outcomes, which a calibration
+# predicts and compares but never fits to (service costs are a figure about the service).
+HELD_OUT_QUANTITIES = frozenset({
+    "outcome_payments", "no_effect_payments", "deadweight_share", "payments_pv",
+    "cap_reached", "care_costs_avoided", "net_saving", "capital_drawn", "undrawn_commitment",
+    "idle_cash", "distributions_investors", "distributions_provider", "multiple",
+    "moic_drawn", "irr", "irr_rule", "peak_capital_at_risk", "loss", "costs_unfunded",
+    "capital_calls", "spv_balance"})
 _STATISTIC = re.compile(r"^\s*(\w+)\(\s*([\w.]+)\s*(?:@\s*(\d{4}-\d{2}-\d{2}))?\s*\)\s*$")
 _DERIVED = {"care_proportion", "counterfactual_care_proportion", "care_days_saved",
             "true_care_days_saved"}
@@ -62,15 +71,26 @@ class Target(BaseModel):
                                              description="Tolerance as a share of the published value.")
     source: str = Field(description="Where the figure was published (seed file and section).")
     note: str | None = Field(None, description="How the figure is read, where that needs saying.")
-    fit: bool = Field(True, description="false: reported beside the fit but not fitted to "
-                                        "(a figure no consistent set of inputs reproduces).")
+    role: Literal["fit", "hold-out"] = Field(
+        description="fit: free parameters are fitted to it (figures about the service and the "
+                    "young people only); hold-out: predicted with its interval and compared, "
+                    "never fitted to (the investor and commissioner outcomes, and figures no "
+                    "consistent set of inputs reproduces).")
 
     @model_validator(mode="after")
     def _one_tolerance(self):
         if (self.tolerance is None) == (self.relative_tolerance is None):
             raise ValueError("give exactly one of tolerance and relative_tolerance")
-        parse_statistic(self.statistic)
+        _, name, _ = parse_statistic(self.statistic)
+        if self.role == "fit" and name in HELD_OUT_QUANTITIES:
+            raise ValueError(f"role: fit, but {name} is an investor or commissioner outcome: "
+                             f"it is held out (role: hold-out), predicted and compared, and no "
+                             f"parameter is fitted to it")
         return self
+
+    @property
+    def fit(self) -> bool:
+        return self.role == "fit"
 
     @property
     def absolute_tolerance(self) -> float:
@@ -232,16 +252,18 @@ def compare(result: engine.SimulationResult, targets: list[Target]) -> list[Comp
 
 
 def table(comparisons: list[Comparison]) -> list[str]:
-    """Rows of the calibration table: published, simulated with 95% interval, verdict."""
-    rows = [f"{'target':<36}{'published':>12}{'simulated':>12}  {'95% interval':<26}"
-            f"{'tolerance':>12}  within"]
+    """Rows of the calibration table: published, simulated with 95% interval, fitted or held
+    out, verdict; labels in full."""
+    width = max([len("target")] + [len(c.target.name) for c in comparisons]) + 2
+    rows = [f"{'target':<{width}}{'published':>12}{'simulated':>12}  {'95% interval':<26}"
+            f"{'tolerance':>12}  {'role':<9} within"]
     for c in comparisons:
         t, e = c.target, c.simulated
         bound = {"within": "±", "at_most": "≤ +", "at_least": "≥ -"}[t.kind]
-        verdict = ("yes" if c.ok else "NO") + ("" if t.fit else " (not fitted)")
         interval = f"[{_fmt(e.low)}, {_fmt(e.high)}]"
-        rows.append(f"{t.name[:35]:<36}{_fmt(t.published):>12}{_fmt(e.value):>12}  "
-                    f"{interval:<26}{bound + _fmt(t.absolute_tolerance):>12}  {verdict}")
+        rows.append(f"{t.name:<{width}}{_fmt(t.published):>12}{_fmt(e.value):>12}  "
+                    f"{interval:<26}{bound + _fmt(t.absolute_tolerance):>12}  {t.role:<9} "
+                    f"{'yes' if c.ok else 'NO'}")
     return rows
 
 
@@ -282,18 +304,9 @@ class Fit:
     objective: float
 
 
-def calibrate(scenario: Scenario, targets: list[Target], free: list[str], *, paths: int,
-              seed: int, max_evaluations: int = 400, log=None) -> Fit:
-    """Fit ``free`` parameters to ``targets`` on common random numbers.
-
-    Each entry of ``free`` is a dotted key of a positive plain-number parameter,
-    or several joined by ``+`` that share one fitted value (e.g. the hazard
-    ratios during and after treatment, which one published figure cannot
-    tell apart). Parameters are fitted on the log scale; targets with
-    ``fit: false`` are left out of the objective.
-    """
-    engine.check_memory(scenario, paths)   # not one refused evaluation after another
-    groups = [g.split("+") for g in free]
+def _start_values(scenario: Scenario, groups: list[list[str]]) -> list[float]:
+    """Each group's log value in ``scenario`` (the geometric mean of its keys' values);
+    ValueError naming a key that cannot be fitted."""
     base = scenario.model_dump()
     start = []
     for group in groups:
@@ -313,7 +326,23 @@ def calibrate(scenario: Scenario, targets: list[Target], free: list[str], *, pat
                 raise ValueError(f"--free {key}: only a positive plain number can be fitted "
                                  f"(found {v!r})")
             values.append(float(v))
-        start.append(math.log(float(np.exp(np.mean(np.log(values))))))
+        start.append(float(np.mean(np.log(values))))
+    return start
+
+
+def calibrate(scenario: Scenario, targets: list[Target], free: list[str], *, paths: int,
+              seed: int, max_evaluations: int = 400, step: float = 0.2, log=None) -> Fit:
+    """Fit ``free`` parameters to ``targets`` on common random numbers.
+
+    Each entry of ``free`` is a dotted key of a positive plain-number parameter,
+    or several joined by ``+`` that share one fitted value (e.g. the hazard
+    ratios during and after treatment, which one published figure cannot
+    tell apart). Parameters are fitted on the log scale; held-out targets are left
+    out of the objective.
+    """
+    engine.check_memory(scenario, paths)   # not one refused evaluation after another
+    groups = [g.split("+") for g in free]
+    start = _start_values(scenario, groups)
     fitted_targets = [t for t in targets if t.fit]
     evaluations = 0
 
@@ -321,31 +350,158 @@ def calibrate(scenario: Scenario, targets: list[Target], free: list[str], *, pat
         return {key: float(math.exp(xi)) for group, xi in zip(groups, x) for key in group}
 
     def build(x) -> Scenario:
-        data = scenario.model_dump()
-        for key, v in values_of(x).items():
-            set_value(data, key, round(v, 12))
-        return Scenario.model_validate(data)
+        return _with_values(scenario, values_of(x))
 
     def objective(x) -> float:
         nonlocal evaluations
         evaluations += 1
-        try:
-            result = engine.simulate(build(x), paths=paths, seed=seed)
-        except (ValidationError, engine.ParameterError, ValueError):
-            return 1e6
-        value = float(sum(c.residual ** 2 for c in compare(result, fitted_targets)))
+        value = _objective(build(x), fitted_targets, paths, seed)
         if log and evaluations % 20 == 0:
             log(f"  evaluation {evaluations}: objective {value:.4f}")
         return value
 
     x0 = np.array(start)
-    simplex = np.vstack([x0] + [x0 + 0.2 * row for row in np.eye(len(x0))])
+    simplex = np.vstack([x0] + [x0 + step * row for row in np.eye(len(x0))])
     res = optimize.minimize(objective, x0, method="Nelder-Mead",
                             options={"initial_simplex": simplex, "xatol": 2e-3, "fatol": 1e-3,
                                      "maxfev": max_evaluations})
+    left = max_evaluations - evaluations
+    if left > 2 * len(x0) + 2:   # once more from where it stopped: Nelder-Mead can stall
+        x1 = res.x
+        simplex = np.vstack([x1] + [x1 + 0.25 * step * row for row in np.eye(len(x1))])
+        again = optimize.minimize(objective, x1, method="Nelder-Mead",
+                                  options={"initial_simplex": simplex, "xatol": 5e-4,
+                                           "fatol": 1e-4, "maxfev": left})
+        if again.fun <= res.fun:
+            res = again
     fitted = build(res.x)
     result = engine.simulate(fitted, paths=paths, seed=seed)
     return Fit(fitted, values_of(res.x), compare(result, targets), evaluations, float(res.fun))
+
+
+# --------------------------------------------------------------------------- identifiability
+# A fitted parameter is identified when moving it by PROFILE_STEP (on the log scale) either
+# way, the others held, raises the objective by at least IDENTIFIED_RISE: the fit targets
+# move by a fifth of a tolerance or more (a sum of squared tolerances, so 0.04 = 0.2²).
+PROFILE_STEPS = (-0.2, -0.1, -0.05, 0.05, 0.1, 0.2)
+PROFILE_STEP = 0.1
+IDENTIFIED_RISE = 0.04
+
+
+@dataclass
+class Profile:
+    """The objective with one fitted group moved by each of PROFILE_STEPS (log scale),
+    the other groups held at their fitted values."""
+
+    group: str
+    value: float
+    at_fit: float
+    objectives: dict[float, float]
+
+    @property
+    def rise(self) -> float:
+        """The smaller rise of the objective at -PROFILE_STEP and +PROFILE_STEP."""
+        return min(self.objectives[-PROFILE_STEP], self.objectives[PROFILE_STEP]) - self.at_fit
+
+    @property
+    def identified(self) -> bool:
+        return self.rise >= IDENTIFIED_RISE
+
+
+def profiles(scenario: Scenario, targets: list[Target], free: list[str], *, paths: int,
+             seed: int) -> list[Profile]:
+    """The profile of each free group of ``scenario`` (taken as fitted) on the fit targets,
+    every evaluation on the same seed."""
+    groups = [g.split("+") for g in free]
+    start = _start_values(scenario, groups)
+    fit_targets = [t for t in targets if t.fit]
+
+    def objective(x) -> float:
+        values = {key: float(math.exp(xi)) for group, xi in zip(groups, x) for key in group}
+        return _objective(_with_values(scenario, values), fit_targets, paths, seed)
+
+    at_fit = objective(start)
+    out = []
+    for i, group in enumerate(free):
+        moved = {}
+        for step in PROFILE_STEPS:
+            x = list(start)
+            x[i] += step
+            moved[step] = objective(x)
+        out.append(Profile(group, float(math.exp(start[i])), at_fit, moved))
+    return out
+
+
+@dataclass
+class Calibration:
+    """A fit under the protocol: the identified groups fitted, the others kept at their
+    values in the scenario (stated assumptions), and every group's profile at the end."""
+
+    fit: Fit
+    profiles: list[Profile]
+    kept: list[str]   # groups not identified at the first fit, kept as in the scenario
+
+    @property
+    def unidentified(self) -> list[str]:
+        return [p.group for p in self.profiles if p.group in self.kept or not p.identified]
+
+
+def calibrate_identified(scenario: Scenario, targets: list[Target], free: list[str], *,
+                         paths: int, seed: int, max_evaluations: int = 400,
+                         log=None) -> Calibration:
+    """Fit ``free`` to the fit targets, profile each group at the fit, and fit again the
+    identified groups alone, the others back at their values in ``scenario``: a parameter
+    the published figures do not pin keeps its documented assumption."""
+    fit = calibrate(scenario, targets, free, paths=paths, seed=seed,
+                    max_evaluations=max_evaluations, log=log)
+    found = profiles(fit.scenario, targets, free, paths=paths, seed=seed)
+    fitted = [p.group for p in found if p.identified]
+    kept = [p.group for p in found if not p.identified]
+    if kept:
+        if log:
+            log(f"  not identified, kept as in the scenario: {', '.join(kept)}")
+        keys = {key for group in fitted for key in group.split("+")}
+        start = _with_values(scenario, {k: v for k, v in fit.values.items() if k in keys})
+        if fitted:
+            fit = calibrate(start, targets, fitted, paths=paths, seed=seed,
+                            max_evaluations=max_evaluations, step=0.05, log=log)
+        else:
+            result = engine.simulate(scenario, paths=paths, seed=seed)
+            fit = Fit(scenario, {}, compare(result, targets), fit.evaluations, math.nan)
+        found = profiles(fit.scenario, targets, free, paths=paths, seed=seed)
+    return Calibration(fit, found, kept)
+
+
+def profile_table(found: list[Profile], kept: list[str] = ()) -> list[str]:
+    """Rows: each group's value, the objective across the profile, its verdict (``kept``:
+    groups not identified at the fit, so kept at their stated values)."""
+    width = max(len(p.group) for p in found) + 2
+    steps = "".join(f"{f'{math.exp(s) - 1:+.0%}':>9}" for s in PROFILE_STEPS)
+    rows = [f"{'parameter':<{width}}{'value':>12}{'at fit':>9}{steps}  identified"]
+    for p in found:
+        cells = "".join(f"{p.objectives[s]:>9.3g}" for s in PROFILE_STEPS)
+        verdict = ("NO: kept as stated" if p.group in kept
+                   else "yes" if p.identified else "NO")
+        rows.append(f"{p.group:<{width}}{_round(p.value):>12}{p.at_fit:>9.3g}{cells}  "
+                    f"{verdict}")
+    return rows
+
+
+def _objective(scenario: Scenario, fit_targets: list[Target], paths: int, seed: int) -> float:
+    """Sum of squared residuals (in tolerances) of the fit targets; 1e6 where the values
+    make no valid scenario."""
+    try:
+        result = engine.simulate(scenario, paths=paths, seed=seed)
+    except (ValidationError, engine.ParameterError, ValueError):
+        return 1e6
+    return float(sum(c.residual ** 2 for c in compare(result, fit_targets)))
+
+
+def _with_values(scenario: Scenario, values: dict[str, float]) -> Scenario:
+    data = scenario.model_dump()
+    for key, v in values.items():
+        set_value(data, key, round(v, 12))
+    return Scenario.model_validate(data)
 
 
 # --------------------------------------------------------------------------- writing YAML
@@ -357,13 +513,16 @@ def rewrite_values(text: str, values: dict[str, float], note: str) -> str:
     """
     root = compose_yaml(text)
     lines = text.splitlines(keepends=True)
+    extends = isinstance(root, yaml.MappingNode) and any(k.value == "extends"
+                                                        for k, _ in root.value)
+    added = []
     for key, value in values.items():
-        node = root
-        for part in key.split("."):
-            node = next((v for k, v in node.value if k.value == part), None) \
-                if isinstance(node, yaml.MappingNode) else None
-            if node is None:
+        node = _scalar_at(root, key.split("."))
+        if node is None:
+            if not extends:
                 raise KeyError(f"{key} is not in the file (it may come from a default)")
+            added.append(f"{key}: {_round(value)}   # {note}\n")   # overrides the base file
+            continue
         if not isinstance(node, yaml.ScalarNode) or node.start_mark.line != node.end_mark.line:
             raise ValueError(f"{key} is not a one-line scalar in the file")
         i = node.start_mark.line
@@ -377,7 +536,44 @@ def rewrite_values(text: str, values: dict[str, float], note: str) -> str:
         comment = re.sub(r";?\s*FITTED \(sibsim calibrate.*$", "", body.strip())  # refit: replace
         comment = f"{comment}; {note}" if comment.startswith("#") else f"# {note}"
         lines[i] = line[:a] + new + gap + comment + nl
+    if added and lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    return "".join(lines + added)
+
+
+def relocate_extends(text: str, source: Path, target: Path) -> str:
+    """``text`` of the scenario file ``source`` to be written at ``target``: its ``extends``
+    path (relative to the file) rewritten so that it still names the same base file."""
+    root = compose_yaml(text)
+    node = _scalar_at(root, ["extends"]) if isinstance(root, yaml.MappingNode) else None
+    if node is None or Path(node.value).is_absolute():
+        return text
+    base = (source.resolve().parent / node.value).resolve()
+    new = os.path.relpath(base, target.resolve().parent)
+    if new == node.value:
+        return text
+    lines = text.splitlines(keepends=True)
+    line = lines[node.start_mark.line]
+    lines[node.start_mark.line] = (line[:node.start_mark.column] + new
+                                   + line[node.end_mark.column:])
     return "".join(lines)
+
+
+def _scalar_at(node, parts: list[str]):
+    """The node at a key path, where the file may spell a prefix of it as one dotted key
+    (``treatment.hazard_ratio_during: 0.9`` in a file that extends another); None if absent."""
+    if not parts:
+        return node
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    for i in range(len(parts), 0, -1):
+        head = ".".join(parts[:i])
+        child = next((v for k, v in node.value if k.value == head), None)
+        if child is not None:
+            found = _scalar_at(child, parts[i:])
+            if found is not None:
+                return found
+    return None
 
 
 def _round(x: float) -> str:

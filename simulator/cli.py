@@ -203,11 +203,12 @@ def calibrate(scenario_file: str, targets_file: str, free: tuple[str, ...], out_
 
     from . import calibrate as cal
     from . import engine
+    from .compose import load_with_assignments
     from .io import write_text_atomic
-    from .loader import load_scenario, load_yaml, read_text
+    from .loader import read_text
 
     try:
-        loaded = load_scenario(scenario_file)
+        loaded = load_with_assignments(scenario_file)   # as run reads it: extends too
         targets = cal.load_targets(targets_file).targets
     except ScenarioError as exc:
         _fail_invalid(exc)
@@ -230,9 +231,10 @@ def calibrate(scenario_file: str, targets_file: str, free: tuple[str, ...], out_
         click.echo(f"fitting {', '.join(free)} to {sum(t.fit for t in targets)} targets "
                    f"({paths:,} paths per evaluation, seed {seed})", err=True)
         try:
-            fit = cal.calibrate(scenario, targets, list(free), paths=paths, seed=seed,
-                                max_evaluations=max_evaluations,
-                                log=lambda m: click.echo(m, err=True))
+            done = cal.calibrate_identified(scenario, targets, list(free), paths=paths,
+                                            seed=seed, max_evaluations=max_evaluations,
+                                            log=lambda m: click.echo(m, err=True))
+            fit = done.fit
             note = (f"FITTED (sibsim calibrate {dt.date.today().isoformat()}) to "
                     f"{Path(targets_file).name}")
             text = cal.rewrite_values(text, fit.values, note)
@@ -243,15 +245,30 @@ def calibrate(scenario_file: str, targets_file: str, free: tuple[str, ...], out_
             click.echo(f"  {key} = {cal._round(value)}")
         click.echo(f"{fit.evaluations} evaluations, objective {fit.objective:.4f}, "
                    f"{time.perf_counter() - t0:.0f} s")
-        scenario = type(scenario).model_validate(load_yaml(text))  # as written, rounded
+        click.echo(f"profile of the objective (fit targets, in squared tolerances), each "
+                   f"parameter moved with the others held ({paths:,} paths):")
+        for row in cal.profile_table(done.profiles, done.kept):
+            click.echo("  " + row)
+        for group in done.unidentified:
+            click.echo(f"not identified: {group}: the published figures do not pin it, so "
+                       f"it keeps its value in the scenario (state it as an assumption)")
+        # the scenario as written: the fitted values rounded as in the file
+        from .compose import load_composed
+        scenario = load_composed(scenario_file, {key: float(cal._round(value))
+                                                 for key, value in fit.values.items()}).scenario
     result = engine.simulate(scenario, paths=check_paths, seed=seed)
     comparisons = cal.compare(result, targets)
     click.echo(f"{scenario.name}: {check_paths:,} paths, seed {seed}")
     for row in cal.table(comparisons):
         click.echo("  " + row)
     missed = [c.target.name for c in comparisons if c.target.fit and not c.ok]
+    held = [c for c in comparisons if not c.target.fit]
+    if held:
+        click.echo(f"held out (predicted, not fitted to): "
+                   f"{sum(c.ok for c in held)} of {len(held)} within tolerance")
     if out_file:
-        write_text_atomic(Path(out_file), text)
+        write_text_atomic(Path(out_file), cal.relocate_extends(text, Path(scenario_file),
+                                                               Path(out_file)))
         click.echo(f"fitted scenario -> {out_file}")
     if missed:
         click.echo(f"outside tolerance: {', '.join(missed)}", err=True)

@@ -105,6 +105,8 @@ class LoadedScenario:
 
 
 def load_scenario(path: str | Path) -> LoadedScenario:
+    """A scenario file, validated; one that ``extends`` another (or lists stresses and
+    sweeps) is composed as ``sibsim run`` composes it (compose.load_composed)."""
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -112,6 +114,9 @@ def load_scenario(path: str | Path) -> LoadedScenario:
         raise ScenarioError([Problem(str(path), None, "", f"cannot read file: {exc.strerror}")])
     text = decode_text(raw)
     data, root = _parse_yaml(str(path), text)
+    if isinstance(data, dict) and {"extends", "stresses", "sweeps"} & set(data):
+        from .compose import load_composed   # (compose builds on this module)
+        return load_composed(path)
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:

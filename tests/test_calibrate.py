@@ -68,8 +68,8 @@ def test_estimates_and_their_intervals(result):
 
 
 def _target(**kw):
-    base = {"name": "t", "statistic": "mean(started)", "published": 10.0, "tolerance": 1.0,
-            "source": "test"}
+    base = {"name": "t", "statistic": "mean(started)", "role": "fit", "published": 10.0,
+            "tolerance": 1.0, "source": "test"}
     return C.Target.model_validate({**base, **kw})
 
 
@@ -147,24 +147,25 @@ def _sibsim(*args, cwd):
 
 def test_cli_bad_targets_file_reports_line_and_writes_nothing(tmp_path):
     bad = tmp_path / "targets.yaml"
-    bad.write_text("targets:\n  - name: x\n    statistic: mean(started)\n    published: 1\n"
-                   "    tolerance: 1\n    source: s\n    colour: red\n")
+    bad.write_text("targets:\n  - name: x\n    statistic: mean(started)\n    role: fit\n"
+                   "    published: 1\n    tolerance: 1\n    source: s\n    colour: red\n")
     out = tmp_path / "fitted.yaml"
     p = _sibsim("calibrate", str(ROOT / "scenarios" / "essex_mst.yaml"), "--targets", str(bad),
                 "--free", "care.entry_rate_per_year", "--out", str(out), cwd=tmp_path)
     assert p.returncode == 2
-    assert f"{bad}:7: targets[0].colour: unknown key" in p.stderr
+    assert f"{bad}:8: targets[0].colour: unknown key" in p.stderr
     assert not out.exists()
 
 
 def test_cli_names_targets_whose_quantity_the_scenario_lacks_before_fitting(tmp_path):
     bad = tmp_path / "targets.yaml"
     bad.write_text("targets:\n"
-                   "  - {name: a, statistic: mean(strated), published: 1, tolerance: 1, source: s}\n"
-                   "  - {name: b, statistic: mean(started@2019-03-31), published: 1, tolerance: 1,"
-                   " source: s}\n"
-                   "  - {name: c, statistic: mean(multiple@2019-03-31), published: 1, "
-                   "tolerance: 1, source: s}\n")
+                   "  - {name: a, statistic: mean(strated), role: fit, published: 1, "
+                   "tolerance: 1, source: s}\n"
+                   "  - {name: b, statistic: mean(started@2019-03-31), role: fit, published: 1, "
+                   "tolerance: 1, source: s}\n"
+                   "  - {name: c, statistic: mean(multiple@2019-03-31), role: hold-out, "
+                   "published: 1, tolerance: 1, source: s}\n")
     out = tmp_path / "fitted.yaml"
     for free in ([], ["--free", "care.entry_rate_per_year", "--out", str(out)]):
         p = _sibsim("calibrate", str(ROOT / "scenarios" / "essex_mst.yaml"), "--targets",
@@ -197,8 +198,8 @@ def test_cli_fits_and_writes_a_loadable_scenario(tmp_path):
     scenario.write_text("# a comment that must survive\n" + yaml.safe_dump(d))
     targets = tmp_path / "t.yaml"
     targets.write_text(yaml.safe_dump({"targets": [{
-        "name": "cf", "statistic": "mean(counterfactual_care_proportion)", "published": 0.45,
-        "tolerance": 0.01, "source": "test"}]}))
+        "name": "cf", "statistic": "mean(counterfactual_care_proportion)", "role": "fit",
+        "published": 0.45, "tolerance": 0.01, "source": "test"}]}))
     out = tmp_path / "fitted.yaml"
     p = _sibsim("calibrate", str(scenario), "--targets", str(targets), "--free",
                 "care.entry_rate_per_year", "--out", str(out), "--paths", "200",
@@ -209,3 +210,67 @@ def test_cli_fits_and_writes_a_loadable_scenario(tmp_path):
     assert text.startswith("# a comment that must survive") and "FITTED (sibsim calibrate" in text
     fitted = load_scenario(out).scenario
     assert fitted.care.entry_rate_per_year.value != 1.3
+
+
+def test_an_investor_outcome_cannot_be_a_fit_target(tmp_path):
+    bad = tmp_path / "targets.yaml"
+    bad.write_text("targets:\n"
+                   "  - {name: served, statistic: mean(started), role: fit, published: 388, "
+                   "tolerance: 19, source: s}\n"
+                   "  - {name: multiple, statistic: median(multiple), role: fit, published: "
+                   "1.45, tolerance: 0.1, source: s}\n")
+    p = _sibsim("calibrate", str(ROOT / "scenarios" / "essex_mst.yaml"), "--targets", str(bad),
+                cwd=tmp_path)
+    assert p.returncode == 2
+    assert (f"{bad}:3: targets[1]: role: fit, but multiple is an investor or commissioner "
+            f"outcome: it is held out (role: hold-out)") in p.stderr
+    with pytest.raises(ValueError, match="role"):
+        _target(statistic="mean(capital_drawn)", published=1)
+    assert not _target(statistic="mean(capital_drawn)", role="hold-out", published=1).fit
+
+
+def test_cli_calibrates_a_file_that_extends_another_and_labels_in_full(tmp_path):
+    base = tmp_path / "base.yaml"
+    d = small_scenario_dict()
+    d["care"]["entry_rate_per_year"] = 1.3
+    base.write_text(yaml.safe_dump(d))
+    child = tmp_path / "child.yaml"
+    child.write_text("extends: base.yaml\nname: child\nreferrals.dispersion: 8   # kept\n")
+    targets = tmp_path / "t.yaml"
+    long_name = "untreated care proportion over the whole tracking window (model target)"
+    targets.write_text(yaml.safe_dump({"targets": [
+        {"name": long_name, "statistic": "mean(counterfactual_care_proportion)", "role": "fit",
+         "published": 0.45, "tolerance": 0.01, "source": "test"},
+        {"name": "paid", "statistic": "mean(outcome_payments)", "role": "hold-out",
+         "published": 0.0, "tolerance": 1.0, "source": "test"}]}))
+    table_only = _sibsim("calibrate", str(child), "--targets", str(targets), "--check-paths",
+                         "200", cwd=tmp_path)
+    assert table_only.returncode == 0, table_only.stderr
+    assert long_name in table_only.stdout and "hold-out" in table_only.stdout
+    out = tmp_path / "fitted.yaml"
+    p = _sibsim("calibrate", str(child), "--targets", str(targets), "--free",
+                "care.entry_rate_per_year", "--out", str(out), "--paths", "200",
+                "--check-paths", "400", "--max-evaluations", "40", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    text = out.read_text()
+    assert text.startswith("extends: base.yaml\nname: child\nreferrals.dispersion: 8   # kept\n")
+    (line,) = [x for x in text.splitlines() if x.startswith("care.entry_rate_per_year:")]
+    assert "FITTED (sibsim calibrate" in line
+    fitted = load_scenario(base).scenario   # the base is untouched ...
+    assert fitted.care.entry_rate_per_year.value == 1.3
+    from simulator.compose import load_composed
+    child_fitted = load_composed(out).scenario   # ... and the child overrides it
+    assert child_fitted.care.entry_rate_per_year.value == pytest.approx(
+        float(line.split(":")[1].split("#")[0]))
+    assert child_fitted.referrals.dispersion.value == 8
+    assert "held out (predicted, not fitted to): " in p.stdout
+    # written elsewhere, it still extends the same base
+    (tmp_path / "elsewhere").mkdir()
+    moved = tmp_path / "elsewhere" / "fitted.yaml"
+    p = _sibsim("calibrate", str(child), "--targets", str(targets), "--free",
+                "care.entry_rate_per_year", "--out", str(moved), "--paths", "200",
+                "--check-paths", "400", "--max-evaluations", "40", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert moved.read_text().startswith("extends: ../base.yaml\n")
+    assert load_composed(moved).scenario.care.entry_rate_per_year.value == \
+        child_fitted.care.entry_rate_per_year.value

@@ -359,3 +359,14 @@ def test_batch_rejects_malformed_variants_before_simulating(tmp_path, case):
     assert result.exit_code == 2, result.output
     assert expected in result.output and "nothing was written" in result.output
     assert not out.exists()
+
+
+def test_every_reader_composes_a_file_that_extends_another():
+    """One loader: the plain load_scenario (notebooks, benchmarks, the library) composes a
+    file that extends another exactly as sibsim run does."""
+    from simulator.compose import load_composed
+    from simulator.loader import load_scenario
+
+    stress = ESSEX.parent / "stress" / "essex_start_like.yaml"
+    assert load_scenario(stress).scenario == load_composed(stress).scenario
+    assert load_scenario(stress).scenario.treatment.hazard_ratio_during.value == 0.9

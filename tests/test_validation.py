@@ -20,6 +20,12 @@ def sibsim(*args, cwd=None):
                           text=True, cwd=cwd)
 
 
+def _value_in_essex(key: str) -> str:
+    """The value of ``key`` as written in essex_mst.yaml (it moves with each calibration)."""
+    import re
+    return re.search(rf"^  {key}: (\S+)", ESSEX.read_text(), re.M).group(1)
+
+
 def essex_with(tmp_path, replace: dict[str, str], name="bad.yaml"):
     text = ESSEX.read_text()
     for old, new in replace.items():
@@ -229,11 +235,12 @@ def test_every_model_parameter_has_a_kernel_column():
 
 def test_yaml_aliases_work_but_cannot_recurse_or_explode(tmp_path):
     # an anchor and alias, as a user might tie two values together, is fine
-    tied = essex_with(tmp_path, {"  hazard_ratio_during: 0.07516": "  hazard_ratio_during: &hr 0.07516",
-                                 "  hazard_ratio_after: 0.07516": "  hazard_ratio_after: *hr"},
+    hr = _value_in_essex("hazard_ratio_during")
+    tied = essex_with(tmp_path, {f"  hazard_ratio_during: {hr}": f"  hazard_ratio_during: &hr {hr}",
+                                 f"  hazard_ratio_after: {hr}": "  hazard_ratio_after: *hr"},
                       "tied.yaml")
     t = load_scenario(tied).scenario.treatment
-    assert t.hazard_ratio_after.value == t.hazard_ratio_during.value == 0.07516
+    assert t.hazard_ratio_after.value == t.hazard_ratio_during.value == float(hr)
     # an alias inside its own anchor would be endless: refused with its line, no traceback
     recursive = tmp_path / "recursive.yaml"
     recursive.write_text("name: x\ncalendar: &c {again: *c}\n")
@@ -257,12 +264,14 @@ def test_yaml_aliases_work_but_cannot_recurse_or_explode(tmp_path):
 
 def test_numbers_in_exponent_form_are_numbers_as_in_yaml_1_2(tmp_path):
     # PyYAML alone follows YAML 1.1 and reads 7.1e6 and 5251e-3 as text
+    rate = _value_in_essex("per_team_per_month")   # e.g. 5.087, written 5087e-3
     sci = essex_with(tmp_path, {"  cap: 7100000 ": "  cap: 7.1e6 ",
-                                "  per_team_per_month: 5.251 ": "  per_team_per_month: 5251e-3 ",
+                                f"  per_team_per_month: {rate} ":
+                                    f"  per_team_per_month: {round(float(rate) * 1000)}e-3 ",
                                 "  commitment: 3100000 ": "  commitment: 31E+5 "})
     sc = load_scenario(sci).scenario
     assert sc.contract.cap == 7.1e6 and sc.finance.commitment == 3.1e6
-    assert sc.referrals.per_team_per_month.value == 5.251
+    assert sc.referrals.per_team_per_month.value == float(rate)
     assert sc.workforce.caseload_limit == 5 and isinstance(sc.workforce.caseload_limit, int)
     assert sc.calendar.contract_start.isoformat() == "2012-11-01"
     proc = sibsim("validate", str(sci))
