@@ -37,10 +37,14 @@ def test_no_money_moves_from_wind_up_in_any_shipped_scenario_or_stress(file: Pat
             assert not cal[:, wind_up + 1:, line].any(), (variant.name, line)
 
 
+EXACT = {"finance.capital_call": "exact", "finance.drawdown_schedule": None}
+
+
 def test_a_larger_reserve_never_raises_the_essex_multiple_and_costs_a_little_irr():
     multiples, irrs = [], []
     for reserve in (0.0, 100_000.0, 217_076.0, 400_000.0):
-        f = engine.simulate(_essex(**{"finance.reserve": reserve}), paths=1000, seed=11).paths
+        f = engine.simulate(_essex(**EXACT, **{"finance.reserve": reserve}), paths=1000,
+                            seed=11).paths
         multiples.append(f.multiple.to_numpy())
         irrs.append(np.median(f.irr))
     for low, high in zip(multiples, multiples[1:]):
@@ -85,8 +89,7 @@ def test_no_effect_payments_count_outcome_events_on_the_counterfactual_walk():
 
 
 def test_every_path_has_an_irr_and_the_summary_says_by_which_rule():
-    result = engine.simulate(_essex(**{"finance.reserve": 0.0, "finance.capital_call": "exact",
-                                       "finance.drawdown_schedule": None}), paths=1000, seed=3)
+    result = engine.simulate(_essex(**EXACT, **{"finance.reserve": 0.0}), paths=1000, seed=3)
     f = result.paths
     assert np.isfinite(f.irr).all()
     s = metrics.summary(result)["investor"]["irr"]
