@@ -19,12 +19,12 @@ $(STAMP): pyproject.toml
 
 # The package's bytecode, compiled again whenever a source changes. Python writes it on
 # first import, but not where PYTHONDONTWRITEBYTECODE is set (as on the machines this
-# project is built and tested on): every process then compiled the sources itself, 45 ms
-# of the engine's start-up and 80 ms of a `sibsim run`'s (kernels.py alone is 28 ms).
+# project is built and tested on): every process then compiled the sources itself, a
+# noticeable part of a command's start-up.
 # Python checks each file's bytecode against the source's time stamp and size, and
 # compiles a stale one in memory, so bytecode left behind costs time, never correctness.
 BYTECODE := $(VENV)/.bytecode-stamp
-$(BYTECODE): $(STAMP) $(wildcard simulator/*.py)
+$(BYTECODE): $(STAMP) $(wildcard simulator/*.py simulator/*/*.py)
 	$(BIN)/python -m compileall -q simulator
 	touch $(BYTECODE)
 
@@ -33,19 +33,21 @@ install: $(STAMP) $(BYTECODE)
 run: $(STAMP) $(BYTECODE)
 	$(BIN)/sibsim run scenarios/essex_mst.yaml --out results $(if $(PATHS),--paths $(PATHS))
 
-# the test suite and the notebooks (executed top to bottom by nbmake, not saved), spread
-# over TEST_WORKERS processes by pytest-xdist. Two by default, the CI machine's cores: on
-# 2 cores the suite took 2 min 55 s in two processes against 5 min 49 s in one (kernels
-# cached; most tests wait on a subprocess, a browser or the disk, or run the engine on
-# one thread). A cold cache is compiled by both at once, in the same time as by one.
+# ruff's lint first (pyproject.toml's [tool.ruff]; a finding fails the target before any
+# test runs, and `ruff check --fix` mends most), then the test suite and the notebooks
+# (executed top to bottom by nbmake, not saved), spread over TEST_WORKERS processes by
+# pytest-xdist. Two by default, the CI machine's cores: most tests wait on a subprocess,
+# a browser or the disk, or run the engine on one thread, so two processes take about
+# half the time of one. A cold cache is compiled by both at once, in the time of one.
 TEST_WORKERS ?= 2
 test: $(STAMP) $(BYTECODE)
+	$(BIN)/ruff check simulator tests benchmarks
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --nbmake tests notebooks
 
 # The same suite against the oldest versions pyproject.toml allows (tests/oldest-versions.txt),
 # in an environment and a numba cache of their own (an absolute path: the tests run some
 # commands in other folders). Not part of CI: it installs and compiles the kernels afresh
-# (about 5 minutes on 2 cores).
+# (several minutes on 2 cores).
 OLDEST := .venv-oldest
 test-oldest:
 	rm -rf $(OLDEST)

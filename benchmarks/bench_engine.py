@@ -1,15 +1,20 @@
 """Paths per second for the Essex scenario: the numba engine beside the plain-Python reference.
 
-    python benchmarks/bench_engine.py [--paths N] [--reference-paths M] [--threads T]
+    python benchmarks/bench_engine.py [--paths N] [--reference-paths M] [--records DIR]
 
 Compile time is excluded (one warm-up run first); the numba kernels are cached on
 disk, so the start-up of a second process is timed separately. The rates are the
 best of a few runs, which reuse the output memory of the runs before; a first run
 in a process, into fresh memory, is timed on its own.
+
+Prints a table, and appends the figures as one JSON line (the commit, the machine, the
+time, every figure) to DIR/bench.jsonl (default benchmarks/records/, which git ignores):
+figures are data to compare, never prose in the repository.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -60,6 +65,8 @@ def main() -> None:
     ap.add_argument("--paths", type=int, default=40_000)
     ap.add_argument("--reference-paths", type=int, default=20)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--records", type=Path, default=ROOT / "benchmarks" / "records",
+                    help="folder whose bench.jsonl gets this run's figures")
     args = ap.parse_args()
 
     import numba
@@ -137,6 +144,37 @@ def main() -> None:
           f"(whole process {process:.2f} s)")
     print(f"sibsim run --paths 16 (writes every output file), whole process: {command:.2f} s")
     print(targets(threads, service_rate, numba_rate, inner))
+    record = {
+        "commit": git_commit(), "machine": machine(), "utc": _utc_now(),
+        "scenario": scenario.name, "threads": threads, "paths": args.paths,
+        "paths_per_second": {"service_only": service_rate, "with_waterfall": numba_rate,
+                             "first_run_fresh_memory": args.paths / fresh,
+                             "one_thread_with_waterfall": one_rate,
+                             "reference": ref_rate},
+        "seconds": {"first_call": warm, "second_process_to_16_paths": inner,
+                    "second_process_whole": process, "sibsim_run_16_paths": command},
+    }
+    print(f"record appended to {append_record(args.records, record)}")
+
+
+def append_record(folder: Path, record: dict) -> Path:
+    """Append ``record`` as one JSON line to folder/bench.jsonl; returns the file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / "bench.jsonl"
+    with open(target, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record, sort_keys=True) + "\n")
+    return target
+
+
+def _utc_now() -> str:
+    import datetime as dt
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def git_commit() -> str | None:
+    sys.path.insert(0, str(ROOT))
+    from simulator.provenance import git_commit as commit
+    return commit()
 
 
 def targets(threads: int, service_rate: float, full_rate: float, start: float) -> str:

@@ -1,4 +1,4 @@
-"""Time and size of the HTML report for one big run (issue: < 10 s and < 10 MB at 100k paths).
+"""Time and size of the HTML report for one big run.
 
     python benchmarks/bench_report.py [--paths 100000] [--scenario FILE]
 

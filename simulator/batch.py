@@ -23,10 +23,11 @@ import math
 import os
 import shutil
 import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -34,9 +35,8 @@ import pandas as pd
 from . import compare
 from .compose import Variant, load_variants, scenario_file_kind, variant_hash
 from .io import write_text_atomic
-from .loader import Problem, ScenarioError
+from .yamlfiles import Problem, ScenarioError
 
-SUMMARY_FILE = "batch_summary.csv"
 LOCK_FILE = ".sibsim-batch.lock"
 OUTPUTS = ("paths.parquet", "quarters.parquet", "summary.json", "charts.json", "report.html",
            "manifest.json")
@@ -93,7 +93,8 @@ def find_scenario_files(inputs: Sequence[str | Path]) -> tuple[list[Path], list[
         elif p.is_dir():
             for q in sorted(p.rglob("*")):
                 rel = q.relative_to(p).parts
-                if q.suffix in YAML_SUFFIXES and q.is_file() and not any(s.startswith(".") for s in rel):
+                if (q.suffix in YAML_SUFFIXES and q.is_file()
+                        and not any(s.startswith(".") for s in rel)):
                     found(q)
         elif glob.has_magic(str(item)):
             matches = sorted(Path(m) for m in glob.glob(str(item), recursive=True))
@@ -139,8 +140,9 @@ def plan_batch(inputs: Sequence[str | Path], *, paths: int | None = None) -> Pla
         elif other.hash != run.hash:
             file, line = v.loaded.origins.get(("name",), (str(v.file), None))
             inherited = v.kind == "scenario" and file != str(v.file)
+            how = " (inherited through extends)" if inherited else ""
             problems.append(Problem(str(v.file), None if inherited else line, "name",
-                                    f"{v.name!r}{' (inherited through extends)' if inherited else ''}"
+                                    f"{v.name!r}{how}"
                                     f" is also the name of a different scenario from "
                                     f"{other.variant.file}: give each scenario its own name "
                                     f"(it names the output folder)"))
@@ -213,7 +215,7 @@ def is_finished(folder: Path, run_hash: str) -> bool:
 def run_batch(plan: Plan, out_dir: str | Path, *, progress: bool | None = None,
               echo: Callable[[str], None] = lambda _msg: None) -> Outcome:
     """Run every unfinished variant of ``plan`` into ``out_dir``; rebuild batch_summary.csv."""
-    from .reports import BATCH_REPORT_FILE, write_batch_report
+    from .reports import BATCH_REPORT_FILE, SUMMARY_FILE, write_batch_report
     from .run import run_scenario
 
     out = Path(out_dir)

@@ -37,10 +37,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from scipy import optimize
 
 from . import engine
-from . import kernels as K
-from .loader import (Problem, ScenarioError, _parse_yaml, _problem_from_error, compose_yaml,
-                     read_text)
 from .schema import Scenario
+from .yamlfiles import (
+    Problem,
+    ScenarioError,
+    compose_yaml,
+    parse_yaml,
+    problem_from_error,
+    read_text,
+)
 
 AGGREGATES = ("mean", "median", "p05", "p95", "max", "min")
 # The money a contract moves: investor and commissioner outcomes, which a calibration
@@ -62,14 +67,17 @@ class Target(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     name: str = Field(description="Short label of the figure.")
     statistic: str = Field(description="aggregate(quantity) or aggregate(quantity@YYYY-MM-DD).")
-    published: float = Field(allow_inf_nan=False, description="The published value (unit of the statistic).")
+    published: float = Field(allow_inf_nan=False,
+                             description="The published value (unit of the statistic).")
     kind: Literal["within", "at_most", "at_least"] = Field(
-        "within", description="within: |simulated - published| <= tolerance; at_most / at_least: one-sided.")
+        "within", description="within: |simulated - published| <= tolerance; "
+                              "at_most / at_least: one-sided.")
     tolerance: float | None = Field(None, ge=0, allow_inf_nan=False,
                                     description="Absolute tolerance (unit of the statistic).")
-    relative_tolerance: float | None = Field(None, ge=0, allow_inf_nan=False,
-                                             description="Tolerance as a share of the published value.")
-    source: str = Field(description="Where the figure was published (seed file and section).")
+    relative_tolerance: float | None = Field(
+        None, ge=0, allow_inf_nan=False, description="Tolerance as a share of the published value.")
+    source: str = Field(description="Where the figure was published: a key of "
+                                    "docs/sources.md and the section.")
     note: str | None = Field(None, description="How the figure is read, where that needs saying.")
     role: Literal["fit", "hold-out"] = Field(
         description="fit: free parameters are fitted to it (figures about the service and the "
@@ -123,12 +131,14 @@ def load_targets(path: str | Path) -> TargetsFile:
     try:
         text = read_text(path)
     except OSError as exc:
-        raise ScenarioError([Problem(str(path), None, "", f"cannot read file: {exc.strerror}")])
-    data, root = _parse_yaml(str(path), text)
+        raise ScenarioError([Problem(str(path), None, "", f"cannot read file: {exc.strerror}")]
+                            ) from exc
+    data, root = parse_yaml(str(path), text)
     try:
         return TargetsFile.model_validate(data)
     except ValidationError as exc:
-        raise ScenarioError([_problem_from_error(str(path), root, e) for e in exc.errors()])
+        raise ScenarioError([problem_from_error(str(path), root, e)
+                             for e in exc.errors()]) from exc
 
 
 def check_quantities(scenario: Scenario, targets: list[Target], path: str | Path) -> None:
@@ -143,14 +153,15 @@ def check_quantities(scenario: Scenario, targets: list[Target], path: str | Path
         except KeyError as exc:
             bad.append((i, str(exc).strip("'\"")))
     if bad:
-        _, root = _parse_yaml(str(path), read_text(path))
-        raise ScenarioError([_problem_from_error(str(path), root, {
+        _, root = parse_yaml(str(path), read_text(path))
+        raise ScenarioError([problem_from_error(str(path), root, {
             "loc": ("targets", i, "statistic"), "type": "value_error", "msg": message})
             for i, message in bad])
 
 
 # --------------------------------------------------------------------------- statistics
-def quantity(result: engine.SimulationResult, name: str, as_at: dt.date | None = None) -> np.ndarray:
+def quantity(result: engine.SimulationResult, name: str,
+             as_at: dt.date | None = None) -> np.ndarray:
     """Per-path values of ``name`` (see the module docstring), as at ``as_at`` if given."""
     cal = result.by_calendar_quarter
     if as_at is not None:
@@ -482,7 +493,7 @@ def profile_table(found: list[Profile], kept: list[str] = ()) -> list[str]:
         cells = "".join(f"{p.objectives[s]:>9.3g}" for s in PROFILE_STEPS)
         verdict = ("NO: kept as stated" if p.group in kept
                    else "yes" if p.identified else "NO")
-        rows.append(f"{p.group:<{width}}{_round(p.value):>12}{p.at_fit:>9.3g}{cells}  "
+        rows.append(f"{p.group:<{width}}{round_fitted(p.value):>12}{p.at_fit:>9.3g}{cells}  "
                     f"{verdict}")
     return rows
 
@@ -521,14 +532,14 @@ def rewrite_values(text: str, values: dict[str, float], note: str) -> str:
         if node is None:
             if not extends:
                 raise KeyError(f"{key} is not in the file (it may come from a default)")
-            added.append(f"{key}: {_round(value)}   # {note}\n")   # overrides the base file
+            added.append(f"{key}: {round_fitted(value)}   # {note}\n")   # overrides the base file
             continue
         if not isinstance(node, yaml.ScalarNode) or node.start_mark.line != node.end_mark.line:
             raise ValueError(f"{key} is not a one-line scalar in the file")
         i = node.start_mark.line
         line = lines[i]
         a, b = node.start_mark.column, node.end_mark.column
-        new = _round(value)
+        new = round_fitted(value)
         rest = line[b:]
         body, nl = (rest[:-1], "\n") if rest.endswith("\n") else (rest, "")
         gap = body[:len(body) - len(body.lstrip(" "))] or " "
@@ -576,7 +587,7 @@ def _scalar_at(node, parts: list[str]):
     return None
 
 
-def _round(x: float) -> str:
+def round_fitted(x: float) -> str:
     """Four significant figures: a fitted value is not known better than that."""
     if x == 0:
         return "0"

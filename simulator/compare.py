@@ -14,8 +14,9 @@ import functools
 import hashlib
 import math
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -199,7 +200,7 @@ def _statistics(x: np.ndarray, rows: np.ndarray, stat: str) -> np.ndarray:
     return np.array([statistic(x[r], stat) for r in rows])
 
 
-_RESAMPLED: "collections.OrderedDict[tuple, np.ndarray]" = collections.OrderedDict()
+_RESAMPLED: collections.OrderedDict[tuple, np.ndarray] = collections.OrderedDict()
 _RESAMPLED_KEPT = 64
 
 

@@ -34,20 +34,47 @@ import json
 import math
 import os
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
 from . import __version__
-from .loader import (LoadedScenario, Problem, ScenarioError, _parse_yaml, decode_text,
-                     load_yaml, named_keys, read_text)
-from .overrides import (_MISSING, NUMERIC_KINDS, KeyPath, Origin, Override, _apply, _flatten,
-                        _get, _is_number, _problem, apply, apply_overrides, flatten, format_key,
-                        is_operation, key_info, parse_assignments, parse_key)
+from .overrides import (
+    MISSING,
+    NUMERIC_KINDS,
+    KeyPath,
+    Origin,
+    Override,
+    apply,
+    apply_collecting,
+    apply_overrides,
+    flatten,
+    flatten_collecting,
+    format_key,
+    get_at,
+    is_number,
+    is_operation,
+    key_info,
+    parse_assignments,
+    parse_key,
+    problem_at,
+)
 from .schema import Scenario
+from .yamlfiles import (
+    LoadedScenario,
+    Problem,
+    ScenarioError,
+    decode_text,
+    error_message,
+    load_yaml,
+    named_keys,
+    parse_yaml,
+    read_text,
+)
 
 __all__ = ["ResolvedScenario", "Variant", "apply_overrides", "load_composed", "load_variants",
            "load_with_assignments", "validate_files", "scenario_file_kind", "variant_hash",
@@ -76,7 +103,7 @@ class ResolvedScenario(LoadedScenario):
     overrides: tuple = ()  # Overrides applied on top of the file(s)
 
     def derive(self, overrides: Iterable[Override] | Mapping[str, Any], *,
-               name: str | None = None) -> "ResolvedScenario":
+               name: str | None = None) -> ResolvedScenario:
         """This scenario with further overrides (validated like a file)."""
         if isinstance(overrides, Mapping):
             overrides = flatten(overrides)
@@ -141,7 +168,7 @@ class _File:
     data: dict           # merged scenario data (compose keys removed)
     origins: dict        # key path -> (file, line) that set it
     sources: list        # [(file, sha256)] base first
-    parent: "_File | None"
+    parent: _File | None
     problems: list = field(default_factory=list)  # in this file's overrides and its bases'
 
     def line_of(self, path: KeyPath) -> int | None:
@@ -187,8 +214,9 @@ def _read(path: Path, chain: tuple, cache: dict) -> _File:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise ScenarioError([Problem(str(path), None, "", f"cannot read file: {exc.strerror}")])
-    own, root = _parse_yaml(str(path), decode_text(raw))
+        raise ScenarioError([Problem(str(path), None, "", f"cannot read file: {exc.strerror}")]
+                            ) from exc
+    own, root = parse_yaml(str(path), decode_text(raw))
     if "targets" in own and not any(k in own for k in ("extends",) + SCENARIO_SECTIONS):
         raise ScenarioError([Problem(str(path), None, "", (
             "a calibration targets file, not a scenario: give it to sibsim calibrate "
@@ -200,9 +228,9 @@ def _read(path: Path, chain: tuple, cache: dict) -> _File:
         origins: dict = {}
         _node_origins(str(path), root, (), origins, dotted=True)
         here.problems = list(here.parent.problems)
-        overrides = _flatten(layer, lambda p: origins.get(p, (str(path), here.line_of(p[:1]))),
-                             (), here.problems)
-        here.data = _apply(here.parent.data, overrides, here.problems)
+        overrides = flatten_collecting(
+            layer, lambda p: origins.get(p, (str(path), here.line_of(p[:1]))), (), here.problems)
+        here.data = apply_collecting(here.parent.data, overrides, here.problems)
         here.origins = {**here.parent.origins, **origins}
         here.sources = here.parent.sources + [(str(path), hashlib.sha256(raw).hexdigest())]
     else:
@@ -266,8 +294,8 @@ def _validation_problem(data: dict, origins: dict, file: str, err: dict) -> Prob
     node, steps = data, []
     loc = list(err["loc"])
     for i, step in enumerate(loc):
-        child = _get(node, (step,)) if isinstance(step, (str, int)) else _MISSING
-        if child is _MISSING:
+        child = get_at(node, (step,)) if isinstance(step, (str, int)) else MISSING
+        if child is MISSING:
             # discriminator tags and union branches are not keys in the file; a final
             # missing field is, so it is shown
             if i == len(loc) - 1 and err["type"] == "missing":
@@ -284,14 +312,7 @@ def _validation_problem(data: dict, origins: dict, file: str, err: dict) -> Prob
         named = _named_origin(err["msg"], origins, file)
         if named is not None:
             steps, origin = list(named[0]), named[1]
-    message = err["msg"]
-    if err["type"] == "extra_forbidden":
-        message = "unknown key (check its spelling; unknown keys are not allowed)"
-    elif err["type"] == "missing":
-        message = "required key is missing"
-    elif message.startswith("Value error, "):
-        message = message[len("Value error, "):]
-    return _problem(origin, format_key(steps), message)
+    return problem_at(origin, format_key(steps), error_message(err))
 
 
 def load_composed(path: str | Path, overrides: Iterable[Override] | Mapping[str, Any] = (),
@@ -347,8 +368,9 @@ def load_variants(path: str | Path, *, cache: dict | None = None,
     if base is not None:
         change = {}
         if f.parent is not None:  # what the file changes in its base (valid: it loaded)
-            change = {o.key: o.value for o in flatten(
-                {k: v for k, v in f.own.items() if k not in COMPOSE_KEYS + ("name", "description")})}
+            own_values = {k: v for k, v in f.own.items()
+                          if k not in COMPOSE_KEYS + ("name", "description")}
+            change = {o.key: o.value for o in flatten(own_values)}
         parent_name = f.parent.data.get("name") if f.parent is not None else None
         variants.append(Variant(base.scenario.name, "scenario", path, base, parent_name,
                                 f.parent.path if f.parent is not None else None, change))
@@ -372,19 +394,19 @@ def _named_entries(f: _File, section: str) -> list[tuple[str, Any, KeyPath]]:
     where = (str(f.path), f.line_of((section,)))
     if not isinstance(value, dict) or not value:
         empty = " (this one is empty: give at least one, or leave it out)" if value == {} else ""
-        raise ScenarioError([_problem(where, section, f"{section} must be a mapping of names "
-                                                      f"to overrides{empty}")])
+        raise ScenarioError([problem_at(where, section, f"{section} must be a mapping of names "
+                                                        f"to overrides{empty}")])
     problems, out = [], []
     for name, body in value.items():
         origin = (str(f.path), f.line_of((section, name)))
         if not isinstance(name, str) or not NAME_RE.fullmatch(name):
-            problems.append(_problem(origin, f"{section}.{name}", "names may use letters, "
-                                     "digits, _ and - only"))
+            problems.append(problem_at(origin, f"{section}.{name}", "names may use letters, "
+                                       "digits, _ and - only"))
         elif not isinstance(body, dict) or not body:
             empty = " (this one is empty: it would change nothing)" if body == {} else ""
-            problems.append(_problem(origin, f"{section}.{name}", "expected a mapping of "
-                                     "keys to values, e.g. {referrals.per_team_per_month: "
-                                     "{scale: 0.7}}" + empty))
+            problems.append(problem_at(origin, f"{section}.{name}", "expected a mapping of "
+                                       "keys to values, e.g. {referrals.per_team_per_month: "
+                                       "{scale: 0.7}}" + empty))
         else:
             out.append((name, body, (section, name)))
     if problems:
@@ -406,9 +428,9 @@ def _entry_origins(f: _File, prefix: KeyPath):
 def _forbid_identity_keys(overrides: list[Override]) -> None:
     bad = [o for o in overrides if o.path[0] in ("name", "simulation")]
     if bad:
-        raise ScenarioError([_problem(o.origin, o.key, "a stress or sweep cannot change name or "
-                                      "simulation: variants share their base's seed and paths "
-                                      "(common random numbers)") for o in bad])
+        raise ScenarioError([problem_at(o.origin, o.key, "a stress or sweep cannot change name or "
+                                        "simulation: variants share their base's seed and paths "
+                                        "(common random numbers)") for o in bad])
 
 
 def _variant_name(base: str, *parts: str) -> str:
@@ -438,8 +460,8 @@ def _stress_variants(f: _File, base: ResolvedScenario | None) -> list[Variant]:
 
 def _check_name(name: str, origin: Origin, key: str) -> None:
     if len(name) > 100:
-        raise ScenarioError([_problem(origin, key, f"variant name {name!r} is longer than 100 "
-                                      f"characters: use a shorter name")])
+        raise ScenarioError([problem_at(origin, key, f"variant name {name!r} is longer than 100 "
+                                        f"characters: use a shorter name")])
 
 
 def _sweep_variants(f: _File, base: ResolvedScenario | None) -> list[Variant]:
@@ -474,35 +496,35 @@ def _sweep_variants(f: _File, base: ResolvedScenario | None) -> list[Variant]:
 
 def _sweep_axes(body: dict, origin_of, where: str, origin: Origin) -> list:
     if not 1 <= len(body) <= 2:
-        raise ScenarioError([_problem(origin, where, "a sweep varies one or two keys, each "
-                                      "with a list of values")])
+        raise ScenarioError([problem_at(origin, where, "a sweep varies one or two keys, each "
+                                        "with a list of values")])
     axes, problems, size = [], [], 1
     for key, values in body.items():
         try:
             path = parse_key(key)
             info = key_info(path)
         except ValueError as exc:
-            problems.append(_problem(origin_of(()), f"{where}.{key}", str(exc)))
+            problems.append(problem_at(origin_of(()), f"{where}.{key}", str(exc)))
             continue
         here = origin_of(path)
         if path[0] in ("name", "simulation"):
-            problems.append(_problem(here, key, "a sweep cannot change name or simulation"))
+            problems.append(problem_at(here, key, "a sweep cannot change name or simulation"))
         elif info.kind not in NUMERIC_KINDS:
-            problems.append(_problem(here, key, f"sweeps vary numbers and distributions; "
-                                     f"{key} is a {info.kind} field"))
+            problems.append(problem_at(here, key, f"sweeps vary numbers and distributions; "
+                                       f"{key} is a {info.kind} field"))
         elif not isinstance(values, list) or not values:
-            problems.append(_problem(here, key, "expected a non-empty list of values, e.g. "
-                                     "[0.2, 0.3, 0.4]"))
-        elif bad := [v for v in values if not (_is_number(v) or is_operation(v)
+            problems.append(problem_at(here, key, "expected a non-empty list of values, e.g. "
+                                       "[0.2, 0.3, 0.4]"))
+        elif bad := [v for v in values if not (is_number(v) or is_operation(v)
                                                   or (isinstance(v, dict) and "dist" in v))]:
-            problems.append(_problem(here, key, f"sweep values must be numbers, distributions "
-                                     f"or operations such as {{scale: 0.7}}; got {bad[0]!r}"))
+            problems.append(problem_at(here, key, f"sweep values must be numbers, distributions "
+                                       f"or operations such as {{scale: 0.7}}; got {bad[0]!r}"))
         else:
             axes.append((path, values, here))
             size *= len(values)
     if not problems and size > MAX_SWEEP_POINTS:
-        problems.append(_problem(origin, where, f"{size} sweep points is more than "
-                                 f"{MAX_SWEEP_POINTS}"))
+        problems.append(problem_at(origin, where, f"{size} sweep points is more than "
+                                   f"{MAX_SWEEP_POINTS}"))
     if problems:
         raise ScenarioError(problems)
     return axes
@@ -530,7 +552,8 @@ def scenario_file_kind(path: Path) -> str | None:
     if isinstance(data, dict) and ("extends" in data or any(k in data for k in SCENARIO_SECTIONS)):
         return None
     keys = ", ".join(map(str, list(data)[:3])) if isinstance(data, dict) else type(data).__name__
-    return f"not a scenario (no extends: and no scenario section such as calendar:; top level: {keys})"
+    return (f"not a scenario (no extends: and no scenario section such as calendar:; "
+            f"top level: {keys})")
 
 
 # --------------------------------------------------------------------------- command line

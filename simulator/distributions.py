@@ -10,7 +10,7 @@ distribution never moves the draws of another (common random numbers).
 from __future__ import annotations
 
 import math
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -228,7 +228,7 @@ class Triangular(_Dist):
 
 
 Distribution = Annotated[
-    Union[Fixed, Uniform, Normal, LogNormal, Beta, Triangular],
+    Fixed | Uniform | Normal | LogNormal | Beta | Triangular,
     Field(discriminator="dist"),
 ]
 

@@ -14,8 +14,9 @@ import functools
 import math
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -73,7 +74,8 @@ PARAM_COLUMNS: dict[str, int] = {
 
 
 def _names(prefix: str) -> list[str]:
-    """Column names from the kernels' index constants, e.g. O_CARE_DAYS_TREATED -> care_days_treated."""
+    """Column names from the kernels' index constants, e.g. O_CARE_DAYS_TREATED ->
+    care_days_treated."""
     pairs = [(v, k[len(prefix):].lower()) for k, v in vars(K).items()
              if k.startswith(prefix) and not k.startswith("N_") and isinstance(v, int)]
     pairs.sort()
@@ -96,12 +98,12 @@ class NotEnoughMemory(ParameterError):
 
 
 # The most referrals a path may expect (Essex: about 610). Each takes a few hundred bytes
-# of a worker's work arrays and about 0.1 µs of simulating; a scenario past this (a steep
-# referral trend over a long calendar, say) would run for hours or run out of memory.
+# of a worker's work arrays and some simulating; a scenario past this (a steep referral
+# trend over a long calendar, say) would run for hours or run out of memory.
 MAX_REFERRALS_PER_PATH = 1_000_000
 
 
-def referral_bound(params: np.ndarray, lay: "Layout") -> tuple[float, float, float, int]:
+def referral_bound(params: np.ndarray, lay: Layout) -> tuple[float, float, float, int]:
     """An upper bound on the referrals any path of ``params`` expects: the highest drawn
     volume and trend, every team at full volume from its start to the end of referrals,
     no start delay. Returns (bound, volume, trend, longest team's months)."""
@@ -119,7 +121,7 @@ def referral_bound(params: np.ndarray, lay: "Layout") -> tuple[float, float, flo
     return bound, rate, trend, longest
 
 
-def _check_referral_volume(params: np.ndarray, lay: "Layout") -> None:
+def _check_referral_volume(params: np.ndarray, lay: Layout) -> None:
     """Raise ParameterError if some path may expect more than MAX_REFERRALS_PER_PATH."""
     bound, rate, trend, longest = referral_bound(params, lay)
     if not bound <= MAX_REFERRALS_PER_PATH:   # (also when it overflowed)
@@ -183,7 +185,8 @@ def layout(scenario: Scenario) -> Layout:
     cfg[K.C_AGE_MAX] = scenario.young_people.age_max_years
     cfg[K.C_REFERENCE_AGE] = scenario.care.reference_age_years
     cfg[K.C_CARE_END_AGE] = scenario.care.leaves_care_at_age
-    cfg[K.C_TRACK_FROM] = {"referral": 0.0, "treatment_start": 1.0, "treatment_end": 2.0}[cal.tracking_from]
+    cfg[K.C_TRACK_FROM] = {"referral": 0.0, "treatment_start": 1.0,
+                           "treatment_end": 2.0}[cal.tracking_from]
     cfg[K.C_CASELOAD_LIMIT] = scenario.workforce.caseload_limit
     cfg[K.C_THERAPISTS_IN_WAITING] = scenario.workforce.therapists_in_waiting
     teams = scenario.workforce.teams
@@ -204,7 +207,8 @@ def layout(scenario: Scenario) -> Layout:
     def quarter_of(d: dt.date | None, default: int) -> int:
         if d is None:
             return default
-        return int(np.clip(np.searchsorted(edges, _days(d, origin), side="right") - 1, 0, n_cal - 1))
+        return int(np.clip(np.searchsorted(edges, _days(d, origin), side="right") - 1,
+                           0, n_cal - 1))
 
     # The calendar quarters a cohort's days can fall in: from the cohort's quarter to
     # that of the latest end of a window opening in it (see kernels.bump_cohort).
@@ -214,7 +218,7 @@ def layout(scenario: Scenario) -> Layout:
     # The cohorts run to the quarter of the last time a window can open: before the
     # referrals end (windows from referral), before the service ends (from a treatment
     # start), or to the last quarter (from a treatment end). The later quarters of a
-    # long calendar then hold no cohort to settle and pay (about 40% of the band in Essex).
+    # long calendar then hold no cohort to settle and pay.
     opens_before = {"referral": cfg[K.C_REFERRALS_END],
                     "treatment_start": cfg[K.C_SERVICE_END]}.get(cal.tracking_from, np.inf)
     last_cohort = int(np.searchsorted(edges, opens_before, side="left")) - 1

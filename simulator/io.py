@@ -15,9 +15,10 @@ import platform
 import shutil
 import tempfile
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numba
 import numpy as np
@@ -25,7 +26,6 @@ import pandas as pd
 
 from . import __version__
 from .provenance import git_commit
-
 
 # pandas before 3.0 reads floats to about 15 digits unless asked for "round_trip"; from
 # 3.0 its default parser is exact and the option is deprecated (a warning on every read).

@@ -24,12 +24,12 @@ from functools import lru_cache
 from numba.core import caching
 
 # Floating-point options of every kernel: a multiply and an add may be fused into one
-# FMA instruction (rounded once instead of twice). 2.6% faster a path (polynomials of
-# log, exp and the normal quantile, and the binning arithmetic). Results stay the same
+# FMA instruction (rounded once instead of twice): faster polynomials of log, exp and
+# the normal quantile, and binning arithmetic. Results stay the same
 # for any thread count and chunking; they can differ at rounding level from a build on
 # a CPU without FMA (x86-64 before 2013), and from the same formula in plain Python.
-# Reassociation ("reassoc") was a further 2% but cost log and exp their 1-ulp accuracy,
-# and would let sums depend on the vector width of the CPU: not used.
+# Reassociation ("reassoc") would cost log and exp their 1-ulp accuracy and let sums
+# depend on the vector width of the CPU: not used.
 FASTMATH = {"contract"}
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -45,11 +45,9 @@ def _optimise_fully() -> None:
 
     At the default level numba first runs a cheap, unoptimised pass over each
     kernel's module (inlining only, for its reference-count pruning) and then the
-    full -O3 pipeline; at "max" the first pass is -O3 with loop vectorisation too.
-    3% faster a path (8 alternating processes, 2 threads) and bit-identical on
-    essex_mst, essex_uncertain and adoption_iaam. Compiling, once a machine and
-    version, takes about 19 s longer (63-67 s against 44-49 s, from an empty cache).
-    Set here, before any kernel is compiled; the level only changes how fast the
+    full -O3 pipeline; at "max" the first pass is -O3 with loop vectorisation too:
+    a faster path, bit-identical results, and a longer compile (once a machine and
+    version; `make bench` measures both). Set here, before any kernel is compiled; the level only changes how fast the
     code is (numba reads it when it sets up its code generator, once a process,
     so numba code compiled in the same process after this import gets it too)."""
     from numba.core import config
@@ -116,7 +114,7 @@ def _load_without_refresh() -> None:
     Before it looks in the disk cache, numba refreshes its typing and lowering
     registries: it imports some forty modules of its own implementations (lists,
     sets, strings, random, linear algebra...) and installs about two thousand
-    registries: 0.17 s, a fifth of a second process's start. A kernel loaded from the
+    registries, a large part of a second process's start. A kernel loaded from the
     cache is machine code that needs none of them, only numba's runtime (NRT), so
     this package's kernels start that alone and look in the cache first. On a miss
     the dispatcher compiles, and numba's compiler refreshes the registries itself;
@@ -163,7 +161,7 @@ def _numba_arraymath_without_blas_probe() -> None:
     """Import numba.np.arraymath with its BLAS probe answered by "is scipy installed?".
 
     At import, arraymath calls numba.np.linalg.ensure_blas(), which imports
-    scipy.linalg (0.1 s) only to set a flag that np.convolve and np.correlate read.
+    scipy.linalg (slow to import) only to set a flag that np.convolve and np.correlate read.
     The probe is swapped for a look-up of scipy's files during that one import and
     put back at once: numba code that really uses BLAS (np.dot, np.linalg) still
     goes through the original, which imports scipy.linalg and checks it then.

@@ -282,8 +282,8 @@ def _u53_float(z):
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", inline="always")
 def exponential(key, n):
     """The n-th unit exponential of a stream. By batch_log (defined below; within an ulp
-    of libm's): a call to libm in a care walk made the compiler save and restore the
-    walk's registers around it, 2% of a path."""
+    of libm's): a call to libm in a care walk makes the compiler save and restore the
+    walk's registers around it."""
     return -batch_log(uniform(key, n))
 
 
@@ -566,7 +566,7 @@ def add_interval(a, b, edges, out, col, weight):
 
 # Indices known to be non-negative are cast to unsigned (np.uint64) in the hot
 # helpers and loops: numba then leaves out the code that wraps negative indices
-# around, a few instructions per access (about 4% of a path in all).
+# around, a few instructions per access.
 #
 # Calendar quarters start on whole days, so a table from day to quarter gives
 # the quarter of any time in one look-up. The hot paths bin intervals by their
@@ -697,7 +697,7 @@ def settle(edges, width, slope, part):
 # Days by tracking cohort (the calendar quarter a young person's tracking window
 # opens in) are kept as a band: row j, column c is cohort c in calendar quarter c + j,
 # for the C_COHORT_QUARTERS quarters a window can reach, rather than a square quarter-
-# by-cohort matrix that is mostly zeros (a third of the work of the contract). A row
+# by-cohort matrix that is mostly zeros. A row
 # holds every cohort at one offset, so the passes over the band (settling, totals by
 # quarter, the contract's true-up) run along rows, over cohorts, and vectorise.
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
@@ -923,7 +923,7 @@ def count_referrals(seed, path, prm, team_start, team_weight, referrals_end, cou
     first Marsaglia-Tsang attempt of each gamma draw and the Poisson's exp(-mean), in
     branch-free arithmetic that vectorises (for a gamma shape of 1 or more); then each
     count, by the scalar gamma_draw where the squeeze did not accept that first attempt
-    (8% of them; the same draws, so the same value), and by inversion of the Poisson.
+    (the same draws, so the same value), and by inversion of the Poisson.
     Work arrays (the caller's, for teams x months cells): work (5, cells), work_int
     (3, cells), keys and accepted (cells,).
     """
@@ -1151,7 +1151,7 @@ def _referrals(seed, path, prm, counts, team_start, referrals_end, first_year_a,
     # Referrals and acceptances are counted by calendar quarter in runs: a team's
     # referrals come in time order, so the quarter changes a few dozen times a path.
     # Adding 1 to a quarter's count in memory for each referral chained every
-    # referral to the one before through that memory (a tenth of a referral's time).
+    # referral to the one before through that memory.
     # A run lasts while the time stays within its quarter's bounds: two comparisons a
     # referral, the quarter looked up only when a run ends.
     k_ref = -1
@@ -1373,8 +1373,8 @@ def first_entry(e0, t_ref, horizon, age0, rate0, age_hr, ref_age):
 def compounded(rate, edges, out):
     """(1 + rate) ** (years from the contract start to the middle of quarter k), for each
     quarter k (from 1 before the start): batch_exp of a multiple of log1p(rate), in a loop
-    that vectorises, where a pow call a quarter for the costs and another for the present
-    value were about 1% of a path."""
+    that vectorises, rather than a pow call a quarter for the costs and another for the
+    present value."""
     growth = math.log1p(rate)
     for k in range(out.shape[0]):
         mid = 0.5 * (edges[k] + edges[k + 1])
@@ -1705,11 +1705,10 @@ def _outcomes(prm, cfg, n_acc, status, noncompleted_c, female_c, ref_time, accep
                                    base_slope, base_cq, cohort)
         # Care spells from referral to the horizon: the untreated counterfactual walk,
         # then the treated one, on the same draws (n = 0, 2, 4.. entry targets, 1, 3, 5..
-        # spell lengths; draws 0 to 3 made in advance, in _young_people's vector loop:
-        # made here, the second spell's draws cost 2.7% of a path). The walks are written
-        # here, not in a function, because the call (with a dozen arrays) cost a tenth of
-        # the run; and written twice, not as one loop over the two walks, because that
-        # loop's tests of which walk it was in cost another tenth.
+        # spell lengths; draws 0 to 3 made in advance, in _young_people's vector loop).
+        # The walks are written here, not in a function, because a call passing a dozen
+        # arrays is costly in this loop; and written twice, not as one loop over the two
+        # walks, because that loop's tests of which walk it was in were as costly.
         # Treatment without effect (hazard ratios of 1) walks as the counterfactual does:
         # its days are the counterfactual's, binned alike, so that the payments at hazard
         # ratio 1 are the no-effect payments exactly.
@@ -1797,7 +1796,7 @@ def _outcomes(prm, cfg, n_acc, status, noncompleted_c, female_c, ref_time, accep
                     slope_at_since(a - track_a, 1.0, qsr_width, q_slope, qsr_out, Q_CARE_TREATED)
                     slope_at_since(b - track_a, -1.0, qsr_width, q_slope, qsr_out, Q_CARE_TREATED)
                     # by cohort under a contract (arrays named in each call: choosing one
-                    # at run time cost a tenth as well)
+                    # at run time is costly too)
                     if has_contract:
                         _bin_spell(a, b, track_b, k_b, room_b, cal_edges, day_q, cohort,
                                    care_slope, care_cq)
@@ -1837,9 +1836,8 @@ def _outcomes(prm, cfg, n_acc, status, noncompleted_c, female_c, ref_time, accep
 # --------------------------------------------------------------------------- one path
 # A path's kernels allocate nothing: their work arrays are cut from a workspace that
 # each thread allocates once (four flat arrays, one per element type) and grows when a
-# path needs more. Compiled without reference counting (a view of the workspace costs
-# nothing), they spent a twentieth of a path on allocating, freeing and counting
-# references before. simulate_path's return value says whether the path was done.
+# path needs more. Compiled without reference counting, a view of the workspace costs
+# nothing. simulate_path's return value says whether the path was done.
 PATH_DONE = 0
 WORKSPACE_SMALL = 1   # the workspace was too small: grow it and simulate the path again
 EVENTS_FULL = 2       # the staffing events did not fit: allow more and simulate it again
@@ -2362,8 +2360,8 @@ def simulate_chunk(seed, path_start, params, cfg, team_start, team_size, team_we
                    out, qsr_out, cal_out, reasons_out, totals_out):
     """Simulate paths path_start .. path_start + len(params) - 1 into the outputs, and each
     path's totals for the reconciliation checks (path_totals) into totals_out, read
-    from its outputs just written (while they are in the cache: a pass over the
-    finished arrays afterwards cost a third of a percent of a run).
+    from its outputs just written (while they are in the cache, rather than in a pass
+    over the finished arrays afterwards).
 
     Each path zeroes and then writes only its own rows, so the result is the same
     for any number of threads, any split of paths into chunks and whatever the

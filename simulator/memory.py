@@ -2,9 +2,9 @@
 
 Fresh memory is slow to write on a virtual machine: memory a process frees goes
 back to the system (and from there to the host), and the first write to each of
-its pages then costs far more than the write itself. An Essex run of 40,000
-paths writes 290 MB of outputs, and writing them into fresh memory made the run
-14% slower on 2 cores (17% on one) than writing into memory used before.
+its pages then costs far more than the write itself, and a run writes hundreds of
+megabytes of outputs: into fresh memory, a run is measurably slower than into memory
+used before.
 
 So the engine takes its output arrays from a :class:`BufferPool`. A pooled buffer
 is handed out again once nothing outside the pool refers to it: the caller has

@@ -42,18 +42,19 @@ import math
 import re
 import types
 import typing
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import yaml
 from pydantic import BaseModel
 
-from .loader import Problem, ScenarioError, load_yaml
-from .schema import Scenario, _is_param_field
+from .schema import Scenario, is_param_field
+from .yamlfiles import Problem, ScenarioError, load_yaml
 
 OPERATIONS = ("scale", "power", "add")
 NUMERIC_KINDS = ("param", "number", "integer", "numbers")
-_MISSING = object()
+MISSING = object()   # no such key in the data (get_at), no default in the schema
 
 KeyPath = tuple  # of str (mapping keys) and int (list indices)
 Origin = tuple   # (file or "--set KEY=VALUE", line or None)
@@ -104,7 +105,7 @@ def _strip(annotation):
 def _field_kind(field_info) -> tuple[str, type | None]:
     """(kind, section model) of a schema field: the kinds are param, section, sections,
     mapping, number, integer, numbers, flag, text and date."""
-    if _is_param_field(field_info):
+    if is_param_field(field_info):
         return "param", None
     ann = _strip(field_info.annotation)
     origin = typing.get_origin(ann)
@@ -136,12 +137,12 @@ def _field_kind(field_info) -> tuple[str, type | None]:
 @dataclass(frozen=True)
 class KeyInfo:
     kind: str               # see _field_kind; "distribution field" inside a distribution
-    default: Any = _MISSING  # the schema default of the field, if any
+    default: Any = MISSING  # the schema default of the field, if any
 
 
 def key_info(path: KeyPath) -> KeyInfo:
     """What the schema says about a key path; ValueError naming the first unknown step."""
-    model, kind, default = Scenario, "section", _MISSING
+    model, kind, default = Scenario, "section", MISSING
     for i, step in enumerate(path):
         if kind == "section":
             if not isinstance(step, str) or step not in model.model_fields:
@@ -150,15 +151,15 @@ def key_info(path: KeyPath) -> KeyInfo:
                                  f"{', '.join(model.model_fields)})")
             info = model.model_fields[step]
             kind, sub = _field_kind(info)
-            default = _MISSING if info.is_required() else info.get_default(call_default_factory=True)
+            default = MISSING if info.is_required() else info.get_default(call_default_factory=True)
             model = sub or model
         elif kind == "sections":
             if not isinstance(step, int):
                 raise ValueError(f"{format_key(path[:i])} is a list: address an item as "
                                  f"{format_key(path[:i])}[0]")
-            kind, default = "section", _MISSING
+            kind, default = "section", MISSING
         elif kind == "mapping" and isinstance(step, str):
-            kind, default = "number", _MISSING
+            kind, default = "number", MISSING
         elif kind == "param":
             return KeyInfo("distribution field")  # checked by the schema afterwards
         else:
@@ -175,7 +176,8 @@ _BOUNDS = {"fixed": ("value",), "uniform": ("low", "high"), "normal": ("mean", "
            "beta": ("low", "high"), "triangular": ("low", "mode", "high")}
 
 
-def _is_number(x: Any) -> bool:
+def is_number(x: Any) -> bool:
+    """A number as YAML gives it: an int or a float, not a bool."""
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
@@ -198,15 +200,15 @@ def _number_op(op: str, x: float, amount: float) -> float:
 
 def operate(value: Any, op: str, amount: Any) -> Any:
     """Apply ``{op: amount}`` to a number, a list of numbers or a distribution mapping."""
-    if not _is_number(amount) or not math.isfinite(amount):
+    if not is_number(amount) or not math.isfinite(amount):
         raise ValueError(f"{op} needs a finite number, got {amount!r}")
     if op == "scale" and amount < 0:
         raise ValueError(f"scale needs a factor >= 0, got {amount:g}")
     if op == "power" and amount <= 0:
         raise ValueError(f"power needs an exponent > 0, got {amount:g}")
-    if _is_number(value):
+    if is_number(value):
         return _number_op(op, value, amount)
-    if isinstance(value, list) and value and all(_is_number(v) for v in value):
+    if isinstance(value, list) and value and all(is_number(v) for v in value):
         return [_number_op(op, v, amount) for v in value]
     if isinstance(value, dict) and "dist" in value:
         return _distribution_op(dict(value), op, amount)
@@ -242,7 +244,7 @@ def _distribution_op(d: dict, op: str, amount: float) -> dict:
         raise ValueError(f"unknown distribution {kind!r}")
     for k in keys:
         if k in d:
-            if not _is_number(d[k]):
+            if not is_number(d[k]):
                 raise ValueError(f"distribution field {k} is not a number: {d[k]!r}")
             d[k] = _number_op(op, d[k], amount)
     return d
@@ -263,21 +265,22 @@ class Override:
         return format_key(self.path)
 
 
-def _get(data: Any, path: KeyPath) -> Any:
+def get_at(data: Any, path: KeyPath) -> Any:
+    """The value at ``path`` in nested mappings and lists, or MISSING."""
     for step in path:
         if isinstance(step, int):
             if not isinstance(data, list) or step >= len(data):
-                return _MISSING
+                return MISSING
             data = data[step]
         else:
             if not isinstance(data, dict) or step not in data:
-                return _MISSING
+                return MISSING
             data = data[step]
     return data
 
 
 def _set(data: dict, path: KeyPath, value: Any) -> None:
-    for i, step in enumerate(path[:-1]):
+    for step in path[:-1]:
         nxt = data[step] if isinstance(step, int) else data.get(step)
         if isinstance(step, int) or isinstance(nxt, (dict, list)):
             data = nxt
@@ -295,34 +298,37 @@ def flatten(overrides: Mapping, origin: Origin | Any = ("overrides", None),
     Raises ScenarioError naming every unknown or malformed key.
     """
     problems: list[Problem] = []
-    out = _flatten(overrides, origin, prefix, problems)
+    out = flatten_collecting(overrides, origin, prefix, problems)
     if problems:
         raise ScenarioError(problems)
     return out
 
 
-def _flatten(overrides: Mapping, origin, prefix: KeyPath, problems: list) -> list[Override]:
+def flatten_collecting(overrides: Mapping, origin, prefix: KeyPath,
+                       problems: list) -> list[Override]:
+    """:func:`flatten`, appending each problem to ``problems`` instead of raising."""
     out: list[Override] = []
     where = origin if callable(origin) else (lambda _path: origin)
     for key, value in overrides.items():
         try:
             path = prefix + parse_key(key)
         except ValueError as exc:
-            problems.append(_problem(where(prefix), format_key(prefix) or str(key), str(exc)))
+            problems.append(problem_at(where(prefix), format_key(prefix) or str(key), str(exc)))
             continue
         try:
             kind = key_info(path).kind
         except ValueError as exc:
-            problems.append(_problem(where(path), format_key(path), str(exc)))
+            problems.append(problem_at(where(path), format_key(path), str(exc)))
             continue
         if kind == "section" and isinstance(value, dict) and not is_operation(value):
-            out.extend(_flatten(value, origin, path, problems))
+            out.extend(flatten_collecting(value, origin, path, problems))
         else:
             out.append(Override(path, value, where(path)))
     return out
 
 
-def _problem(origin: Origin, key: str, message: str) -> Problem:
+def problem_at(origin: Origin, key: str, message: str) -> Problem:
+    """A Problem at ``origin`` (file or "--set KEY=VALUE", line) and ``key``."""
     file, line = origin
     return Problem(str(file), line, key, message)
 
@@ -331,13 +337,14 @@ def apply(data: dict, overrides: Iterable[Override]) -> dict:
     """A deep copy of ``data`` with ``overrides`` applied in order; ScenarioError naming
     every override that cannot be applied."""
     problems: list[Problem] = []
-    data = _apply(data, overrides, problems)
+    data = apply_collecting(data, overrides, problems)
     if problems:
         raise ScenarioError(problems)
     return data
 
 
-def _apply(data: dict, overrides: Iterable[Override], problems: list) -> dict:
+def apply_collecting(data: dict, overrides: Iterable[Override], problems: list) -> dict:
+    """:func:`apply`, appending each problem to ``problems`` instead of raising."""
     data = copy.deepcopy(data)
     for o in overrides:
         try:
@@ -347,8 +354,8 @@ def _apply(data: dict, overrides: Iterable[Override], problems: list) -> dict:
                 if info.kind not in NUMERIC_KINDS + ("distribution field",):
                     raise ValueError(f"{op} applies to numbers and distributions; "
                                      f"{o.key} is a {info.kind} field")
-                current = _get(data, o.path)
-                if current is _MISSING or current is None:
+                current = get_at(data, o.path)
+                if current is MISSING or current is None:
                     current = _raw_default(info, o.key)
                 new = operate(current, op, amount)
             elif info.kind in NUMERIC_KINDS + ("distribution field",) \
@@ -362,13 +369,13 @@ def _apply(data: dict, overrides: Iterable[Override], problems: list) -> dict:
             _check_container(data, o.path)
             _set(data, o.path, new)
         except ValueError as exc:
-            problems.append(_problem(o.origin, o.key, str(exc)))
+            problems.append(problem_at(o.origin, o.key, str(exc)))
     return data
 
 
 def _raw_default(info: KeyInfo, key: str) -> Any:
     default = info.default
-    if default is _MISSING or default is None:
+    if default is MISSING or default is None:
         raise ValueError(f"{key} is not set (null) in the base scenario: set a value "
                          f"instead of applying an operation")
     if getattr(default, "is_fixed", False):
@@ -382,13 +389,13 @@ def _check_container(data: dict, path: KeyPath) -> None:
     """Raise ValueError unless every step of ``path`` can be taken in ``data``: an item of a
     list that has it, or a key of a mapping (or of an absent section, which is created)."""
     for i, step in enumerate(path):
-        parent = _get(data, path[:i])
+        parent = get_at(data, path[:i])
         if isinstance(step, int):
             n = len(parent) if isinstance(parent, list) else 0
             if step >= n:
                 raise ValueError(f"{format_key(path[:i])} has {n} item{'s' if n != 1 else ''}; "
                                  f"there is no [{step}]")
-        elif i and parent is not _MISSING and parent is not None and not isinstance(parent, dict):
+        elif i and parent is not MISSING and parent is not None and not isinstance(parent, dict):
             # (an earlier value replaced the mapping: validation would refuse it anyway)
             raise ValueError(f"{format_key(path[:i])} is not a mapping here (it was set to "
                              f"{parent!r}), so it has no key {step}")
@@ -409,13 +416,13 @@ def parse_assignments(items: Sequence[str]) -> list[Override]:
         origin = (f"--set {item}", None)
         key, sep, text = item.partition("=")
         if not sep or not key.strip():
-            problems.append(_problem(origin, key.strip(), "expected KEY=VALUE, e.g. "
-                                     "referrals.per_team_per_month=4 or 'KEY={scale: 0.7}'"))
+            problems.append(problem_at(origin, key.strip(), "expected KEY=VALUE, e.g. "
+                                       "referrals.per_team_per_month=4 or 'KEY={scale: 0.7}'"))
             continue
         try:
             value = load_yaml(text) if text.strip() else None
         except yaml.YAMLError as exc:
-            problems.append(_problem(origin, key.strip(), f"value is not valid YAML: {exc}"))
+            problems.append(problem_at(origin, key.strip(), f"value is not valid YAML: {exc}"))
             continue
         try:
             out.extend(flatten({key.strip(): value}, origin))

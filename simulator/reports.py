@@ -29,9 +29,10 @@ import html
 import json
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -42,6 +43,8 @@ from . import metrics
 REPORT_FILE = "report.html"
 CHARTS_FILE = "charts.json"
 BATCH_REPORT_FILE = "batch_report.html"
+# the batch's table of variants, written by batch.run_batch, read by the batch report
+SUMMARY_FILE = "batch_summary.csv"
 # paths.parquet columns the run report draws histograms of
 PATH_COLUMNS = ["multiple", "irr", "net_saving", "outcome_payments", "no_effect_payments",
                 "deadweight_share"]
@@ -154,8 +157,9 @@ def run_sections(data: RunData) -> tuple[str, str, list[tuple[str, str, list]]]:
     missing = [name for name in ("investor", "commissioner") if name not in s]
     intro = _headline_html(data)
     if missing:
+        needs = {"investor": "finance", "commissioner": "contract"}
         intro += (f"<p class='note'>This scenario has no "
-                  f"{' or '.join({'investor': 'finance', 'commissioner': 'contract'}[m] for m in missing)}"
+                  f"{' or '.join(needs[m] for m in missing)}"
                   f" section, so the report has no {' or '.join(missing)} view.</p>")
     title = f"sibsim report: {s.get('scenario', data.manifest.get('scenario', ''))}"
     return title, intro, sections
@@ -547,7 +551,7 @@ def _figure(traces: list[dict], title: str, xtitle: str, ytitle: str, *,
             layout["annotations"].append({"x": value, "xref": "x", "y": height, "yref": "paper",
                                           "text": label, "showarrow": False, "xanchor": "left",
                                           "font": {"color": color}, "bgcolor": "white"})
-    for value, label, color, _ in hmarkers:
+    for value, _label, color, _ in hmarkers:
         layout["shapes"].append({"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": "y",
                                  "y0": value, "y1": value,
                                  "line": {"color": color, "width": 1}})
@@ -587,7 +591,6 @@ def build_batch_report(out_dir: str | Path) -> str:
 
 
 def batch_sections(out_dir: str | Path) -> tuple[str, str, list[tuple[str, str, list]]]:
-    from .batch import SUMMARY_FILE
     from .io import read_table
 
     out = Path(out_dir)
@@ -660,7 +663,8 @@ def _batch_side_by_side(out: Path, ok: pd.DataFrame) -> list:
             items.append(_metric_bars(
                 diffs, "investor.multiple.mean_diff",
                 "Change in mean multiple from its base, ±95% interval (paired, common random "
-                "numbers)", "difference in mean multiple (×)", se_col="investor.multiple.mean_diff_se",
+                "numbers)", "difference in mean multiple (×)",
+                se_col="investor.multiple.mean_diff_se",
                 color=PURPLE))
     key = "commissioner.outcome_payments.p95"
     if key in ok and ok[key].notna().any():
@@ -821,7 +825,7 @@ def _parse_change(text: str) -> dict[str, Any]:
     """Invert batch.format_change: 'a.b={scale: 0.8}; c=5000' -> {'a.b': {'scale': 0.8}, ...}."""
     import yaml
 
-    from .loader import load_yaml
+    from .yamlfiles import load_yaml
 
     out: dict[str, Any] = {}
     for part in filter(None, (p.strip() for p in text.split("; "))):

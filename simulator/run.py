@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import engine, io, metrics, reports
-from .loader import LoadedScenario
+from .yamlfiles import LoadedScenario
 
 
 @dataclass
@@ -30,10 +30,10 @@ def run_scenario(loaded: LoadedScenario, out_dir: str | Path, *, paths: int | No
     paths = sim.paths if paths is None else paths
     seed = sim.seed if seed is None else seed
     chunk_paths = sim.chunk_paths if chunk_paths is None else chunk_paths
-    started = dt.datetime.now(dt.timezone.utc)
+    started = dt.datetime.now(dt.UTC)
     result = engine.simulate(scenario, paths=paths, seed=seed, chunk_paths=chunk_paths,
                              progress=progress)
-    finished = dt.datetime.now(dt.timezone.utc)
+    finished = dt.datetime.now(dt.UTC)
     meta = io.manifest(scenario_name=scenario.name, scenario_file=str(loaded.path),
                        scenario_sha256=loaded.sha256, seed=seed, paths=paths,
                        chunk_paths=chunk_paths, started=started, finished=finished,

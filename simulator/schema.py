@@ -11,10 +11,10 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from typing import Annotated, Any, Iterator, Literal, Optional, Union
+from collections.abc import Iterator
+from typing import Annotated, Any, Literal
 
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict,
-                      Field, model_validator)
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from .distributions import Distribution, Fixed
 
@@ -66,7 +66,7 @@ def param(description: str, unit: str, *, default: Any = ..., ge=None, gt=None,
         default = Fixed(value=float(default))
     return Annotated[
         Distribution,
-        BeforeValidator(_coerce_param, json_schema_input_type=Union[float, Distribution]),
+        BeforeValidator(_coerce_param, json_schema_input_type=float | Distribution),
         AfterValidator(_range_check(**bounds)),
         Field(default=default, description=f"{description} [{unit}]",
               json_schema_extra={"unit": unit, **{f"x-{k}": v for k, v in bounds.items()}}),
@@ -116,9 +116,9 @@ class Calendar(Section):
 class Referrals(Section):
     per_team_per_month: param("Mean referrals per team per month at full volume",
                               "referrals/team/month", gt=0, le=1000)
-    dispersion: Optional[param("Negative binomial size k of monthly referrals "
-                               "(variance = mean + mean^2/k); null for Poisson",
-                               "1", gt=0, le=1e6)] = None
+    dispersion: param("Negative binomial size k of monthly referrals "
+                      "(variance = mean + mean^2/k); null for Poisson",
+                      "1", gt=0, le=1e6) | None = None
     ramp_up_months: param("Months from a team's start until referrals reach full volume",
                           "months", default=0.0, ge=0, le=120)
     ramp_start_share: param("Referral volume in a team's first month as a share of full volume",
@@ -191,9 +191,9 @@ class Treatment(Section):
                                gt=0, le=100)
     hazard_ratio_after: param("Care-entry hazard ratio after treatment ends", "ratio",
                               gt=0, le=100)
-    effect_half_life_days: Optional[param(
+    effect_half_life_days: param(
         "Half-life of the log hazard ratio after treatment (null: no waning)", "days",
-        gt=0, le=1e5)] = None
+        gt=0, le=1e5) | None = None
     disrupted_effect_retention: param(
         "Share of the log hazard ratio kept when the therapist changes mid-treatment",
         "share", default=1.0, ge=0, le=1)
@@ -285,14 +285,15 @@ class OutcomeEvent(Section):
     name: str = Field(pattern=r"^[A-Za-z0-9_\-]+$", description="Event name")
     months_after_referral: float = _desc("Checkpoint after referral", "months", gt=0, le=120)
     condition: Literal["not_in_care"] = Field(
-        default="not_in_care", description="What must hold at the checkpoint (treated path) [event]")
+        default="not_in_care",
+        description="What must hold at the checkpoint (treated path) [event]")
     price: float = _desc("Payment per young person meeting the condition", "GBP", ge=0)
 
 
 class Contract(Section):
-    baseline_care_proportion: Union[Annotated[float, Field(ge=0, le=1)],
-                                    Annotated[list[Annotated[float, Field(ge=0, le=1)]],
-                                              Field(min_length=1, max_length=40)]] = _desc(
+    baseline_care_proportion: (Annotated[float, Field(ge=0, le=1)]
+                               | Annotated[list[Annotated[float, Field(ge=0, le=1)]],
+                                           Field(min_length=1, max_length=40)]) = _desc(
         "Historical baseline care proportion (care days / child days): one value, or one "
         "per quarter since tracking start", "share")
     price_per_care_day_saved: float = _desc("Outcome payment per care day saved against the "
@@ -301,9 +302,9 @@ class Contract(Section):
                                       "payment", "quarters", default=1, ge=0, le=20)
     clawback: bool = Field(default=False, description=(
         "Cumulative true-up may claw back earlier overpayment (negative payments) [flag]"))
-    cap: Optional[float] = _desc("Cap on total outcome payments (null: no cap)", "GBP",
-                                 default=None, ge=0)
-    last_payment_date: Optional[Date] = _desc(
+    cap: float | None = _desc("Cap on total outcome payments (null: no cap)", "GBP",
+                              default=None, ge=0)
+    last_payment_date: Date | None = _desc(
         "No outcome payment is made after this date (null: no limit)", "date", default=None)
     outcome_events: list[OutcomeEvent] = Field(default_factory=list, max_length=4,
                                                description="Binary outcome payments")
@@ -333,9 +334,9 @@ class Drawdown(Section):
     """One dated draw of the drawdown schedule: an amount, or a share of the commitment."""
 
     date: Date = _desc("When the capital is drawn (in that calendar quarter)", "date")
-    amount: Optional[float] = _desc("Capital drawn", "GBP", default=None, ge=0)
-    share: Optional[float] = _desc("Capital drawn, as a share of the commitment", "share",
-                                   default=None, ge=0, le=1)
+    amount: float | None = _desc("Capital drawn", "GBP", default=None, ge=0)
+    share: float | None = _desc("Capital drawn, as a share of the commitment", "share",
+                                default=None, ge=0, le=1)
 
     @model_validator(mode="after")
     def _one_of(self):
@@ -352,12 +353,12 @@ class Finance(Section):
     capital_call: Literal["exact", "tranche", "schedule"] = Field(
         default="exact", description="Draw exactly the shortfall, whole tranches, or on the "
         "drawdown schedule (and any shortfall beyond it early) [rule]")
-    tranche_size: Optional[float] = _desc("Tranche size when capital_call is 'tranche'", "GBP",
-                                          default=None, gt=0)
-    drawdown_schedule: Optional[list[Drawdown]] = Field(
+    tranche_size: float | None = _desc("Tranche size when capital_call is 'tranche'", "GBP",
+                                       default=None, gt=0)
+    drawdown_schedule: list[Drawdown] | None = Field(
         default=None, max_length=400,
         description="Dated draws when capital_call is 'schedule'")
-    distribution_start: Optional[Date] = _desc(
+    distribution_start: Date | None = _desc(
         "Surplus above the reserve is distributed each quarter from this date; before it "
         "payments are recycled (null: only at the end)", "date", default=None)
     investor_share_of_surplus: float = _desc(
@@ -369,7 +370,8 @@ class Finance(Section):
     @model_validator(mode="after")
     def _call_rule(self):
         if self.capital_call == "tranche" and self.tranche_size is None:
-            raise ValueError("finance.tranche_size is required when finance.capital_call is 'tranche'")
+            raise ValueError("finance.tranche_size is required when finance.capital_call is "
+                             "'tranche'")
         scheduled = self.capital_call == "schedule"
         if scheduled != bool(self.drawdown_schedule):
             raise ValueError("finance.drawdown_schedule is required when finance.capital_call "
@@ -404,9 +406,9 @@ class Scenario(Section):
     young_people: YoungPeople
     care: Care
     counterfactual: Counterfactual = Field(default_factory=Counterfactual)
-    contract: Optional[Contract] = None
+    contract: Contract | None = None
     costs: Costs = Field(default_factory=Costs)
-    finance: Optional[Finance] = None
+    finance: Finance | None = None
     simulation: Simulation = Field(default_factory=Simulation)
 
     @model_validator(mode="after")
@@ -448,11 +450,12 @@ def iter_params(model: BaseModel, prefix: str = "") -> Iterator[tuple[str, Any]]
             yield from iter_params(value, dotted + ".")
         elif hasattr(value, "dist"):
             yield dotted, value
-        elif value is None and _is_param_field(field):
+        elif value is None and is_param_field(field):
             yield dotted, None
 
 
-def _is_param_field(field) -> bool:
+def is_param_field(field) -> bool:
+    """Whether a model field takes a parameter (a distribution or Fixed value)."""
     return "Fixed" in repr(field.annotation)
 
 

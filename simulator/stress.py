@@ -22,17 +22,17 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from . import compare, engine, metrics
-from .compose import (NUMERIC_KINDS, Override, ResolvedScenario, format_key, key_info,
-                      parse_key)
-from .loader import Problem, ScenarioError
+from .compose import NUMERIC_KINDS, Override, ResolvedScenario, format_key, key_info, parse_key
 from .schema import iter_params
+from .yamlfiles import Problem, ScenarioError
 
 MODES = ("set", "scale", "power")
 Z_INTERVAL = 2.0
@@ -102,7 +102,8 @@ class Probe:
         try:
             compare.metric_value(summary, self.metric)
         except KeyError as exc:
-            raise ScenarioError([Problem("--metric", None, self.metric, str(exc).strip("'\""))])
+            raise ScenarioError([Problem("--metric", None, self.metric,
+                                         str(exc).strip("'\""))]) from exc
 
     def scenario(self, x: float) -> ResolvedScenario:
         value = x if self.mode == "set" else {self.mode: x}
@@ -378,7 +379,8 @@ def sensitivity(base: ResolvedScenario, metric: str,
     try:
         base_value = compare.metric_value(summary, metric)
     except KeyError as exc:
-        raise ScenarioError([Problem("--metric", None, metric, str(exc).strip("'\""))])
+        raise ScenarioError([Problem("--metric", None, metric,
+                                     str(exc).strip("'\""))]) from exc
     base_se = compare.standard_error(metric, result.paths, summary)
     echo(f"base: {metric} = {base_value:.6g}")
     rows = []
@@ -429,7 +431,8 @@ def rank_correlations(frame: pd.DataFrame, column: str | None) -> pd.DataFrame:
     rows = []
     for c in params:
         x_rank = pd.Series(frame[c].to_numpy()[keep]).rank().to_numpy()
-        rho = float(np.corrcoef(x_rank, y_rank)[0, 1]) if np.std(x_rank) > 0 and np.std(y_rank) > 0 else 0.0
+        varies = np.std(x_rank) > 0 and np.std(y_rank) > 0
+        rho = float(np.corrcoef(x_rank, y_rank)[0, 1]) if varies else 0.0
         half = 1.96 * math.sqrt(1.06 / max(n - 3, 1))
         z = math.atanh(max(min(rho, 0.999999), -0.999999))
         rows.append({"parameter": c[len("param."):], "spearman_rho": rho,

@@ -2,8 +2,6 @@ import copy
 import datetime as dt
 from pathlib import Path
 
-
-
 from simulator.schema import Scenario
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -343,7 +343,8 @@ def run_team(k, people, team_events, post_team, limit, service_end, p, sc, rng):
     def least_loaded(room):
         best = None
         for q in posts:
-            if staffed[q] and len(cases[q]) < room and (best is None or len(cases[q]) < len(cases[best])):
+            if staffed[q] and len(cases[q]) < room and (best is None
+                                                       or len(cases[q]) < len(cases[best])):
                 best = q
         return best
 
@@ -475,7 +476,8 @@ def simulate_path(scenario: Scenario, rng: np.random.Generator) -> dict:
         baseline = np.atleast_1d(np.asarray(sc.contract.baseline_care_proportion, float))
     exit_rate = p["care.exit_rate_per_year"] / Y
     reentry = p["care.reentry_hazard_ratio"]
-    lhr_d, lhr_a = math.log(p["treatment.hazard_ratio_during"]), math.log(p["treatment.hazard_ratio_after"])
+    lhr_d = math.log(p["treatment.hazard_ratio_during"])
+    lhr_a = math.log(p["treatment.hazard_ratio_after"])
     half_life = p["treatment.effect_half_life_days"]
     lengths, waits, ages = [], [], []
     for people in by_team:
@@ -522,7 +524,8 @@ def simulate_path(scenario: Scenario, rng: np.random.Generator) -> dict:
     row["children_treated"] = row["started"]
     if lengths:
         row["treatment_days_median"] = float(np.median(lengths))
-        row["share_under_threshold"] = float(np.mean(np.array(lengths) < p["treatment.short_threshold_days"]))
+        row["share_under_threshold"] = float(np.mean(np.array(lengths)
+                                                     < p["treatment.short_threshold_days"]))
         row["mean_wait_days"] = float(np.mean(waits))
         row["mean_age"] = float(np.mean(ages))
     else:

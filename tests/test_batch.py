@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from simulator import compare, compose, engine, io
-from simulator.batch import SUMMARY_FILE, plan_batch, run_batch
+from simulator.batch import plan_batch, run_batch
+from simulator.reports import SUMMARY_FILE
 
 from helpers import ROOT, make_scenario, with_money
 
@@ -41,7 +42,8 @@ def scenario_folder(tmp_path, paths=120):
         name: small_fewer
         referrals.per_team_per_month: {scale: 0.7}
         """))
-    (scen / "targets.yaml").write_text("targets:\n  children_treated: {value: 388, tolerance: 0.1}\n")
+    (scen / "targets.yaml").write_text(
+        "targets:\n  children_treated: {value: 388, tolerance: 0.1}\n")
     return scen
 
 
@@ -123,11 +125,13 @@ def test_the_bootstrap_taken_along_rows_gives_the_same_standard_errors(monkeypat
             a, b = pd.DataFrame({"multiple": xv}), pd.DataFrame({"multiple": yv})
             for m in ("investor.multiple.p05", "investor.multiple.p50", "investor.var95"):
                 stat = compare.path_metric(m).stat
-                want = _bootstrap_row_by_row(lambda i: compare.statistic(xv[i], stat), n)
+                want = _bootstrap_row_by_row(
+                    lambda i, xv=xv, stat=stat: compare.statistic(xv[i], stat), n)
                 assert compare.standard_error(m, a) == pytest.approx(want, rel=0, abs=0,
                                                                      nan_ok=True), (n, m)
                 want = _bootstrap_row_by_row(
-                    lambda i: compare.statistic(xv[i], stat) - compare.statistic(yv[i], stat), n)
+                    lambda i, xv=xv, yv=yv, stat=stat:
+                    compare.statistic(xv[i], stat) - compare.statistic(yv[i], stat), n)
                 assert compare.paired_difference_se(m, a, b) == pytest.approx(
                     want, rel=0, abs=0, nan_ok=True), (n, m)
     # the resampled statistics were kept by content, and are used again
@@ -271,7 +275,8 @@ def test_shipped_scenarios_plan_with_stresses_and_cited_sources():
         assert "extends: ../essex_mst.yaml" in text
         for line in text.splitlines():   # every override carries its unit and source
             if line.strip() and not line.lstrip().startswith("#") and ":" in line \
-                    and not line.startswith(("extends", "name", "description", "costs:", "counterfactual:")):
+                    and not line.startswith(("extends", "name", "description", "costs:",
+                                             "counterfactual:")):
                 assert "#" in line, (f.name, line)
     start = compose.load_composed(ROOT / "scenarios" / "stress" / "essex_start_like.yaml").scenario
     assert start.treatment.hazard_ratio_after.value >= 0.8

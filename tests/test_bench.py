@@ -32,11 +32,20 @@ def test_the_targets_line_says_which_target_each_figure_meets():
     assert "not tested (1 threads)" in bench.targets(1, 30_000, 29_000, 0.5)
 
 
-def test_the_benchmark_runs_end_to_end_and_prints_both_implementations():
-    run = subprocess.run([sys.executable, str(BENCH), "--paths", "64", "--reference-paths", "1",
-                          "--repeats", "1"], capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stderr
+def test_the_benchmark_runs_end_to_end_and_appends_a_record(tmp_path):
+    import json
+    for _ in range(2):
+        run = subprocess.run([sys.executable, str(BENCH), "--paths", "64", "--reference-paths",
+                              "1", "--repeats", "1", "--records", str(tmp_path)],
+                             capture_output=True, text=True, timeout=600)
+        assert run.returncode == 0, run.stderr
     out = run.stdout
     for label in ("machine:", "numba engine, service only", "numba engine + waterfall",
-                  "plain-Python reference", "speed-up:", "second process", "targets: engine"):
+                  "plain-Python reference", "speed-up:", "second process", "targets: engine",
+                  "record appended to"):
         assert label in out, (label, out)
+    records = [json.loads(line) for line in (tmp_path / "bench.jsonl").read_text().splitlines()]
+    assert len(records) == 2   # appended, not overwritten
+    assert records[0]["machine"] and records[0]["scenario"] == "essex_mst"
+    assert records[0]["paths_per_second"]["with_waterfall"] > 0
+    assert {"commit", "utc", "seconds"} <= set(records[1])

@@ -1,4 +1,5 @@
-"""The calibration machinery: statistics as at a date, intervals, the fit, the YAML rewrite, the CLI."""
+"""The calibration machinery: statistics as at a date, intervals, the fit, the YAML rewrite,
+the CLI."""
 import datetime as dt
 import math
 import re
@@ -9,11 +10,12 @@ import numpy as np
 import pytest
 import yaml
 
-from helpers import ROOT, make_scenario, small_scenario_dict, with_money
 from simulator import calibrate as C
 from simulator import engine
 from simulator.loader import load_scenario
 from simulator.schema import Scenario
+
+from helpers import ROOT, make_scenario, small_scenario_dict, with_money
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +106,8 @@ def test_fit_recovers_a_known_entry_rate():
 def test_tied_keys_share_one_value():
     start = make_scenario()
     target = _target(statistic="mean(care_proportion)", published=0.05, tolerance=0.01)
-    fit = C.calibrate(start, [target], ["treatment.hazard_ratio_during+treatment.hazard_ratio_after"],
+    fit = C.calibrate(start, [target],
+                      ["treatment.hazard_ratio_during+treatment.hazard_ratio_after"],
                       paths=200, seed=2, max_evaluations=30)
     assert fit.values["treatment.hazard_ratio_during"] == fit.values["treatment.hazard_ratio_after"]
     assert fit.scenario.treatment.hazard_ratio_after.value == pytest.approx(

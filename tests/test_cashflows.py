@@ -1,7 +1,6 @@
 """Money through the engine: conservation, summary keys, scale invariance, monotonicity."""
 import datetime as dt
 import json
-import math
 
 import numpy as np
 import pytest
@@ -90,7 +89,8 @@ def test_scaling_every_money_amount_leaves_multiples_and_irr_unchanged():
 def test_stronger_effect_never_lowers_payments_and_higher_cap_never_lowers_multiple():
     means = []
     for hr in (0.8, 0.5, 0.3, 0.15):
-        d = deep_update(with_money(), {"treatment": {"hazard_ratio_during": hr, "hazard_ratio_after": hr}})
+        d = deep_update(with_money(), {"treatment": {"hazard_ratio_during": hr,
+                                                     "hazard_ratio_after": hr}})
         f = engine.simulate(make_scenario(base=d), paths=300, seed=4).paths
         means.append(f.outcome_payments.mean())
     assert all(x <= y for x, y in zip(means, means[1:])), means

@@ -1,4 +1,5 @@
 """Degenerate scenarios with closed-form answers; every bound is 4 standard errors."""
+import datetime as dt
 import math
 
 import numpy as np
@@ -8,8 +9,6 @@ from scipy import stats
 from simulator import engine
 from simulator import kernels as K
 from simulator.schema import DAYS_PER_MONTH, DAYS_PER_YEAR
-
-import datetime as dt
 
 from helpers import CONTRACT_START, deep_update, make_scenario, small_scenario_dict
 
@@ -84,8 +83,10 @@ def test_age_hazard_ratio_applies_by_whole_year():
     # Everyone is referred aged exactly 15.0 (a 1e-9-wide age range) and the
     # reference age is 14: the hazard is lam*r in year 15 and lam*r^2 in year 16.
     r, lam_y = 1.5, 0.3
-    sc = no_queue_no_turnover({"care": {"entry_rate_per_year": lam_y, "age_hazard_ratio_per_year": r},
-                               "young_people": {"age_min_years": 15.0, "age_max_years": 15.000000001,
+    sc = no_queue_no_turnover({"care": {"entry_rate_per_year": lam_y,
+                                        "age_hazard_ratio_per_year": r},
+                               "young_people": {"age_min_years": 15.0,
+                                                "age_max_years": 15.000000001,
                                                 "age_mean_years": 15.0}})
     f = engine.simulate(sc, paths=400, seed=5).paths
     lam = lam_y / DAYS_PER_YEAR
@@ -215,7 +216,8 @@ def test_vacancy_days_match_the_alternating_markov_formula(shape):
         "calendar": {"referrals_end": dt.date(2021, 12, 31), "service_end": dt.date(2039, 12, 31)},
         "workforce": {"leaving_rate_per_year": r_year, "vacancy_mean_days": v,
                       "vacancy_shape": shape, "therapists_in_waiting": 0,
-                      "teams": [{"name": "t", "start_date": CONTRACT_START, "therapists": n_posts}]}})
+                      "teams": [{"name": "t", "start_date": CONTRACT_START,
+                                 "therapists": n_posts}]}})
     H = float((sc.calendar.service_end - CONTRACT_START).days + 1)  # 20 years
     f = engine.simulate(sc, paths=400, seed=10).paths
     r, s = r_year / DAYS_PER_YEAR, 1.0 / v

@@ -68,7 +68,8 @@ def test_power_is_exact_for_numbers_and_lognormals_and_halves_the_log_effect():
         d = with_entry_rate(KINDS[kind])
         np.testing.assert_allclose(ppf_of(apply_overrides(d, {KEY: {"power": 0.5}})),
                                    ppf_of(d) ** 0.5, rtol=1e-12)
-    halved = apply_overrides(small_scenario_dict(), {"treatment.hazard_ratio_after": {"power": 0.5}})
+    halved = apply_overrides(small_scenario_dict(),
+                             {"treatment.hazard_ratio_after": {"power": 0.5}})
     assert halved["treatment"]["hazard_ratio_after"] == pytest.approx(0.4 ** 0.5)
     # uniform: the bounds are raised to the power (the shape between them is kept)
     d = with_entry_rate(KINDS["uniform"])
@@ -90,7 +91,8 @@ def test_impossible_operations_are_errors(spec, op, message):
 
 def test_set_merge_replace_and_counts():
     d = small_scenario_dict()
-    dotted = apply_overrides(d, {"referrals.dispersion": 8, "workforce.teams[1].therapists": {"scale": 2}})
+    dotted = apply_overrides(d, {"referrals.dispersion": 8,
+                                 "workforce.teams[1].therapists": {"scale": 2}})
     nested = apply_overrides(d, {"referrals": {"dispersion": 8},
                                  "workforce": {"teams[1]": {"therapists": {"scale": 2}}}})
     assert dotted == nested
@@ -99,11 +101,13 @@ def test_set_merge_replace_and_counts():
     assert isinstance(dotted["workforce"]["teams"][1]["therapists"], int)
     replaced = apply_overrides(d, {"referrals.rejection_reasons": {"c": 1.0}})
     assert replaced["referrals"]["rejection_reasons"] == {"c": 1.0}  # mappings of values replace
-    dist = apply_overrides(with_entry_rate(KINDS["uniform"]), {KEY: {"dist": "fixed", "value": 0.3}})
+    dist = apply_overrides(with_entry_rate(KINDS["uniform"]),
+                           {KEY: {"dist": "fixed", "value": 0.3}})
     assert dist["care"]["entry_rate_per_year"] == {"dist": "fixed", "value": 0.3}
     # an absent field is scaled from its schema default; a null one cannot be
     money = with_money()
-    assert apply_overrides(money, {"costs.per_case_started": {"add": 100}})["costs"]["per_case_started"] == 100
+    added = apply_overrides(money, {"costs.per_case_started": {"add": 100}})
+    assert added["costs"]["per_case_started"] == 100
     with pytest.raises(ScenarioError, match="not set"):
         apply_overrides(d, {"treatment.effect_half_life_days": {"scale": 2}})
 
@@ -129,7 +133,8 @@ def test_scaling_a_text_field_is_an_error():
 def test_two_operations_in_one_mapping_are_a_clear_error_and_two_overrides_work():
     with pytest.raises(ScenarioError, match=r"an operation is one of .* alone; got "
                                             r"\{'scale': 2, 'add': 1\}"):
-        apply_overrides(small_scenario_dict(), {"referrals.per_team_per_month": {"scale": 2, "add": 1}})
+        apply_overrides(small_scenario_dict(),
+                        {"referrals.per_team_per_month": {"scale": 2, "add": 1}})
     from simulator.overrides import apply, flatten
     both = apply(small_scenario_dict(), flatten({"referrals.per_team_per_month": {"scale": 2}})
                  + flatten({"referrals.per_team_per_month": {"add": 1}}))
@@ -191,7 +196,8 @@ def test_errors_name_the_file_and_line_that_set_the_key(family, tmp_path):
     base.write_text(base.read_text().replace("acceptance_share: 0.7", "acceptance_share: 7"))
     with pytest.raises(ScenarioError) as info:
         load_composed(child)
-    assert f"{base}:{line_of(base, 'acceptance_share: 7')}: referrals.acceptance_share" in str(info.value)
+    assert (f"{base}:{line_of(base, 'acceptance_share: 7')}: referrals.acceptance_share"
+            in str(info.value))
 
 
 def test_extends_cycle_and_missing_base_are_clear_errors(tmp_path):
@@ -202,7 +208,8 @@ def test_extends_cycle_and_missing_base_are_clear_errors(tmp_path):
     assert "b.yaml:1: extends: extends cycle:" in str(info.value)
     assert str(info.value).count("a.yaml") >= 2
     lost = write(tmp_path / "lost.yaml", "name: lost\n\nextends: nowhere/base.yaml\n")
-    with pytest.raises(ScenarioError, match=r"lost.yaml:3: extends: base file not found: nowhere/base.yaml"):
+    with pytest.raises(ScenarioError,
+                       match=r"lost.yaml:3: extends: base file not found: nowhere/base.yaml"):
         load_composed(lost)
 
 
@@ -231,7 +238,8 @@ def test_stresses_and_sweeps_become_named_variants_on_the_same_seed(tmp_path):
 
 @pytest.mark.parametrize("entry, message", [
     ("sweeps:\n  s:\n    calendar.tracking_from: [referral, treatment_start]\n",
-     "calendar.tracking_from: sweeps vary numbers and distributions; calendar.tracking_from is a text field"),
+     "calendar.tracking_from: sweeps vary numbers and distributions; calendar.tracking_from "
+     "is a text field"),
     ("sweeps:\n  s:\n    referrals.dispersion: [1, two]\n", "sweep values must be numbers"),
     ("stresses:\n  s:\n    simulation.seed: 3\n", "cannot change name or simulation"),
     ("stresses:\n  s:\n    referrals.dispersal: 3\n", "referrals.dispersal: unknown key"),
@@ -268,11 +276,14 @@ def test_run_set_is_validated_like_the_file_and_recorded(tmp_path):
                                "--set", "referrals.acceptance_share=1.5",
                                "--set", "novalue"])
     assert bad.exit_code == 2
-    assert "--set referrals.per_team_per_mnth=3: referrals.per_team_per_mnth: unknown key" in bad.output
+    assert ("--set referrals.per_team_per_mnth=3: referrals.per_team_per_mnth: unknown key"
+            in bad.output)
     assert "--set novalue: novalue: expected KEY=VALUE" in bad.output
     assert not out.exists()
-    bad = runner.invoke(main, ["run", str(f), "--out", str(out), "--set", "referrals.acceptance_share=1.5"])
-    assert bad.exit_code == 2 and "--set referrals.acceptance_share=1.5: referrals.acceptance_share: value 1.5" in bad.output
+    bad = runner.invoke(main, ["run", str(f), "--out", str(out), "--set",
+                               "referrals.acceptance_share=1.5"])
+    assert bad.exit_code == 2 and ("--set referrals.acceptance_share=1.5: "
+                                   "referrals.acceptance_share: value 1.5" in bad.output)
     assert not out.exists()
     good = runner.invoke(main, ["run", str(f), "--out", str(out), "--paths", "20", "--quiet",
                                 "--set", "treatment.hazard_ratio_after={power: 0.5}",

@@ -142,6 +142,7 @@ def test_a_drawdown_schedule_draws_the_whole_commitment_and_holds_idle_cash():
 def test_a_bad_drawdown_schedule_is_refused_naming_file_line_and_key(tmp_path, schedule,
                                                                      message):
     from click.testing import CliRunner
+
     from simulator.cli import main
 
     rule = "schedule" if schedule else "exact"   # (Essex's own schedule left in place)
@@ -157,6 +158,7 @@ def test_a_bad_drawdown_schedule_is_refused_naming_file_line_and_key(tmp_path, s
 def test_the_comparison_baseline_is_the_untreated_care_proportion_of_other_young_people():
     import yaml
     from click.testing import CliRunner
+
     from simulator.baseline import comparison_curve
     from simulator.cli import main
 
@@ -186,6 +188,7 @@ def test_a_run_whose_waterfall_calls_capital_after_wind_up_fails_and_writes_noth
     up from the investors and paid it straight back. Cash still balances, so only the
     financial invariants can see it."""
     from click.testing import CliRunner
+
     from simulator.cli import main
 
     real = engine.K.simulate_chunk

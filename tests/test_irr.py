@@ -115,7 +115,7 @@ def test_one_sign_change_agrees_with_brentq_or_falls_back_to_the_modified_irr():
         flows = single_change_flows(rng)
         finance = rng.uniform(0.0, 0.05)
         rate, rule = I.path_irr(flows, finance)
-        f = lambda r: npv_ref(flows, r)  # noqa: E731
+        f = lambda r, flows=flows: npv_ref(flows, r)  # noqa: E731
         if f(R_LO) * f(R_HI) > 0:   # brentq's bracket holds no sign change
             assert rule == I.IRR_MODIFIED
             assert rate == pytest.approx(mirr_ref(flows, finance), rel=1e-12, abs=1e-14)

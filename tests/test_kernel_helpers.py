@@ -111,7 +111,8 @@ def test_poisson_inversions_in_lock_step_match_one_at_a_time():
     rng = np.random.default_rng(12)
     lam = np.concatenate([rng.uniform(0.0, 30.0, 3000), rng.uniform(0.0, 0.01, 200),
                           [0.0, -1.0, 29.999, 30.0, 45.0, 1e-300]])
-    u = np.concatenate([rng.random(lam.size - 6), [0.5, 0.5, 1.0 - 2.0 ** -53, 0.5, 0.5, 2.0 ** -54]])
+    u = np.concatenate([rng.random(lam.size - 6),
+                        [0.5, 0.5, 1.0 - 2.0 ** -53, 0.5, 0.5, 2.0 ** -54]])
     u[:50] = 1.0 - 2.0 ** -53      # far tails: the loop runs until p underflows or the cdf stops
     n = lam.size
     p = np.exp(-np.maximum(lam, 0.0))

@@ -10,7 +10,7 @@ import pytest
 from simulator import engine, memory
 from simulator.memory import BufferPool
 
-from helpers import with_money, make_scenario
+from helpers import make_scenario, with_money
 
 
 def test_a_buffer_in_use_is_never_handed_out_again():

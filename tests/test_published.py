@@ -1,16 +1,18 @@
 """The calibrated Essex scenario reproduces the published record (scenarios/essex_targets.yaml).
 
-Each target carries its source (seed file and section, or BRIEF); the assertion
-message quotes it. At 20,000 paths, as the calibration issue asks.
+Each target carries its source (a key of docs/sources.md and the section, page or table
+where the figure is); the assertion message quotes it. At 20,000 paths, as the
+calibration issue asks.
 """
 import datetime as dt
 
 import pytest
 
-from helpers import ESSEX, ROOT
 from simulator import calibrate as C
 from simulator import engine
 from simulator.loader import load_scenario
+
+from helpers import ESSEX, ROOT
 
 PATHS = 20_000
 TARGETS = C.load_targets(ROOT / "scenarios" / "essex_targets.yaml").targets
@@ -33,14 +35,14 @@ def test_published_figure_is_reproduced(essex, target):
 
 
 def test_care_days_saved_by_march_2019_reconciled(essex):
-    """[003] Section 5: 'a reduction of over 96,000 days spent in care' by March 2019.
+    """[REES2019] Section 5: 'a reduction of over 96,000 days spent in care' by March 2019.
 
-    Read with the contract's definitions ([001]: every young person served, tracked 30
-    months from referral), the simulation gives far more: 388 young people with ~750
-    tracked days each by March 2019 at (55% - 10.8%) is ~128,000 days. Counting only
-    those who completed treatment (BRIEF: 335 of 388), tracked from the end of
-    treatment, reproduces the figure within 10%: the README's "Calibration" section
-    gives the numbers for each reading.
+    Read with the contract's definitions ([SF2014] "Tracking and payment mechanism": every
+    young person served, tracked 30 months from referral), the simulation gives far more:
+    388 young people with ~750 tracked days each by March 2019 at (55% - 10.8%) is
+    ~128,000 days. Counting only those who completed treatment ([FACTS] F1: 335 of 388),
+    tracked from the end of treatment, reproduces the figure within 10%: the README's
+    "Calibration" section gives the numbers for each reading.
     """
     (target,) = [t for t in TARGETS if t.statistic.startswith("mean(care_days_saved@")]
     scenario, result = essex

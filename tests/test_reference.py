@@ -4,7 +4,7 @@ For each scenario and each service column the reference covers: a two-sample
 z-test of means (|difference| < 4 combined standard errors; a column constant
 in both samples must be the same constant), and two-sample Kolmogorov-Smirnov
 tests (p > 1e-3) on a few key columns. Seeds are fixed. The reference is the
-slow side (tens to a hundred paths a second), so it runs a few hundred paths
+slow side, so it runs a few hundred paths
 against many more engine paths.
 """
 import datetime as dt
@@ -103,7 +103,8 @@ def samples():
 
 
 def compare_means(ref, eng, columns):
-    """Columns whose means differ by more than Z_BOUND standard errors (or constants that differ)."""
+    """Columns whose means differ by more than Z_BOUND standard errors (or constants that
+    differ)."""
     bad = []
     for c in columns:
         a = ref[c].dropna().to_numpy()
@@ -181,7 +182,8 @@ def test_reference_conserves_young_people_and_days(samples):
     assert (f.mean_wait_days.dropna() <= 30 + 1e-9).all()   # max_wait_days
     # posts x days of service: staffed + vacant (posts start staffed at their team's start)
     end = dt.date(2022, 6, 30)
-    post_days = 2 * ((end - dt.date(2020, 2, 1)).days + 1) + 3 * ((end - dt.date(2020, 5, 1)).days + 1)
+    post_days = (2 * ((end - dt.date(2020, 2, 1)).days + 1)
+                 + 3 * ((end - dt.date(2020, 5, 1)).days + 1))
     assert np.allclose(f.therapist_days + f.vacancy_days, post_days)
 
 

@@ -34,7 +34,8 @@ def test_same_paths_whatever_the_number_of_threads(tmp_path):
 
 
 def test_same_paths_whatever_the_chunking():
-    sc = make_scenario({"referrals": {"per_team_per_month": {"dist": "uniform", "low": 3, "high": 5}}})
+    sc = make_scenario({"referrals": {"per_team_per_month": {"dist": "uniform", "low": 3,
+                                                             "high": 5}}})
     a = engine.simulate(sc, paths=250, chunk_paths=7)
     b = engine.simulate(sc, paths=250, chunk_paths=1000)
     pd.testing.assert_frame_equal(a.paths, b.paths, check_exact=True)
@@ -91,9 +92,11 @@ def test_changing_referral_volume_keeps_the_workforce_and_seed_matters():
 
 
 def test_making_one_parameter_uncertain_leaves_the_other_draws_alone():
-    fixed = make_scenario({"care": {"entry_rate_per_year": {"dist": "uniform", "low": 0.5, "high": 1.0}}})
-    both = make_scenario({"care": {"entry_rate_per_year": {"dist": "uniform", "low": 0.5, "high": 1.0}},
-                          "referrals": {"dispersion": {"dist": "triangular", "low": 2, "mode": 5, "high": 9}}})
+    entry = {"dist": "uniform", "low": 0.5, "high": 1.0}
+    fixed = make_scenario({"care": {"entry_rate_per_year": entry}})
+    both = make_scenario({"care": {"entry_rate_per_year": entry},
+                          "referrals": {"dispersion": {"dist": "triangular", "low": 2, "mode": 5,
+                                                       "high": 9}}})
     pa = engine.draw_parameters(fixed, 13, 0, 500)
     pb = engine.draw_parameters(both, 13, 0, 500)
     col = engine.PARAM_COLUMNS["care.entry_rate_per_year"]

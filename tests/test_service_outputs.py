@@ -3,8 +3,9 @@ import datetime as dt
 
 import numpy as np
 
-from helpers import make_scenario
 from simulator import engine, metrics
+
+from helpers import make_scenario
 
 CASELOAD = engine.CALENDAR_QUARTER_COLUMNS.index("caseload_days")
 WAITING = engine.CALENDAR_QUARTER_COLUMNS.index("waiting_days")
@@ -35,7 +36,8 @@ def test_waiting_and_caseload_days_add_up_when_nobody_is_lost():
 
 
 def test_lost_young_people_count_their_wait():
-    tight = make_scenario({**NO_LOSSES, "workforce": {**NO_LOSSES["workforce"], "max_wait_days": 20}})
+    tight = make_scenario({**NO_LOSSES,
+                           "workforce": {**NO_LOSSES["workforce"], "max_wait_days": 20}})
     r = engine.simulate(tight, paths=300, seed=5)
     f = r.paths
     waiting = r.by_calendar_quarter[:, :, WAITING].sum(axis=1)

@@ -46,7 +46,8 @@ def test_breakeven_command_for_the_probability_of_a_loss(tmp_path):
     x = found["value"]
     assert found["interval"][0] <= x <= found["interval"][1]
     assert (tmp_path / "essex_mst__breakeven" / "breakeven.json").exists()
-    assert len(pd.read_csv(tmp_path / "essex_mst__breakeven" / "evaluations.csv")) == found["evaluations"]
+    evaluations = pd.read_csv(tmp_path / "essex_mst__breakeven" / "evaluations.csv")
+    assert len(evaluations) == found["evaluations"]
     # a fresh `sibsim run` at the value found, on the same seed and paths (common random
     # numbers), puts the probability of a loss within 0.05 of the target
     run = runner.invoke(main, ["run", str(ESSEX), "--paths", "300", "--seed", "3", "--quiet",

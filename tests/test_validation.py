@@ -2,14 +2,13 @@
 import json
 import subprocess
 import sys
-import textwrap
 
 import numpy as np
 import pytest
 
 from simulator import engine
-from simulator.loader import ScenarioError, load_scenario
 from simulator.distributions import Fixed
+from simulator.loader import ScenarioError, load_scenario
 from simulator.schema import iter_params
 
 from helpers import ESSEX, make_scenario, with_money
@@ -60,10 +59,12 @@ def test_three_problems_reported_with_file_line_and_key(tmp_path):
         proc = sibsim(*args)
         assert proc.returncode == 2, proc.stderr
         err = proc.stderr
-        assert f"{bad}:{line_of(bad, 'acceptence_share')}: referrals.acceptence_share: unknown key" in err
+        assert (f"{bad}:{line_of(bad, 'acceptence_share')}: referrals.acceptence_share: "
+                "unknown key" in err)
         assert f"{bad}:{line_of(bad, 'caseload_limit')}: workforce.caseload_limit:" in err
         assert "greater than or equal to 1" in err
-        assert f"{bad}:{line_of(bad, 'median_days: lots')}: treatment.median_days: expected a number" in err
+        assert (f"{bad}:{line_of(bad, 'median_days: lots')}: treatment.median_days: "
+                "expected a number" in err)
         # the misspelling also leaves the required key missing: reported, not hidden
         assert "referrals.acceptance_share: required key is missing" in err
         assert not out.exists()
@@ -72,7 +73,8 @@ def test_three_problems_reported_with_file_line_and_key(tmp_path):
 def test_python_object_tag_is_refused_without_executing(tmp_path):
     marker = tmp_path / "pwned"
     bad = essex_with(tmp_path, {
-        "description: >": f"evil: !!python/object/apply:os.system ['touch {marker}']\ndescription: >"})
+        "description: >":
+            f"evil: !!python/object/apply:os.system ['touch {marker}']\ndescription: >"})
     proc = sibsim("validate", str(bad))
     assert proc.returncode == 2
     assert "unsafe or unknown YAML tag" in proc.stderr
@@ -101,7 +103,8 @@ def test_bad_values(tmp_path, replacement, message):
 
 
 def test_duplicate_key_and_cross_field_checks(tmp_path):
-    bad = essex_with(tmp_path, {"  screening_days: 14": "  screening_days: 14\n  screening_days: 15"})
+    bad = essex_with(tmp_path,
+                     {"  screening_days: 14": "  screening_days: 14\n  screening_days: 15"})
     with pytest.raises(ScenarioError, match="referrals.screening_days: duplicate key"):
         load_scenario(bad)
     bad = essex_with(tmp_path, {"  service_end: 2018-12-31": "  service_end: 2011-12-31"}, "b.yaml")
@@ -136,7 +139,8 @@ def test_treatment_lengths_that_define_no_lognormal_are_refused_by_validate(tmp_
     bad = essex_with(tmp_path, {"  short_threshold_days: 90 ": "  short_threshold_days: 900 "})
     proc = sibsim("validate", str(bad))
     assert proc.returncode == 2
-    assert f"{bad}:{line_of(bad, 'median_days:')}: treatment.median_days: treatment.median_days=142, " \
+    assert f"{bad}:{line_of(bad, 'median_days:')}: treatment.median_days: " \
+           "treatment.median_days=142, " \
            "short_threshold_days=900 and share_under_threshold=0.139 do not define a " \
            "lognormal" in proc.stderr
     # a distribution of the median that reaches below the threshold fails some paths
@@ -176,6 +180,7 @@ def test_schema_command_gives_units_for_editors():
 def test_the_json_schema_accepts_every_shipped_scenario_file_and_flags_misspellings(tmp_path):
     jsonschema = pytest.importorskip("jsonschema")
     import datetime as dt
+
     import yaml
 
     validator = jsonschema.Draft202012Validator(json.loads(sibsim("schema").stdout))
@@ -211,8 +216,8 @@ def test_every_distribution_kind_draws_within_its_support():
     }
     for kind, spec in kinds.items():
         key, spec = (("care", "entry_rate_per_year"),
-                     {"dist": "lognormal", "median": 0.8, "sigma": 0.3, "high": 2.0}) if spec is None \
-            else (("referrals", "acceptance_share"), spec)
+                     {"dist": "lognormal", "median": 0.8, "sigma": 0.3, "high": 2.0}) \
+            if spec is None else (("referrals", "acceptance_share"), spec)
         sc = make_scenario({key[0]: {key[1]: spec}})
         dist = dict(iter_params(sc))[".".join(key)]
         params = engine.draw_parameters(sc, 11, 0, 4000)
@@ -286,7 +291,8 @@ def test_numbers_in_exponent_form_are_numbers_as_in_yaml_1_2(tmp_path):
 
 def test_quoted_dates_are_dates_and_impossible_dates_are_errors_at_their_line(tmp_path):
     # an editor following the JSON Schema ("format": "date") quotes dates
-    quoted = essex_with(tmp_path, {"  contract_start: 2012-11-01 ": '  contract_start: "2012-11-01" ',
+    quoted = essex_with(tmp_path, {"  contract_start: 2012-11-01 ":
+                                   '  contract_start: "2012-11-01" ',
                                    "  last_payment_date: 2020-10-31 ":
                                    "  last_payment_date: '2020-10-31' "})
     sc = load_scenario(quoted).scenario
@@ -346,7 +352,8 @@ def test_a_seed_beyond_64_bits_is_a_usage_error_not_a_traceback(tmp_path):
 
 
 def test_a_last_payment_date_before_the_contract_starts_is_an_error(tmp_path):
-    bad = essex_with(tmp_path, {"  last_payment_date: 2020-10-31 ": "  last_payment_date: 2010-01-01 "})
+    bad = essex_with(tmp_path, {"  last_payment_date: 2020-10-31 ":
+                                "  last_payment_date: 2010-01-01 "})
     with pytest.raises(ScenarioError, match="contract.last_payment_date is before "
                                             "calendar.contract_start"):
         load_scenario(bad)

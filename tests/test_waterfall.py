@@ -61,7 +61,8 @@ def test_worked_example_three_cohorts_twelve_quarters():
     # A lower cap (£7,000) truncates the q3 payment to £1,000 and stops later ones.
     W.cohort_payments(baseline, care, np.zeros((12, 0)), np.zeros(0), 100.0, 1, False,
                       7000.0, 11, payments)
-    assert payments.tolist() == pytest.approx([0, 1000, 5000, 1000, 0, 0, 0, 0, 0, 0, 0, 0], abs=0.005)
+    assert payments.tolist() == pytest.approx([0, 1000, 5000, 1000, 0, 0, 0, 0, 0, 0, 0, 0],
+                                              abs=0.005)
     # With claw-back every fall is paid back: owed at k=2 is A -15, B +10, C +5 = 0;
     # at k=3 A +5, B -50, C +5 = -40 -> -£4,000; at k=4 B +40, C +5 -> £4,500; k=5 C £500.
     W.cohort_payments(baseline, care, np.zeros((12, 0)), np.zeros(0), 100.0, 1, True,

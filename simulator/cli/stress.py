@@ -1,170 +1,38 @@
-"""``sibsim batch``, ``breakeven`` and ``sensitivity``: many runs of one or more scenarios.
+"""``sibsim breakeven`` (reverse stress test) and ``sibsim sensitivity`` (tornado and
+rank correlations): many runs of one scenario on common random numbers.
 
-Kept apart from :mod:`simulator.cli` (which registers them on the ``sibsim``
-group) so that the core commands stay short. Input problems exit with status 2
-before anything is simulated or written; a search that finds no crossing, or a
-batch with failed variants, exits with status 1.
+Input problems exit with status 2 before anything is simulated or written; a search
+that finds no crossing exits with status 1.
 """
 from __future__ import annotations
 
 import json
-import math
 import sys
-import time
 
 import click
 
-from .loader import ScenarioError
-from .schema import MAX_SEED
-
-SEED = click.IntRange(min=0, max=MAX_SEED)   # as the scenario's simulation.seed
-
-
-class Output(click.Path):
-    """Where a command writes: a folder (``folder=True``) or a file, checked when the
-    command line is read (io.output_problem), before anything is simulated, so that an
-    unusable --out does not waste a run."""
-
-    def __init__(self, *, folder: bool):
-        super().__init__(file_okay=not folder, dir_okay=folder)
-        self.folder = folder
-
-    def convert(self, value, param, ctx):
-        from .io import output_problem
-
-        value = super().convert(value, param, ctx)
-        problem = output_problem(value, folder=self.folder)
-        if problem:
-            self.fail(problem, param, ctx)
-        return value
-
-
-class Finite(click.ParamType):
-    """A finite number (click's FLOAT also takes nan and inf)."""
-
-    name = "number"
-
-    def convert(self, value, param, ctx):
-        x = click.FLOAT.convert(value, param, ctx)
-        if not math.isfinite(x):
-            self.fail(f"{value!r} is not a finite number", param, ctx)
-        return x
-
-
-FINITE = Finite()
-OUT_FOLDER = Output(folder=True)
-OUT_FILE = Output(folder=False)
-
-EXIT_FAILED = 1
-
-SET_HELP = ("Override a scenario key, validated like the file: KEY=VALUE, or "
-            "'KEY={scale: 0.7}' / {power: 0.5} / {add: 6}. Repeatable.")
-
-
-def register(group: click.Group) -> None:
-    for command in (batch, breakeven, sensitivity):
-        group.add_command(command)
-
-
-def _invalid(exc: ScenarioError):
-    from .cli import _fail_invalid
-
-    _fail_invalid(exc)
+from ..yamlfiles import ScenarioError
+from .options import (
+    EXIT_FAILED,
+    EXIT_INVALID,
+    FINITE,
+    OUT_FOLDER,
+    SEED,
+    SET_HELP,
+    echo_err,
+    fail_invalid,
+)
 
 
 def _load(file: str, assignments: tuple[str, ...]):
-    from .compose import load_with_assignments
+    from ..compose import load_with_assignments
 
     try:
         return load_with_assignments(file, assignments)
     except ScenarioError as exc:
-        _invalid(exc)
+        fail_invalid(exc)
 
 
-def _echo_err(message: str) -> None:
-    click.echo(message, err=True)
-
-
-# --------------------------------------------------------------------------- batch
-@click.command()
-@click.argument("inputs", nargs=-1, required=True, metavar="PATH...")
-@click.option("--out", "out_dir", default="results", show_default=True,
-              type=OUT_FOLDER, help="Results folder.")
-@click.option("--paths", "n_paths", type=click.IntRange(min=1),
-              help="Monte Carlo paths for every variant (default: each scenario's).")
-@click.option("--dry-run", is_flag=True, help="Check every file and list the variants; run nothing.")
-@click.option("--quiet", is_flag=True, help="No progress lines or table.")
-def batch(inputs: tuple[str, ...], out_dir: str, n_paths: int | None, dry_run: bool,
-          quiet: bool) -> None:
-    """Run every scenario in PATH... (files, folders searched recursively, globs) with its
-    stresses and sweeps, into OUT/<variant>/, and write OUT/batch_summary.csv and
-    OUT/batch_report.html.
-
-    YAML files found in folders or by globs are scenarios if their top level has an
-    extends: key or a scenario section (calendar:, referrals:, ...); others, such as
-    calibration targets, are listed as skipped.
-    Finished variants (same scenario, seed, paths and package version) are not rerun,
-    so an interrupted batch resumes where it stopped.
-    """
-    from .batch import BatchBusy, plan_batch, run_batch
-
-    try:
-        plan = plan_batch(inputs, paths=n_paths)
-    except ScenarioError as exc:
-        _invalid(exc)
-    log = (lambda _m: None) if quiet else _echo_err
-    for path, why in plan.skipped:
-        log(f"skipped {path}: {why}")
-    n_files = len({str(r.variant.file) for r in plan.runs})
-    log(f"{len(plan.runs)} variants from {n_files} scenario files -> {out_dir}")
-    if dry_run:
-        for r in plan.runs:
-            click.echo(f"{r.name}\t{r.variant.kind}\t{r.variant.base or ''}\t{r.paths}\t{r.seed}")
-        return
-    t0 = time.perf_counter()
-    try:
-        outcome = run_batch(plan, out_dir, progress=False if quiet else None, echo=log)
-    except BatchBusy as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_FAILED)
-    log(f"ran {len(outcome.ran)}, skipped {len(outcome.skipped)} finished earlier, "
-        f"failed {len(outcome.failed)} in {time.perf_counter() - t0:.1f} s; "
-        f"{outcome.summary_path} {'written' if outcome.summary_written else 'unchanged'}")
-    if outcome.report_error is None:
-        log(f"{outcome.report_path} {'written' if outcome.report_written else 'unchanged'}")
-    if not quiet:
-        _print_batch_table(outcome.summary_path)
-    if outcome.failed:
-        for name, why in outcome.failed.items():
-            click.echo(f"error: {name}: {why}", err=True)
-    if outcome.report_error is not None:
-        click.echo(f"error: {outcome.report_path}: {outcome.report_error}", err=True)
-    if outcome.failed or outcome.report_error is not None:
-        sys.exit(EXIT_FAILED)
-
-
-def _print_batch_table(summary_path) -> None:
-    from .io import read_table
-
-    table = read_table(summary_path)
-    m = "investor.multiple.mean"
-    if m not in table or table[m].isna().all():
-        m = "service.care_days_saved.mean"
-    width = max(len(s) for s in table.scenario)
-    click.echo(f"{'scenario':<{width}}  {m:>24}  {'difference from base':>24}")
-    for _, row in table.iterrows():
-        value = _pm(row[m], row[f"{m}_se"])
-        diff = _pm(row[f"{m}_diff"], row[f"{m}_diff_se"])
-        click.echo(f"{row.scenario:<{width}}  {value:>24}  {diff:>24}")
-
-
-def _pm(x: float, se: float) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return ""
-    return f"{x:,.4g} ± {se:.2g}" if se == se else f"{x:,.4g}"
-
-
-# --------------------------------------------------------------------------- breakeven
 @click.command()
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--param", "params", multiple=True, required=True, metavar="KEY",
@@ -194,28 +62,28 @@ def breakeven(file, params, metric, target, mode, low, high, n_paths, seed, assi
     """Reverse stress test: find the value of --param at which --metric crosses --target,
     on common random numbers (one seed for every evaluation), with the interval of values
     at which the target lies within two standard errors of the metric."""
-    from .engine import ParameterError
-    from .stress import NoCrossing, Probe
-    from .stress import breakeven as find
+    from ..engine import ParameterError
+    from ..stress import NoCrossing, Probe
+    from ..stress import breakeven as find
 
     loaded = _load(file, assignments)
-    log = (lambda _m: None) if quiet else _echo_err
+    log = (lambda _m: None) if quiet else echo_err
     try:
         probe = Probe(loaded, params, metric, mode=mode, paths=n_paths, seed=seed,
                       on_eval=lambda e: log(f"  x = {e.x:.6g}: {metric} = {e.value:.6g}"))
         result = find(probe, target, low=low, high=high)
     except ScenarioError as exc:
-        _invalid(exc)
+        fail_invalid(exc)
     except ParameterError as exc:
         click.echo(f"error: {file}: {exc}; nothing was written.", err=True)
-        sys.exit(2)
+        sys.exit(EXIT_INVALID)
     except NoCrossing as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_FAILED)
     if out_dir:
         _write_breakeven(result, loaded, out_dir)
     if as_json:
-        from .io import finite_or_null
+        from ..io import finite_or_null
 
         click.echo(json.dumps(finite_or_null(result.as_dict()), indent=2, allow_nan=False))
         return
@@ -239,7 +107,7 @@ def _write_breakeven(result, loaded, out_dir) -> None:
 
     import pandas as pd
 
-    from . import io
+    from .. import io
 
     rows = [{"x": e.x, "metric": e.value, "se": e.se} for e in result.evaluations]
     with io.atomic_folder(Path(out_dir) / f"{loaded.scenario.name}__breakeven") as tmp:
@@ -274,21 +142,21 @@ def sensitivity(file, metric, params, path_metric, n_paths, seed, assignments, o
     """Tornado of --metric over each --param at its low and high values (common random
     numbers, paired standard errors), and the ranking of the uncertain parameters by
     Spearman rank correlation with a per-path result (by default the multiple)."""
-    from .engine import ParameterError
-    from .stress import parse_ranges
-    from .stress import sensitivity as analyse
+    from ..engine import ParameterError
+    from ..stress import parse_ranges
+    from ..stress import sensitivity as analyse
 
     loaded = _load(file, assignments)
-    log = (lambda _m: None) if quiet else _echo_err
+    log = (lambda _m: None) if quiet else echo_err
     try:
         ranges = parse_ranges(params)
         result = analyse(loaded, metric, ranges, paths=n_paths, seed=seed,
                          path_metric=path_metric, echo=log)
     except ScenarioError as exc:
-        _invalid(exc)
+        fail_invalid(exc)
     except ParameterError as exc:
         click.echo(f"error: {file}: {exc}; nothing was written.", err=True)
-        sys.exit(2)
+        sys.exit(EXIT_INVALID)
     folder = _write_sensitivity(result, loaded, out_dir)
     if not quiet:
         _print_sensitivity(result, folder)
@@ -297,7 +165,7 @@ def sensitivity(file, metric, params, path_metric, n_paths, seed, assignments, o
 def _write_sensitivity(result, loaded, out_dir):
     from pathlib import Path
 
-    from . import io
+    from .. import io
 
     folder = Path(out_dir) / f"{loaded.scenario.name}__sensitivity"
     with io.atomic_folder(folder) as tmp:

@@ -1,7 +1,4 @@
-"""``sibsim report DIR``: rebuild report.html (and batch_report.html) from saved results.
-
-Registered on the ``sibsim`` group by :mod:`simulator.cli`, like the batch commands.
-"""
+"""``sibsim report DIR``: rebuild report.html (and batch_report.html) from saved results."""
 from __future__ import annotations
 
 import sys
@@ -9,12 +6,7 @@ from pathlib import Path
 
 import click
 
-EXIT_FAILED = 1
-EXIT_INVALID = 2
-
-
-def register(group: click.Group) -> None:
-    group.add_command(report)
+from .options import EXIT_FAILED, EXIT_INVALID
 
 
 def run_folders(folder: Path) -> list[Path]:
@@ -36,9 +28,9 @@ def report(folder: str, image_format: str | None, quiet: bool) -> None:
     """Rebuild report.html from the saved results in DIR: a run's folder, or a batch (or
     results) folder, whose runs each get their report.html, plus batch_report.html if DIR
     holds batch_summary.csv."""
-    from . import reports
-    from .batch import SUMMARY_FILE
-    from .io import write_text_atomic
+    from .. import reports
+    from ..io import write_text_atomic
+    from ..reports import SUMMARY_FILE
 
     root = Path(folder)
     runs = run_folders(root)

@@ -1,0 +1,75 @@
+"""What the ``sibsim`` commands share: exit codes, option types and the report of a
+scenario's problems.
+
+Input problems exit with status 2 (EXIT_INVALID) before anything is simulated or
+written; a failure after that (a broken check, a search with no crossing, failed batch
+variants, an operating-system error) exits with status 1 (EXIT_FAILED).
+"""
+from __future__ import annotations
+
+import math
+import sys
+from typing import NoReturn
+
+import click
+
+from ..schema import MAX_SEED
+from ..yamlfiles import ScenarioError
+
+EXIT_FAILED = 1
+EXIT_INVALID = 2
+
+SEED = click.IntRange(min=0, max=MAX_SEED)   # as the scenario's simulation.seed
+
+
+class Output(click.Path):
+    """Where a command writes: a folder (``folder=True``) or a file, checked when the
+    command line is read (io.output_problem), before anything is simulated, so that an
+    unusable --out does not waste a run."""
+
+    def __init__(self, *, folder: bool):
+        super().__init__(file_okay=not folder, dir_okay=folder)
+        self.folder = folder
+
+    def convert(self, value, param, ctx):
+        from ..io import output_problem
+
+        value = super().convert(value, param, ctx)
+        problem = output_problem(value, folder=self.folder)
+        if problem:
+            self.fail(problem, param, ctx)
+        return value
+
+
+class Finite(click.ParamType):
+    """A finite number (click's FLOAT also takes nan and inf)."""
+
+    name = "number"
+
+    def convert(self, value, param, ctx):
+        x = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(x):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return x
+
+
+FINITE = Finite()
+OUT_FOLDER = Output(folder=True)
+OUT_FILE = Output(folder=False)
+
+SET_HELP = ("Override a scenario key, validated like the file: KEY=VALUE, or "
+            "'KEY={scale: 0.7}' / {power: 0.5} / {add: 6}. Repeatable.")
+
+
+def fail_invalid(exc: ScenarioError) -> NoReturn:
+    """Print every problem of ``exc``, say that nothing was written, exit with status 2."""
+    for problem in exc.problems:
+        click.echo(f"error: {problem}", err=True)
+    n = len(exc.problems)
+    click.echo(f"{n} problem{'s' if n != 1 else ''} found; nothing was written.", err=True)
+    sys.exit(EXIT_INVALID)
+
+
+def echo_err(message: str) -> None:
+    """Print ``message`` on standard error (a command's progress lines)."""
+    click.echo(message, err=True)
