@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import engine
-from . import kernels as K
+from . import layout as L
 from .schema import Scenario
 
 
@@ -25,8 +25,8 @@ def comparison_curve(scenario: Scenario, paths: int = 4000, seed: int | None = N
     seed = scenario.simulation.seed + 1 if seed is None else seed
     result = engine.simulate(scenario, paths=paths, seed=seed)
     q = result.by_tracking_quarter
-    child = q[:, :, K.Q_CHILD_DAYS].sum(axis=0)
-    care = q[:, :, K.Q_CARE_COUNTERFACTUAL].sum(axis=0)
+    child = q[:, :, L.Q_CHILD_DAYS].sum(axis=0)
+    care = q[:, :, L.Q_CARE_COUNTERFACTUAL].sum(axis=0)
     if np.any(child <= 0):
         empty = int(np.argmax(child <= 0)) + 1
         raise engine.ParameterError(

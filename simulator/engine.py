@@ -22,6 +22,7 @@ import numpy as np
 
 from . import invariants, jit_cache, memory
 from . import kernels as K
+from . import layout as L
 from .schema import DAYS_PER_MONTH, DAYS_PER_YEAR, Scenario, iter_params
 
 if TYPE_CHECKING:
@@ -30,62 +31,52 @@ if TYPE_CHECKING:
 # Scenario key -> column of the per-path parameter matrix. Optional keys left
 # null use the sentinel 0 (Poisson referrals; no waning of the effect).
 PARAM_COLUMNS: dict[str, int] = {
-    "calendar.start_delay_months": K.P_START_DELAY_MONTHS,
-    "referrals.per_team_per_month": K.P_REFERRAL_RATE,
-    "referrals.dispersion": K.P_REFERRAL_DISPERSION,
-    "referrals.ramp_up_months": K.P_RAMP_UP_MONTHS,
-    "referrals.ramp_start_share": K.P_RAMP_START_SHARE,
-    "referrals.annual_trend": K.P_REFERRAL_TREND,
-    "referrals.acceptance_share": K.P_ACCEPTANCE_SHARE,
-    "referrals.screening_days": K.P_SCREENING_DAYS,
-    "workforce.max_wait_days": K.P_MAX_WAIT_DAYS,
-    "workforce.leaving_rate_per_year": K.P_LEAVING_RATE,
-    "workforce.vacancy_mean_days": K.P_VACANCY_MEAN_DAYS,
-    "workforce.vacancy_shape": K.P_VACANCY_SHAPE,
-    "treatment.median_days": K.P_TREATMENT_MEDIAN_DAYS,
-    "treatment.short_threshold_days": K.P_SHORT_THRESHOLD_DAYS,
-    "treatment.share_under_threshold": K.P_SHARE_UNDER_THRESHOLD,
-    "treatment.noncompletion_share": K.P_NONCOMPLETION_SHARE,
-    "treatment.hazard_ratio_during": K.P_HR_DURING,
-    "treatment.hazard_ratio_after": K.P_HR_AFTER,
-    "treatment.effect_half_life_days": K.P_EFFECT_HALF_LIFE_DAYS,
-    "treatment.disrupted_effect_retention": K.P_DISRUPTED_RETENTION,
-    "treatment.noncompleted_effect_retention": K.P_NONCOMPLETED_RETENTION,
-    "young_people.age_mean_years": K.P_AGE_MEAN,
-    "young_people.age_sd_years": K.P_AGE_SD,
-    "young_people.female_share": K.P_FEMALE_SHARE,
-    "young_people.prior_care_share": K.P_PRIOR_CARE_SHARE,
-    "care.entry_rate_per_year": K.P_ENTRY_RATE,
-    "care.age_hazard_ratio_per_year": K.P_AGE_HR,
-    "care.prior_care_hazard_ratio": K.P_PRIOR_CARE_HR,
-    "care.exit_rate_per_year": K.P_EXIT_RATE,
-    "care.reentry_hazard_ratio": K.P_REENTRY_HR,
-    "counterfactual.hazard_multiplier": K.P_DRIFT_MULTIPLIER,
-    "counterfactual.annual_hazard_trend": K.P_DRIFT_TREND,
-    "contract.care_cost_per_day": K.P_CARE_COST_PER_DAY,
-    "costs.per_team_per_quarter": K.P_COST_TEAM_QUARTER,
-    "costs.per_case_started": K.P_COST_PER_CASE,
-    "costs.flexible_fund_per_family": K.P_COST_FLEX_FUND,
-    "costs.set_up": K.P_COST_SET_UP,
-    "costs.licence_per_team_per_year": K.P_COST_LICENCE_YEAR,
-    "costs.management_fee_per_quarter": K.P_COST_MANAGEMENT_QUARTER,
-    "costs.annual_inflation": K.P_COST_INFLATION,
+    "calendar.start_delay_months": L.P_START_DELAY_MONTHS,
+    "referrals.per_team_per_month": L.P_REFERRAL_RATE,
+    "referrals.dispersion": L.P_REFERRAL_DISPERSION,
+    "referrals.ramp_up_months": L.P_RAMP_UP_MONTHS,
+    "referrals.ramp_start_share": L.P_RAMP_START_SHARE,
+    "referrals.annual_trend": L.P_REFERRAL_TREND,
+    "referrals.acceptance_share": L.P_ACCEPTANCE_SHARE,
+    "referrals.screening_days": L.P_SCREENING_DAYS,
+    "workforce.max_wait_days": L.P_MAX_WAIT_DAYS,
+    "workforce.leaving_rate_per_year": L.P_LEAVING_RATE,
+    "workforce.vacancy_mean_days": L.P_VACANCY_MEAN_DAYS,
+    "workforce.vacancy_shape": L.P_VACANCY_SHAPE,
+    "treatment.median_days": L.P_TREATMENT_MEDIAN_DAYS,
+    "treatment.short_threshold_days": L.P_SHORT_THRESHOLD_DAYS,
+    "treatment.share_under_threshold": L.P_SHARE_UNDER_THRESHOLD,
+    "treatment.noncompletion_share": L.P_NONCOMPLETION_SHARE,
+    "treatment.hazard_ratio_during": L.P_HR_DURING,
+    "treatment.hazard_ratio_after": L.P_HR_AFTER,
+    "treatment.effect_half_life_days": L.P_EFFECT_HALF_LIFE_DAYS,
+    "treatment.disrupted_effect_retention": L.P_DISRUPTED_RETENTION,
+    "treatment.noncompleted_effect_retention": L.P_NONCOMPLETED_RETENTION,
+    "young_people.age_mean_years": L.P_AGE_MEAN,
+    "young_people.age_sd_years": L.P_AGE_SD,
+    "young_people.female_share": L.P_FEMALE_SHARE,
+    "young_people.prior_care_share": L.P_PRIOR_CARE_SHARE,
+    "care.entry_rate_per_year": L.P_ENTRY_RATE,
+    "care.age_hazard_ratio_per_year": L.P_AGE_HR,
+    "care.prior_care_hazard_ratio": L.P_PRIOR_CARE_HR,
+    "care.exit_rate_per_year": L.P_EXIT_RATE,
+    "care.reentry_hazard_ratio": L.P_REENTRY_HR,
+    "counterfactual.hazard_multiplier": L.P_DRIFT_MULTIPLIER,
+    "counterfactual.annual_hazard_trend": L.P_DRIFT_TREND,
+    "contract.care_cost_per_day": L.P_CARE_COST_PER_DAY,
+    "costs.per_team_per_quarter": L.P_COST_TEAM_QUARTER,
+    "costs.per_case_started": L.P_COST_PER_CASE,
+    "costs.flexible_fund_per_family": L.P_COST_FLEX_FUND,
+    "costs.set_up": L.P_COST_SET_UP,
+    "costs.licence_per_team_per_year": L.P_COST_LICENCE_YEAR,
+    "costs.management_fee_per_quarter": L.P_COST_MANAGEMENT_QUARTER,
+    "costs.annual_inflation": L.P_COST_INFLATION,
 }
 
 
-def _names(prefix: str) -> list[str]:
-    """Column names from the kernels' index constants, e.g. O_CARE_DAYS_TREATED ->
-    care_days_treated."""
-    pairs = [(v, k[len(prefix):].lower()) for k, v in vars(K).items()
-             if k.startswith(prefix) and not k.startswith("N_") and isinstance(v, int)]
-    pairs.sort()
-    assert [v for v, _ in pairs] == list(range(len(pairs))), prefix
-    return [n for _, n in pairs]
-
-
-OUTPUT_COLUMNS = _names("O_")
-QUARTER_SINCE_TRACKING_COLUMNS = _names("Q_")
-CALENDAR_QUARTER_COLUMNS = _names("K_")
+OUTPUT_COLUMNS = L.OUTPUT_COLUMNS
+QUARTER_SINCE_TRACKING_COLUMNS = L.QUARTER_SINCE_TRACKING_COLUMNS
+CALENDAR_QUARTER_COLUMNS = L.CALENDAR_QUARTER_COLUMNS
 
 
 class ParameterError(ValueError):
@@ -107,13 +98,13 @@ def referral_bound(params: np.ndarray, lay: Layout) -> tuple[float, float, float
     """An upper bound on the referrals any path of ``params`` expects: the highest drawn
     volume and trend, every team at full volume from its start to the end of referrals,
     no start delay. Returns (bound, volume, trend, longest team's months)."""
-    rate = float(params[:, K.P_REFERRAL_RATE].max())
-    trend = float(params[:, K.P_REFERRAL_TREND].max())
+    rate = float(params[:, L.P_REFERRAL_RATE].max())
+    trend = float(params[:, L.P_REFERRAL_TREND].max())
     growth = (1.0 + trend) ** (DAYS_PER_MONTH / DAYS_PER_YEAR)   # a month's
     bound = 0.0
     longest = 0
     for start, weight in zip(lay.team_start, lay.team_weight):
-        months = max(0, math.ceil((lay.config[K.C_REFERRALS_END] - start) / DAYS_PER_MONTH))
+        months = max(0, math.ceil((lay.config[L.C_REFERRALS_END] - start) / DAYS_PER_MONTH))
         longest = max(longest, months)
         with np.errstate(over="ignore"):
             total = months if growth == 1.0 else (growth ** months - 1.0) / (growth - 1.0)
@@ -175,20 +166,20 @@ def quarter_starts(first: dt.date, last: dt.date) -> list[dt.date]:
 def layout(scenario: Scenario) -> Layout:
     cal = scenario.calendar
     origin = cal.contract_start
-    cfg = np.zeros(K.N_CONFIG)
-    cfg[K.C_REFERRALS_END] = _days(cal.referrals_end, origin) + 1.0  # the whole last day
-    cfg[K.C_SERVICE_END] = _days(cal.service_end, origin) + 1.0
-    cfg[K.C_TRACKING_DAYS] = cal.tracking_months * DAYS_PER_MONTH
-    cfg[K.C_MIN_TREATMENT_DAYS] = scenario.treatment.min_days
-    cfg[K.C_MAX_TREATMENT_DAYS] = scenario.treatment.max_days
-    cfg[K.C_AGE_MIN] = scenario.young_people.age_min_years
-    cfg[K.C_AGE_MAX] = scenario.young_people.age_max_years
-    cfg[K.C_REFERENCE_AGE] = scenario.care.reference_age_years
-    cfg[K.C_CARE_END_AGE] = scenario.care.leaves_care_at_age
-    cfg[K.C_TRACK_FROM] = {"referral": 0.0, "treatment_start": 1.0,
+    cfg = np.zeros(L.N_CONFIG)
+    cfg[L.C_REFERRALS_END] = _days(cal.referrals_end, origin) + 1.0  # the whole last day
+    cfg[L.C_SERVICE_END] = _days(cal.service_end, origin) + 1.0
+    cfg[L.C_TRACKING_DAYS] = cal.tracking_months * DAYS_PER_MONTH
+    cfg[L.C_MIN_TREATMENT_DAYS] = scenario.treatment.min_days
+    cfg[L.C_MAX_TREATMENT_DAYS] = scenario.treatment.max_days
+    cfg[L.C_AGE_MIN] = scenario.young_people.age_min_years
+    cfg[L.C_AGE_MAX] = scenario.young_people.age_max_years
+    cfg[L.C_REFERENCE_AGE] = scenario.care.reference_age_years
+    cfg[L.C_CARE_END_AGE] = scenario.care.leaves_care_at_age
+    cfg[L.C_TRACK_FROM] = {"referral": 0.0, "treatment_start": 1.0,
                            "treatment_end": 2.0}[cal.tracking_from]
-    cfg[K.C_CASELOAD_LIMIT] = scenario.workforce.caseload_limit
-    cfg[K.C_THERAPISTS_IN_WAITING] = scenario.workforce.therapists_in_waiting
+    cfg[L.C_CASELOAD_LIMIT] = scenario.workforce.caseload_limit
+    cfg[L.C_THERAPISTS_IN_WAITING] = scenario.workforce.therapists_in_waiting
     teams = scenario.workforce.teams
     reasons = scenario.referrals.rejection_reasons
     shares = np.array(list(reasons.values()), dtype=np.float64)
@@ -199,7 +190,7 @@ def layout(scenario: Scenario) -> Layout:
     # A window opens by service_end at the latest, or a whole treatment after it.
     opens_by = scenario.treatment.max_days if cal.tracking_from == "treatment_end" else 0
     last = cal.service_end + dt.timedelta(
-        days=math.ceil(opens_by + cfg[K.C_TRACKING_DAYS] + 92 * (lag + 1)))
+        days=math.ceil(opens_by + cfg[L.C_TRACKING_DAYS] + 92 * (lag + 1)))
     quarters = quarter_starts(origin, last)
     edges = np.array([_days(q, origin) for q in quarters])
     n_cal = len(quarters) - 1
@@ -212,28 +203,28 @@ def layout(scenario: Scenario) -> Layout:
 
     # The calendar quarters a cohort's days can fall in: from the cohort's quarter to
     # that of the latest end of a window opening in it (see kernels.bump_cohort).
-    window_ends = edges[1:] + cfg[K.C_TRACKING_DAYS]
+    window_ends = edges[1:] + cfg[L.C_TRACKING_DAYS]
     last_q = np.searchsorted(edges, window_ends, side="right") - 1
-    cfg[K.C_COHORT_QUARTERS] = min(int(np.max(last_q - np.arange(n_cal))) + 1, n_cal)
+    cfg[L.C_COHORT_QUARTERS] = min(int(np.max(last_q - np.arange(n_cal))) + 1, n_cal)
     # The cohorts run to the quarter of the last time a window can open: before the
     # referrals end (windows from referral), before the service ends (from a treatment
     # start), or to the last quarter (from a treatment end). The later quarters of a
     # long calendar then hold no cohort to settle and pay.
-    opens_before = {"referral": cfg[K.C_REFERRALS_END],
-                    "treatment_start": cfg[K.C_SERVICE_END]}.get(cal.tracking_from, np.inf)
+    opens_before = {"referral": cfg[L.C_REFERRALS_END],
+                    "treatment_start": cfg[L.C_SERVICE_END]}.get(cal.tracking_from, np.inf)
     last_cohort = int(np.searchsorted(edges, opens_before, side="left")) - 1
-    cfg[K.C_COHORTS] = min(max(last_cohort, 0), n_cal - 1) + 1
+    cfg[L.C_COHORTS] = min(max(last_cohort, 0), n_cal - 1) + 1
     events = contract.outcome_events if contract else []
     if contract:
-        cfg[K.C_HAS_CONTRACT] = 1.0
-        cfg[K.C_PRICE_PER_DAY] = contract.price_per_care_day_saved
-        cfg[K.C_PAYMENT_LAG] = contract.payment_lag_quarters
-        cfg[K.C_CLAWBACK] = 1.0 if contract.clawback else 0.0
-        cfg[K.C_CAP] = -1.0 if contract.cap is None else contract.cap
-        cfg[K.C_LAST_PAYMENT_Q] = quarter_of(contract.last_payment_date, n_cal - 1)
+        cfg[L.C_HAS_CONTRACT] = 1.0
+        cfg[L.C_PRICE_PER_DAY] = contract.price_per_care_day_saved
+        cfg[L.C_PAYMENT_LAG] = contract.payment_lag_quarters
+        cfg[L.C_CLAWBACK] = 1.0 if contract.clawback else 0.0
+        cfg[L.C_CAP] = -1.0 if contract.cap is None else contract.cap
+        cfg[L.C_LAST_PAYMENT_Q] = quarter_of(contract.last_payment_date, n_cal - 1)
         # The SPV pays costs to the service end even if payments stop before it: it
         # keeps its reserve, and charges its fee, until the later of the two.
-        cfg[K.C_WIND_UP_Q] = max(cfg[K.C_LAST_PAYMENT_Q], quarter_of(cal.service_end, n_cal - 1))
+        cfg[L.C_WIND_UP_Q] = max(cfg[L.C_LAST_PAYMENT_Q], quarter_of(cal.service_end, n_cal - 1))
         baseline = contract.baseline_care_proportion
         baseline = np.atleast_1d(np.asarray(baseline, dtype=np.float64))
     else:
@@ -242,14 +233,14 @@ def layout(scenario: Scenario) -> Layout:
     if finance:
         for draw, amount in zip(finance.drawdown_schedule or [], finance.scheduled_amounts()):
             call_schedule[quarter_of(draw.date, 0)] += amount
-        cfg[K.C_HAS_FINANCE] = 1.0
-        cfg[K.C_COMMITMENT] = finance.commitment
-        cfg[K.C_RESERVE] = finance.reserve
-        cfg[K.C_TRANCHE] = finance.tranche_size if finance.capital_call == "tranche" else 0.0
-        cfg[K.C_DISTRIBUTION_FROM_Q] = quarter_of(finance.distribution_start, n_cal)
-        cfg[K.C_INVESTOR_SHARE] = finance.investor_share_of_surplus
-        cfg[K.C_DISCOUNT_RATE] = finance.discount_rate_per_year
-        cfg[K.C_DISCOUNT_RATE_QUARTER] = (1.0 + finance.discount_rate_per_year) ** 0.25 - 1.0
+        cfg[L.C_HAS_FINANCE] = 1.0
+        cfg[L.C_COMMITMENT] = finance.commitment
+        cfg[L.C_RESERVE] = finance.reserve
+        cfg[L.C_TRANCHE] = finance.tranche_size if finance.capital_call == "tranche" else 0.0
+        cfg[L.C_DISTRIBUTION_FROM_Q] = quarter_of(finance.distribution_start, n_cal)
+        cfg[L.C_INVESTOR_SHARE] = finance.investor_share_of_surplus
+        cfg[L.C_DISCOUNT_RATE] = finance.discount_rate_per_year
+        cfg[L.C_DISCOUNT_RATE_QUARTER] = (1.0 + finance.discount_rate_per_year) ** 0.25 - 1.0
     return Layout(
         config=cfg,
         team_start=np.array([_days(t.start_date, origin) for t in teams]),
@@ -276,15 +267,15 @@ def draw_parameters(scenario: Scenario, seed: int, path_start: int, n: int) -> n
     """Per-path parameter matrix (n, N_PARAMS): fixed values, or ppf of a keyed uniform
     (keyed by parameter and path: the same draws whichever other parameters are uncertain)."""
     dists = [(PARAM_COLUMNS[name], dist) for name, dist in iter_params(scenario)]
-    fixed = np.zeros(K.N_PARAMS)   # (a parameter left out of the scenario is 0)
+    fixed = np.zeros(L.N_PARAMS)   # (a parameter left out of the scenario is 0)
     for col, dist in dists:
         if dist is not None and dist.is_fixed:
             fixed[col] = dist.value
-    params = np.empty((n, K.N_PARAMS))
+    params = np.empty((n, L.N_PARAMS))
     params[:] = fixed   # row by row: a column at a time writes every row n_params times
     uncertain = [(col, d) for col, d in dists if d is not None and not d.is_fixed]
     if uncertain:
-        u = K.param_uniforms(np.uint64(seed), K.N_PARAMS, path_start, n)
+        u = K.param_uniforms(np.uint64(seed), L.N_PARAMS, path_start, n)
         for col, dist in uncertain:
             params[:, col] = dist.ppf(u[:, col])
     _check_parameters(params, path_start)
@@ -292,9 +283,9 @@ def draw_parameters(scenario: Scenario, seed: int, path_start: int, n: int) -> n
 
 
 def _check_parameters(params: np.ndarray, path_start: int) -> None:
-    med = params[:, K.P_TREATMENT_MEDIAN_DAYS]
-    thr = params[:, K.P_SHORT_THRESHOLD_DAYS]
-    share = params[:, K.P_SHARE_UNDER_THRESHOLD]
+    med = params[:, L.P_TREATMENT_MEDIAN_DAYS]
+    thr = params[:, L.P_SHORT_THRESHOLD_DAYS]
+    share = params[:, L.P_SHARE_UNDER_THRESHOLD]
     # sigma = log(thr / med) / ndtri(share) must be finite and positive: ndtri(share)
     # is finite and non-zero for share in (0, 1) other than 0.5, with the sign of share - 0.5
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -360,8 +351,8 @@ class SimulationResult:
 def output_bytes(lay: Layout, paths: int) -> int:
     """Bytes of the output arrays (and drawn parameters) of ``paths`` paths: every path's
     outputs are kept, for the quantiles over paths, whatever the chunk size."""
-    per_path = (K.N_OUT + lay.n_tracking_quarters * K.N_Q + len(lay.calendar_quarters) * K.N_K
-                + max(len(lay.reason_names), 1) + K.N_T + K.N_PARAMS)
+    per_path = (L.N_OUT + lay.n_tracking_quarters * L.N_Q + len(lay.calendar_quarters) * L.N_K
+                + max(len(lay.reason_names), 1) + L.N_T + L.N_PARAMS)
     return 8 * per_path * paths
 
 
@@ -400,11 +391,11 @@ def simulate(scenario: Scenario, paths: int | None = None, seed: int | None = No
     n_cal = len(lay.calendar_quarters)
     # reused memory when a result from before has been dropped (see memory.py);
     # simulate_chunk zeroes each path's rows
-    out = memory.OUTPUTS.empty((n, K.N_OUT))
-    qsr = memory.OUTPUTS.empty((n, lay.n_tracking_quarters, K.N_Q))
-    cal = memory.OUTPUTS.empty((n, n_cal, K.N_K))
+    out = memory.OUTPUTS.empty((n, L.N_OUT))
+    qsr = memory.OUTPUTS.empty((n, lay.n_tracking_quarters, L.N_Q))
+    cal = memory.OUTPUTS.empty((n, n_cal, L.N_K))
     reasons = memory.OUTPUTS.empty((n, max(len(lay.reason_names), 1)))
-    totals = memory.OUTPUTS.empty((n, K.N_T))   # for the reconciliation checks
+    totals = memory.OUTPUTS.empty((n, L.N_T))   # for the reconciliation checks
     # every path's parameters at once (they depend on the path number only): a bad draw
     # is reported before any simulating, and one call costs less than one per chunk
     params = draw_parameters(scenario, seed, 0, n)
@@ -440,6 +431,12 @@ def simulate(scenario: Scenario, paths: int | None = None, seed: int | None = No
 # others are compiled into it, or, like param_uniforms for uncertain parameters and
 # conservation_totals for outputs checked from elsewhere, compile in seconds)
 _ENTRY_KERNELS = (K.simulate_chunk,)
+
+
+def threads() -> int:
+    """The threads the kernels run on (numba's, set by NUMBA_NUM_THREADS)."""
+    import numba
+    return numba.get_num_threads()
 
 
 def kernels_cached() -> bool:
@@ -512,14 +509,14 @@ def check_conservation(paths: pd.DataFrame | Mapping[str, np.ndarray], qsr: np.n
         "accepted = started + lost": f.accepted - f.started - f.lost_wait - f.lost_care
         - f.lost_service_end,
         "started = completed + noncompleted": f.started - f.completed - f.noncompleted,
-        "child days by tracking quarter add up": totals[:, K.T_QSR_CHILD_DAYS] - f.child_days,
-        "child days by calendar quarter add up": totals[:, K.T_CHILD_DAYS] - f.child_days,
+        "child days by tracking quarter add up": totals[:, L.T_QSR_CHILD_DAYS] - f.child_days,
+        "child days by calendar quarter add up": totals[:, L.T_CHILD_DAYS] - f.child_days,
         "treated care days by calendar quarter add up":
-            totals[:, K.T_CARE_TREATED] - f.care_days_treated,
+            totals[:, L.T_CARE_TREATED] - f.care_days_treated,
         "counterfactual care days by calendar quarter add up":
-            totals[:, K.T_CARE_COUNTERFACTUAL] - f.care_days_counterfactual,
+            totals[:, L.T_CARE_COUNTERFACTUAL] - f.care_days_counterfactual,
     }
-    if not np.all(np.isfinite(totals[:, :K.T_CARE_OVER_CHILD])):
+    if not np.all(np.isfinite(totals[:, :L.T_CARE_OVER_CHILD])):
         raise ConservationError("conservation check failed: a day or cash total is not finite")
     n = len(f.child_days)
     tolerance = 1e-6 * max(1.0, float(f.child_days.max()) if n else 1.0)
@@ -528,7 +525,7 @@ def check_conservation(paths: pd.DataFrame | Mapping[str, np.ndarray], qsr: np.n
         if worst > tolerance:
             raise ConservationError(f"conservation check failed: {name} (worst {worst:g})")
     if not np.all(np.isnan(f.capital_drawn)):
-        if np.max(totals[:, K.T_CASH_IMBALANCE], initial=0.0) > 0.01:
+        if np.max(totals[:, L.T_CASH_IMBALANCE], initial=0.0) > 0.01:
             raise ConservationError("conservation check failed: capital calls + outcome payments "
                                     "= costs + distributions + change in cash balance")
         commitment = f.attrs.get("commitment", np.inf)
@@ -537,5 +534,5 @@ def check_conservation(paths: pd.DataFrame | Mapping[str, np.ndarray], qsr: np.n
     cap = f.attrs.get("cap")
     if cap is not None and np.any(f.outcome_payments > cap + 0.01):
         raise ConservationError("conservation check failed: outcome payments exceed the cap")
-    if np.any(totals[:, K.T_CARE_OVER_CHILD] > 1e-6):
+    if np.any(totals[:, L.T_CARE_OVER_CHILD] > 1e-6):
         raise ConservationError("conservation check failed: care days exceed child days")

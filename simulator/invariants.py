@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numba import njit, prange
 
-from . import kernels as K
+from . import layout as L
 from .jit_cache import FASTMATH
 
 if TYPE_CHECKING:
@@ -50,14 +50,14 @@ class FinancialInvariantError(AssertionError):
 
 def tolerance(cfg: np.ndarray) -> float:
     """Pounds of rounding allowed: a penny, and more for commitments of billions."""
-    return 0.01 + 1e-9 * cfg[K.C_COMMITMENT]
+    return 0.01 + 1e-9 * cfg[L.C_COMMITMENT]
 
 
 def check_waterfall(cal: np.ndarray, lay: Layout, path_start: int = 0) -> None:
     """Raise FinancialInvariantError if any path's quarterly cash flows (``cal``: paths,
     calendar quarters, K_*) break an invariant; ``path_start`` numbers the first path."""
     cfg = lay.config
-    if cfg[K.C_HAS_FINANCE] < 0.5 or cal.shape[0] == 0:
+    if cfg[L.C_HAS_FINANCE] < 0.5 or cal.shape[0] == 0:
         return
     tol = tolerance(cfg)
     worst, at = breaches(np.ascontiguousarray(cal), cfg, lay.call_schedule, tol)
@@ -88,27 +88,27 @@ def breaches(cal, cfg, schedule, tol):
 def _path_breaches(c, cfg, schedule, tol, worst, at):
     """One path's worst excess of each invariant, and its quarter."""
     n_q = c.shape[0]
-    wind_up = int(cfg[K.C_WIND_UP_Q])
-    dist_from = int(cfg[K.C_DISTRIBUTION_FROM_Q])
+    wind_up = int(cfg[L.C_WIND_UP_Q])
+    dist_from = int(cfg[L.C_DISTRIBUTION_FROM_Q])
     opening = 0.0
     drawn = 0.0
     settled = 0.0
     for k in range(n_q):
-        calls = c[k, K.K_CAPITAL_CALLS]
-        pay = c[k, K.K_OUTCOME_PAYMENTS]
-        costs = c[k, K.K_SERVICE_COSTS]
-        paid = c[k, K.K_COSTS_PAID]
-        to_investors = c[k, K.K_DISTRIBUTIONS_INVESTORS]
-        to_provider = c[k, K.K_DISTRIBUTIONS_PROVIDER]
+        calls = c[k, L.K_CAPITAL_CALLS]
+        pay = c[k, L.K_OUTCOME_PAYMENTS]
+        costs = c[k, L.K_SERVICE_COSTS]
+        paid = c[k, L.K_COSTS_PAID]
+        to_investors = c[k, L.K_DISTRIBUTIONS_INVESTORS]
+        to_provider = c[k, L.K_DISTRIBUTIONS_PROVIDER]
         out = to_investors + to_provider
-        balance = c[k, K.K_SPV_BALANCE]
+        balance = c[k, L.K_SPV_BALANCE]
         drawn += calls
         settled += calls + pay - paid - out
-        keep = _hold(c, cfg[K.C_RESERVE], k, wind_up)
+        keep = _hold(c, cfg[L.C_RESERVE], k, wind_up)
         floor = keep if k < dist_from else _hold(c, 0.0, k, wind_up)
         need = max(floor - (opening + pay - costs), 0.0)
-        if cfg[K.C_TRANCHE] > 0.0:
-            need = np.ceil(need / cfg[K.C_TRANCHE] - 1e-12) * cfg[K.C_TRANCHE]
+        if cfg[L.C_TRANCHE] > 0.0:
+            need = np.ceil(need / cfg[L.C_TRANCHE] - 1e-12) * cfg[L.C_TRANCHE]
         after = k > wind_up
         _worse(worst, at, 0, calls if k >= wind_up else 0.0, k)
         _worse(worst, at, 1, abs(pay) if after else 0.0, k)
@@ -120,7 +120,7 @@ def _path_breaches(c, cfg, schedule, tol, worst, at):
         _worse(worst, at, 7, paid - costs, k)
         _worse(worst, at, 8, out if k < min(dist_from, wind_up) else 0.0, k)
         _worse(worst, at, 9, keep - balance if out > tol and k < wind_up else 0.0, k)
-        _worse(worst, at, 10, drawn - cfg[K.C_COMMITMENT], k)
+        _worse(worst, at, 10, drawn - cfg[L.C_COMMITMENT], k)
         _worse(worst, at, 11, calls - max(need, schedule[k]), k)
         if k == min(wind_up, n_q - 1):
             _worse(worst, at, 12, abs(settled), k)
@@ -135,7 +135,7 @@ def _hold(c, reserve, k, wind_up):
     if k >= wind_up:
         return 0.0
     if k == wind_up - 1 and wind_up < c.shape[0]:
-        return max(reserve, c[wind_up, K.K_SERVICE_COSTS] - c[wind_up, K.K_OUTCOME_PAYMENTS])
+        return max(reserve, c[wind_up, L.K_SERVICE_COSTS] - c[wind_up, L.K_OUTCOME_PAYMENTS])
     return reserve
 
 

@@ -17,10 +17,10 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import numba
 import numpy as np
 import pandas as pd
 
@@ -39,7 +39,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
 
 
 def manifest(*, scenario_name: str, scenario_file: str | None, scenario_sha256: str | None,
-             seed: int, paths: int, chunk_paths: int, started: dt.datetime,
+             seed: int, paths: int, chunk_paths: int, threads: int, started: dt.datetime,
              finished: dt.datetime, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         "scenario": scenario_name,
@@ -51,10 +51,10 @@ def manifest(*, scenario_name: str, scenario_file: str | None, scenario_sha256: 
         "seed": seed,
         "paths": paths,
         "chunk_paths": chunk_paths,
-        "numba_threads": numba.get_num_threads(),
+        "numba_threads": threads,
         "python_version": platform.python_version(),
         "numpy_version": np.__version__,
-        "numba_version": numba.__version__,
+        "numba_version": metadata.version("numba"),
         "pandas_version": pd.__version__,
         "started_at": started.isoformat(timespec="seconds"),
         "finished_at": finished.isoformat(timespec="seconds"),

@@ -49,13 +49,14 @@ from numba import njit
 
 from . import jit_cache  # noqa: F401  (before any kernel: see the module)
 from .jit_cache import FASTMATH
-
-IRR_UNIQUE = 0
-IRR_NEAREST = 1
-IRR_NOTHING_BACK = 2
-IRR_MODIFIED = 3
-IRR_NO_CAPITAL = 4
-IRR_RULES = ("unique", "nearest_root", "nothing_back", "modified", "no_capital")
+from .layout import (  # noqa: F401 (re-exported)
+    IRR_MODIFIED,
+    IRR_NEAREST,
+    IRR_NO_CAPITAL,
+    IRR_NOTHING_BACK,
+    IRR_RULES,
+    IRR_UNIQUE,
+)
 
 R_LO = -0.99   # the searched range of quarterly rates, (R_LO, R_HI]
 R_HI = 10.0

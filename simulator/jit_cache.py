@@ -33,11 +33,12 @@ from numba.core import caching
 FASTMATH = {"contract"}
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-# the files whose contents stamp every cached kernel: the kernels' sources, and this
-# file, which sets their compile options (FASTMATH above, the optimisation level below)
+# the files whose contents stamp every cached kernel: the kernels' sources, the layout
+# whose constants they compile in, and this file, which sets their compile options
+# (FASTMATH above, the optimisation level below)
 KERNEL_SOURCES = tuple(os.path.join(_HERE, name)
                        for name in ("kernels.py", "waterfall.py", "irr.py", "invariants.py",
-                                    "jit_cache.py"))
+                                    "layout.py", "jit_cache.py"))
 
 
 def _optimise_fully() -> None:

@@ -8,13 +8,16 @@ from __future__ import annotations
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from . import kernels as K
-from .engine import CALENDAR_QUARTER_COLUMNS, SimulationResult
+from . import layout as L
+from .layout import CALENDAR_QUARTER_COLUMNS
+
+if TYPE_CHECKING:
+    from .engine import SimulationResult
 
 
 def _mean_se(x: np.ndarray) -> dict[str, float]:
@@ -71,7 +74,7 @@ def summary(result: SimulationResult) -> dict[str, Any]:
         by_year = []
         for year in sorted(set(years)):
             cols = [i for i, y in enumerate(years) if y == year]
-            x = cal[:, cols, K.K_OUTCOME_PAYMENTS].sum(axis=1)
+            x = cal[:, cols, L.K_OUTCOME_PAYMENTS].sum(axis=1)
             if np.any(x != 0):
                 by_year.append({"year": f"{year}/{(year + 1) % 100:02d}", **_mean_se(x),
                                 **_quantiles(x, (50, 95))})
@@ -123,9 +126,8 @@ def summary(result: SimulationResult) -> dict[str, Any]:
 
 
 def irr_rule_counts(rule: np.ndarray) -> dict[str, int]:
-    """Paths by the rule that gave their IRR (simulator.irr's IRR_RULES names)."""
-    from .irr import IRR_RULES
-    return {name: int((rule == code).sum()) for code, name in enumerate(IRR_RULES)}
+    """Paths by the rule that gave their IRR (layout.IRR_RULES names)."""
+    return {name: int((rule == code).sum()) for code, name in enumerate(L.IRR_RULES)}
 
 
 QUARTER_LINES = ["outcome_payments", "no_effect_payments", "service_costs", "costs_paid",

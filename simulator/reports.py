@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import kernels as K
+from . import layout as L
 from . import metrics
 
 REPORT_FILE = "report.html"
@@ -64,7 +64,7 @@ def chart_data(result) -> dict[str, Any]:
     p05-p95 of the per-path proportion) and the contract's baseline.
     """
     q = result.by_tracking_quarter
-    child = q[:, :, K.Q_CHILD_DAYS]
+    child = q[:, :, L.Q_CHILD_DAYS]
     n_q = q.shape[1]
 
     def proportions(col: int) -> dict[str, list]:
@@ -89,8 +89,8 @@ def chart_data(result) -> dict[str, Any]:
             "quarter": list(range(1, n_q + 1)),
             "tracking_from": result.scenario.calendar.tracking_from,
             "child_days_mean": _floats(child.mean(axis=0)),
-            "treated": proportions(K.Q_CARE_TREATED),
-            "counterfactual": proportions(K.Q_CARE_COUNTERFACTUAL),
+            "treated": proportions(L.Q_CARE_TREATED),
+            "counterfactual": proportions(L.Q_CARE_COUNTERFACTUAL),
             "baseline": baseline,
         },
     }

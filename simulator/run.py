@@ -36,7 +36,8 @@ def run_scenario(loaded: LoadedScenario, out_dir: str | Path, *, paths: int | No
     finished = dt.datetime.now(dt.UTC)
     meta = io.manifest(scenario_name=scenario.name, scenario_file=str(loaded.path),
                        scenario_sha256=loaded.sha256, seed=seed, paths=paths,
-                       chunk_paths=chunk_paths, started=started, finished=finished,
+                       chunk_paths=chunk_paths, threads=engine.threads(),
+                       started=started, finished=finished,
                        extra={"outputs": ["paths.parquet", "quarters.parquet", "summary.json",
                                           reports.CHARTS_FILE, reports.REPORT_FILE,
                                           "manifest.json"], **(manifest_extra or {})})

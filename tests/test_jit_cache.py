@@ -15,7 +15,8 @@ def test_cached_kernels_of_every_file_are_stamped_with_every_source_and_the_opti
     expected = tuple(hashlib.sha256(open(p, "rb").read()).digest()
                      for p in jit_cache.KERNEL_SOURCES)
     assert {p.rsplit("/", 1)[-1] for p in jit_cache.KERNEL_SOURCES} == {
-        "kernels.py", "waterfall.py", "irr.py", "invariants.py", "jit_cache.py"}
+        "kernels.py", "waterfall.py", "irr.py", "invariants.py", "layout.py",
+        "jit_cache.py"}
     for kernel in (K.simulate_chunk, K.simulate_path, irr.path_irr, W.cohort_payments,
                    invariants.breaches):
         locator = kernel._cache._impl.locator

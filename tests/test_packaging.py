@@ -95,7 +95,7 @@ def test_a_wheel_names_its_commit_in_the_manifest(tmp_path):
                     str(wheel)], check=True, capture_output=True)
     code = ("import json, datetime as dt; from simulator import io; t = dt.datetime.now(); "
             "print(io.__file__); print(json.dumps(io.manifest(scenario_name='s', "
-            "scenario_file=None, scenario_sha256=None, seed=1, paths=1, chunk_paths=1, "
+            "scenario_file=None, scenario_sha256=None, seed=1, paths=1, chunk_paths=1, threads=1, "
             "started=t, finished=t), default=str))")
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, check=True,
