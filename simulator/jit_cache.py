@@ -35,28 +35,11 @@ FASTMATH = {"contract"}
 _HERE = os.path.dirname(os.path.abspath(__file__))
 # the files whose contents stamp every cached kernel: the kernels' sources, the layout
 # whose constants they compile in, and this file, which sets their compile options
-# (FASTMATH above, the optimisation level below)
+# (FASTMATH above). numba's default optimisation level: "max" compiled for longer and
+# ran no faster, with the same results.
 KERNEL_SOURCES = tuple(os.path.join(_HERE, name)
                        for name in ("kernels.py", "waterfall.py", "irr.py", "invariants.py",
                                     "layout.py", "jit_cache.py"))
-
-
-def _optimise_fully() -> None:
-    """numba's optimisation level "max" (NUMBA_OPT=max) unless the user set NUMBA_OPT.
-
-    At the default level numba first runs a cheap, unoptimised pass over each
-    kernel's module (inlining only, for its reference-count pruning) and then the
-    full -O3 pipeline; at "max" the first pass is -O3 with loop vectorisation too:
-    a faster path, bit-identical results, and a longer compile (once a machine and
-    version; `make bench` measures both). Set here, before any kernel is compiled; the level only changes how fast the
-    code is (numba reads it when it sets up its code generator, once a process,
-    so numba code compiled in the same process after this import gets it too)."""
-    from numba.core import config
-    if "NUMBA_OPT" not in os.environ and not config.OPT.is_opt_max:
-        config.OPT = config._OptLevel("max")
-
-
-_optimise_fully()
 
 
 @lru_cache(maxsize=None)

@@ -27,17 +27,6 @@ def test_cached_kernels_of_every_file_are_stamped_with_every_source_and_the_opti
         assert kernel._cache._cache_file._source_stamp == expected
 
 
-def test_kernels_are_optimised_at_numba_max_unless_the_user_sets_a_level():
-    code = ("import simulator.engine; from numba.core.registry import cpu_target; "
-            "cg = cpu_target.target_context.codegen(); print(cg._opt_level, cg._loopvect)")
-    env = {k: v for k, v in os.environ.items() if k != "NUMBA_OPT"}
-    ours = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-    theirs = subprocess.run([sys.executable, "-c", code], env={**env, "NUMBA_OPT": "2"},
-                            capture_output=True, text=True)
-    assert ours.stdout.split() == ["3", "True"], ours.stderr
-    assert theirs.stdout.split() == ["0", "False"], theirs.stderr
-
-
 def test_other_modules_keep_numba_default_locators(tmp_path):
     other = tmp_path / "elsewhere.py"
     other.write_text("def f():\n    return 1\n")
@@ -79,7 +68,6 @@ def test_start_up_skips_scipy_linalg_and_pandas_but_both_work_when_used():
 def test_is_cached_tells_a_cold_cache_from_a_warm_one(tmp_path):
     """False before the first compile into an empty cache; True once compiled, and in a
     new process that loads from the cache."""
-    import os
     import subprocess
     import sys
     (tmp_path / "tiny.py").write_text(
