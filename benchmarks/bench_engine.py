@@ -4,8 +4,7 @@
 
 Compile time is excluded (one warm-up run first); the numba kernels are cached on
 disk, so the start-up of a second process is timed separately. The rates are the
-best of a few runs, which reuse the output memory of the runs before; a first run
-in a process, into fresh memory, is timed on its own.
+best of a few runs; the first run in a process is timed on its own.
 
 Prints a table, and appends the figures as one JSON line (the commit, the machine, the
 time, every figure) to DIR/bench.jsonl (default benchmarks/records/, which git ignores):
@@ -71,7 +70,7 @@ def main() -> None:
 
     import numba
 
-    from simulator import engine, memory
+    from simulator import engine
     from simulator.loader import load_scenario
     from reference_model import simulate_reference
 
@@ -82,13 +81,9 @@ def main() -> None:
 
     service_only = scenario.model_copy(update={"contract": None, "finance": None})
     engine.simulate(service_only, paths=16)
-    # A first run writes its outputs into fresh memory, which is slow to write on a
-    # virtual machine; later runs in the process reuse it (see simulator/memory.py).
-    memory.release()
     fresh = _timed(engine.simulate, scenario, paths=args.paths)
-    # Best of the repeats, the two variants taking turns: the later of two back-to-back
-    # series of large runs was measurably slower on a shared virtual machine (fresh
-    # memory for the outputs, 300 MB a run, is slower to come by), whichever it was.
+    # Best of the repeats, the two variants taking turns, so that a slow spell of a
+    # shared machine does not fall on one of them only.
     best = {"service": float("inf"), "full": float("inf")}
     for _ in range(args.repeats):
         for name, s in (("service", service_only), ("full", scenario)):
@@ -134,7 +129,7 @@ def main() -> None:
     print(f"{'numba engine, service only':<28}{args.paths:>10,}{service_rate:>14,.0f}")
     print(f"{'numba engine + waterfall':<28}{args.paths:>10,}{numba_rate:>14,.0f}"
           f"   ({numba_rate / service_rate - 1:+.0%} for the contract and cash flows)")
-    print(f"{'  first run, fresh memory':<28}{args.paths:>10,}{args.paths / fresh:>14,.0f}")
+    print(f"{'  first run in the process':<28}{args.paths:>10,}{args.paths / fresh:>14,.0f}")
     print(f"{'plain-Python reference':<28}{args.reference_paths:>10,}{ref_rate:>14,.1f}")
     print(f"speed-up: {numba_rate / ref_rate:,.0f}x")
     print(f"one thread, with the waterfall: {one_rate:,.0f} paths/s ({1e6 / one_rate:.0f} us a path); "
@@ -148,7 +143,7 @@ def main() -> None:
         "commit": git_commit(), "machine": machine(), "utc": _utc_now(),
         "scenario": scenario.name, "threads": threads, "paths": args.paths,
         "paths_per_second": {"service_only": service_rate, "with_waterfall": numba_rate,
-                             "first_run_fresh_memory": args.paths / fresh,
+                             "first_run": args.paths / fresh,
                              "one_thread_with_waterfall": one_rate,
                              "reference": ref_rate},
         "seconds": {"first_call": warm, "second_process_to_16_paths": inner,

@@ -370,6 +370,11 @@ def check_memory(scenario: Scenario, paths: int, lay: Layout | None = None) -> N
             f"{have / 1e9:,.1f} GB is available; run at most about {fit:,} paths at once")
 
 
+def output_array(shape: tuple[int, ...]) -> np.ndarray:
+    """An uninitialised output array: simulate_chunk zeroes each path's rows itself."""
+    return np.empty(shape)
+
+
 def simulate(scenario: Scenario, paths: int | None = None, seed: int | None = None,
              chunk_paths: int | None = None, progress: bool | None = False) -> SimulationResult:
     """Run the Monte Carlo simulation of ``scenario``.
@@ -389,13 +394,11 @@ def simulate(scenario: Scenario, paths: int | None = None, seed: int | None = No
     if progress is not False:
         _say_if_compiling()
     n_cal = len(lay.calendar_quarters)
-    # reused memory when a result from before has been dropped (see memory.py);
-    # simulate_chunk zeroes each path's rows
-    out = memory.OUTPUTS.empty((n, L.N_OUT))
-    qsr = memory.OUTPUTS.empty((n, lay.n_tracking_quarters, L.N_Q))
-    cal = memory.OUTPUTS.empty((n, n_cal, L.N_K))
-    reasons = memory.OUTPUTS.empty((n, max(len(lay.reason_names), 1)))
-    totals = memory.OUTPUTS.empty((n, L.N_T))   # for the reconciliation checks
+    out = output_array((n, L.N_OUT))
+    qsr = output_array((n, lay.n_tracking_quarters, L.N_Q))
+    cal = output_array((n, n_cal, L.N_K))
+    reasons = output_array((n, max(len(lay.reason_names), 1)))
+    totals = output_array((n, L.N_T))   # for the reconciliation checks
     # every path's parameters at once (they depend on the path number only): a bad draw
     # is reported before any simulating, and one call costs less than one per chunk
     params = draw_parameters(scenario, seed, 0, n)

@@ -7,11 +7,9 @@ old code would still run (numba issue #1833). Here every cached kernel of this
 package is stamped with the contents of all the kernel sources, so a change to
 any one recompiles them all. Imported before any kernel is defined.
 
-It also loads this package's cached kernels without numba's registry refresh (a
-fifth of a process's start-up: see ``_load_without_refresh``), and spares a process
-the import of scipy.linalg (a tenth of a second, a tenth of start-up) that numba
-makes on first use only to learn whether np.convolve may call BLAS: see
-``_numba_arraymath_without_blas_probe``.
+It also spares a process the import of scipy.linalg that numba makes on first use
+only to learn whether np.convolve may call BLAS (a noticeable part of a short run):
+see ``_numba_arraymath_without_blas_probe``.
 """
 from __future__ import annotations
 
@@ -90,39 +88,6 @@ class UserWideLocator(_AllKernelSources, _numba_locator("UserWideCacheLocator"))
 _OURS = (UserProvidedLocator, InTreeLocator, UserWideLocator)
 if not any(cls in caching.CacheImpl._locator_classes for cls in _OURS):
     caching.CacheImpl._locator_classes[:0] = _OURS
-
-
-def _load_without_refresh() -> None:
-    """Load this package's cached kernels without first refreshing numba's registries.
-
-    Before it looks in the disk cache, numba refreshes its typing and lowering
-    registries: it imports some forty modules of its own implementations (lists,
-    sets, strings, random, linear algebra...) and installs about two thousand
-    registries, a large part of a second process's start. A kernel loaded from the
-    cache is machine code that needs none of them, only numba's runtime (NRT), so
-    this package's kernels start that alone and look in the cache first. On a miss
-    the dispatcher compiles, and numba's compiler refreshes the registries itself;
-    every other function (the user's own, say) is loaded as numba does it.
-    """
-    original = caching.Cache.load_overload
-    if getattr(original, "_refresh_skipped", False):   # (this module imported twice)
-        return
-    from numba.core.runtime import rtsys
-
-    def load_overload(self, sig, target_context):
-        if not isinstance(getattr(self._impl, "locator", None), _OURS):
-            return original(self, sig, target_context)
-        rtsys.initialize(target_context)
-        with self._guard_against_spurious_io_errors():
-            return self._load_overload(sig, target_context)
-
-    load_overload._refresh_skipped = True
-    caching.Cache.load_overload = load_overload
-
-
-if all(hasattr(caching.Cache, name) for name in
-       ("load_overload", "_load_overload", "_guard_against_spurious_io_errors")):
-    _load_without_refresh()   # (another numba, without these: its own loading, unchanged)
 
 
 def is_cached(*dispatchers) -> bool:

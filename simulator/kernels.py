@@ -2170,10 +2170,9 @@ def simulate_chunk(seed, path_start, params, cfg, team_start, team_size, team_we
 
     Each path zeroes and then writes only its own rows, so the result is the same
     for any number of threads, any split of paths into chunks and whatever the
-    output memory held before (the engine reuses it: see memory.py). Threads take
-    paths a few at a time from a shared counter, rather than half each: on a shared
-    machine one core can run slower than the other for a while, and a fixed half
-    would leave the faster one waiting.
+    output memory held before. Threads take paths a few at a time from a shared
+    counter, rather than half each: on a shared machine one core can run slower than
+    the other for a while, and a fixed half would leave the faster one waiting.
     """
     day_q = day_quarters(cal_edges)
     n = params.shape[0]

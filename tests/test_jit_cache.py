@@ -1,30 +1,48 @@
 """The kernels' disk cache is stamped with every kernel source, not only the kernel's own
 file: a kernel in kernels.py carries compiled copies of the waterfall and IRR kernels it
 calls."""
-import hashlib
 import os
+import shutil
 import subprocess
 import sys
 
-from simulator import invariants, irr, jit_cache
-from simulator import kernels as K
-from simulator import waterfall as W
+from simulator import jit_cache
+
+from helpers import ROOT
 
 
-def test_cached_kernels_of_every_file_are_stamped_with_every_source_and_the_options():
-    expected = tuple(hashlib.sha256(open(p, "rb").read()).digest()
-                     for p in jit_cache.KERNEL_SOURCES)
-    assert {p.rsplit("/", 1)[-1] for p in jit_cache.KERNEL_SOURCES} == {
-        "kernels.py", "waterfall.py", "irr.py", "invariants.py", "layout.py",
-        "jit_cache.py"}
-    for kernel in (K.simulate_chunk, K.simulate_path, irr.path_irr, W.cohort_payments,
-                   invariants.breaches):
-        locator = kernel._cache._impl.locator
-        assert isinstance(locator, (jit_cache.UserProvidedLocator, jit_cache.InTreeLocator,
-                                    jit_cache.UserWideLocator))
-        assert locator.get_source_stamp() == expected
-        # the stamp the index file is checked against when a kernel is loaded
-        assert kernel._cache._cache_file._source_stamp == expected
+def test_an_edit_of_one_kernel_file_reaches_the_cached_kernels_that_call_it(tmp_path):
+    """numba checks a cached kernel against its own file only, yet a kernel of kernels.py
+    carries a compiled copy of the waterfall.py kernels it calls (numba issue #1833): an
+    edit of waterfall.py alone must still change what that kernel computes in the next
+    process, not leave the old code running from the cache."""
+    package = tmp_path / "simulator"
+    shutil.copytree(ROOT / "simulator", package, ignore=shutil.ignore_patterns("__pycache__"))
+    code = ("import numpy as np\n"
+            "from simulator import kernels as K, layout as L, waterfall as W\n"
+            "cfg = np.zeros(L.N_CONFIG)\n"
+            "cfg[L.C_PRICE_PER_DAY], cfg[L.C_CAP], cfg[L.C_LAST_PAYMENT_Q] = 1.0, -1.0, 3\n"
+            "baseline = np.zeros((2, 4))\n"
+            "baseline[0] = 10.0\n"
+            "payments = np.zeros(4)\n"
+            "K._payments(cfg, baseline, np.zeros((2, 4)), np.zeros((4, 0)), np.zeros(0),\n"
+            "            payments, np.empty(W.payment_work_size(2, 4, 4)))\n"
+            "print(payments.sum())\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "NUMBA_CACHE_DIR": str(tmp_path / "c")}
+
+    def paid() -> float:
+        done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return float(done.stdout)
+
+    assert paid() == 40.0 and paid() == 40.0   # compiled, then loaded from the cache
+    waterfall = package / "waterfall.py"
+    text = waterfall.read_text()
+    assert "due = price * cum_saved[c]" in text
+    waterfall.write_text(text.replace("due = price * cum_saved[c]",
+                                      "due = 2.0 * price * cum_saved[c]"))
+    assert paid() == 80.0
 
 
 def test_other_modules_keep_numba_default_locators(tmp_path):
@@ -103,35 +121,3 @@ def test_run_says_when_it_compiles_the_kernels(tmp_path, monkeypatch):
     assert "compiling the simulation kernels" in cold.stderr
     assert "compiling" not in quiet.stderr and "compiling" not in warm.stderr
     assert "20 paths in" in cold.stdout and "20 paths in" in warm.stdout
-
-
-def test_cached_kernels_load_without_the_registry_refresh_and_later_compiles_still_work():
-    """A process that loads the kernels from the cache skips numba's registry refresh (its
-    forty imports, such as numba's typed lists and sets, a fifth of the start), gets the
-    same results as this process, and can still compile numba code that needs those
-    registries afterwards (the compiler refreshes them itself)."""
-    import numpy as np
-
-    from simulator import engine
-    from simulator.loader import load_scenario
-    root = jit_cache._HERE.rsplit("/", 1)[0]
-    scenario = load_scenario(root + "/scenarios/essex_mst.yaml").scenario
-    here = engine.simulate(scenario, paths=5, seed=3)   # (and the cache is now warm)
-    code = (
-        "import sys\n"
-        "from simulator import engine\n"
-        "from simulator.loader import load_scenario\n"
-        "s = load_scenario('scenarios/essex_mst.yaml').scenario\n"
-        "r = engine.simulate(s, paths=5, seed=3)\n"
-        "print('numba.typed.typedlist' in sys.modules, 'numba.cpython.setobj' in sys.modules)\n"
-        "print(repr(float(r.by_calendar_quarter.sum())))\n"
-        "from numba import njit\n"
-        "distinct = njit(lambda xs: len(set([x // 2 for x in xs])))\n"
-        "print(distinct(list(range(10))), 'numba.cpython.setobj' in sys.modules)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True,
-                         text=True, check=True).stdout.split("\n")
-    assert out[0] == "False False"
-    assert float(out[1]) == float(here.by_calendar_quarter.sum())
-    assert out[2] == "5 True"
-    assert np.isfinite(float(out[1]))
