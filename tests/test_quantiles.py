@@ -1,0 +1,60 @@
+"""The fan-chart table's figures against numpy: the same means and percentiles, to the
+last bit, on data with ties, constants, few and many paths, running totals and
+averages over a quarter."""
+import numpy as np
+import pytest
+
+from simulator import engine, metrics
+from simulator import quantiles as Q
+from simulator.loader import load_scenario
+
+from helpers import ESSEX
+
+QS = np.array([5.0, 50.0, 95.0])
+
+
+def _lines(cal, divisor):
+    """The three kinds of line, computed as numpy would: a column, a running total of a
+    difference of two columns, a column divided by the days of each quarter."""
+    return [cal[:, :, 0], np.cumsum(cal[:, :, 1] - cal[:, :, 2], axis=1),
+            cal[:, :, 3] / divisor]
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 17, 100, 4096, 4097, 30_000])
+@pytest.mark.parametrize("kind", ["uniform", "ties", "zeros", "capped", "sorted", "heavy"])
+def test_line_figures_are_numpys_mean_and_percentiles(n, kind):
+    rng = np.random.default_rng(n)
+    shape = (n, 6, 4)
+    cal = {"uniform": lambda: rng.random(shape),
+           "ties": lambda: rng.integers(0, 3, shape).astype(float),
+           "zeros": lambda: np.zeros(shape),
+           "capped": lambda: np.minimum(rng.random(shape) * 2, 1.0) * 7.1e6,
+           "sorted": lambda: np.sort(rng.random(shape), axis=0),
+           "heavy": lambda: rng.standard_cauchy(shape)}[kind]()
+    days = np.array([90.0, 91, 92, 92, 90, 91])
+    parts = np.array([[0, -1], [1, 2], [3, -1]], np.int64)
+    signs = np.array([[1.0, 0.0], [1.0, -1.0], [1.0, 0.0]])
+    cumulative = np.array([False, True, False])
+    divisor = np.vstack([np.ones(6), np.ones(6), days])
+    out = np.empty((3, 6, 4))
+    Q.line_figures(cal, parts, signs, cumulative, divisor, QS, out)
+    for i, line in enumerate(_lines(cal, days)):
+        assert np.array_equal(out[i, :, 0], line.mean(axis=0)), (i, "mean")
+        assert np.array_equal(out[i, :, 1:].T, np.percentile(line, QS, axis=0)), (i, kind)
+
+
+def test_the_quarterly_table_is_the_same_as_numpys():
+    result = engine.simulate(load_scenario(ESSEX).scenario, paths=6000, seed=4)
+    table = metrics.quarters_table(result)
+    cal = result.by_calendar_quarter
+    column = metrics.CALENDAR_QUARTER_COLUMNS.index
+    calls = cal[:, :, column("capital_calls")]
+    expected = {
+        "outcome_payments": cal[:, :, column("outcome_payments")],
+        "investor_cash_position": np.cumsum(cal[:, :, column("distributions_investors")]
+                                            - calls, axis=1),
+    }
+    for name, x in expected.items():
+        assert np.array_equal(table[f"{name}_mean"], x.mean(axis=0)), name
+        for q in (5, 50, 95):
+            assert np.array_equal(table[f"{name}_p{q:02d}"], np.percentile(x, q, axis=0)), name
