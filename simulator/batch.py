@@ -34,7 +34,7 @@ import pandas as pd
 
 from . import compare
 from .compose import Variant, load_variants, scenario_file_kind, variant_hash
-from .io import write_text_atomic
+from .io import FolderInUse, folder_problem, write_text_atomic
 from .yamlfiles import Problem, ScenarioError
 
 LOCK_FILE = ".sibsim-batch.lock"
@@ -222,6 +222,11 @@ def run_batch(plan: Plan, out_dir: str | Path, *, progress: bool | None = None,
     outcome = Outcome()
     with _locked(out):
         _remove_leftovers(out)
+        # every variant's folder may be written, or the batch writes nothing
+        problems = [p for r in plan.runs if (p := folder_problem(out / r.name))]
+        if problems:
+            raise FolderInUse(problems[0] + (f" (and {len(problems) - 1} more)"
+                                             if len(problems) > 1 else ""))
         width = len(str(len(plan.runs)))
         for i, r in enumerate(plan.runs, start=1):
             tag = f"[{i:>{width}}/{len(plan.runs)}] {r.name}"

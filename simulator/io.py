@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import errno
+import glob
 import json
 import math
 import os
@@ -63,40 +64,161 @@ def manifest(*, scenario_name: str, scenario_file: str | None, scenario_sha256: 
     }
 
 
+MANIFEST = "manifest.json"
+
+
+class FolderInUse(FileExistsError):
+    """The output folder holds something sibsim did not write: it is left alone."""
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
 @contextmanager
-def atomic_folder(target: Path) -> Iterator[Path]:
-    """Yield a temporary folder; on success it replaces ``target`` in one rename."""
+def atomic_folder(target: Path, marker: str = MANIFEST) -> Iterator[Path]:
+    """Yield a temporary folder; on success it takes the place of ``target`` in one step.
+
+    ``target`` is replaced only if it is absent, an empty folder, or a folder sibsim
+    wrote (it holds ``marker``, the file the caller writes into every such folder: a
+    run's manifest); anything else raises FolderInUse before and after the writing, and
+    is left as it was. A folder left behind by a writer that was killed is removed.
+    """
     target = Path(target)
+    problem = folder_problem(target, marker)
+    if problem:
+        raise FolderInUse(problem)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    _remove_stale_temporaries(target)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp",
+                                dir=target.parent))
     os.chmod(tmp, 0o755)  # mkdtemp makes it private; results are for sharing
     try:
         yield tmp
-        _rename_into_place(tmp, target)
+        _swap_into_place(tmp, target, marker)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
-def _rename_into_place(tmp: Path, target: Path, attempts: int = 1000) -> None:
-    """Rename the finished folder ``tmp`` to ``target``, first setting aside (and then
-    deleting) whatever is there. Another writer of the same target may rename its own
-    folder into place between those two renames, or set aside the folder this one was
-    about to: then this one tries again. The last writer's folder stays, whole."""
+def folder_problem(target: Path, marker: str = MANIFEST) -> str | None:
+    """Why ``target`` may not be replaced by results (None if it may): it must be absent,
+    an empty folder, or a folder sibsim wrote (holding ``marker``; a run's manifest must
+    be sibsim's)."""
+    target = Path(target)
+    if not os.path.lexists(target):
+        return None
+    if target.is_symlink() or not target.is_dir():
+        return (f"{target} exists and is not a results folder sibsim wrote: it is left "
+                f"alone (move it, or write the results elsewhere)")
+    try:
+        if not any(target.iterdir()) or _marked(target / marker):
+            return None
+    except OSError:
+        pass
+    return (f"{target} holds files sibsim did not write (no {marker} of sibsim's): it is "
+            f"left alone (move it, or write the results elsewhere)")
+
+
+def _marked(path: Path) -> bool:
+    """Whether ``path`` is the marker file of a sibsim folder (a run's manifest, sibsim's)."""
+    if not path.is_file():
+        return False
+    if path.name != MANIFEST:
+        return True
+    try:
+        return json.loads(path.read_text()).get("package") == "sibsim"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _swap_into_place(tmp: Path, target: Path, marker: str, attempts: int = 1000) -> None:
+    """Put the finished folder ``tmp`` at ``target`` in one step, so that a kill at any
+    moment leaves either the old or the new folder whole at the name: a rename where
+    nothing is there, else an atomic exchange of the two (the old one, then under the
+    temporary name, is deleted after). Another writer of the same target may get there
+    first: then this one tries again, and the last writer's folder stays."""
     for attempt in range(attempts):
-        old = target.parent / f".{target.name}.{uuid.uuid4().hex}.old"
+        if not os.path.lexists(target):
+            try:
+                os.rename(tmp, target)
+                return
+            except OSError as e:   # a folder is there again: another writer's
+                if e.errno not in (errno.ENOTEMPTY, errno.EEXIST) or attempt == attempts - 1:
+                    raise
+                continue
+        problem = folder_problem(target, marker)
+        if problem:
+            raise FolderInUse(problem)
         try:
-            os.replace(target, old)
-        except FileNotFoundError:
-            pass
-        try:
-            os.replace(tmp, target)
+            exchanged = exchange(tmp, target)
+        except FileNotFoundError:   # another writer moved it away in between
+            continue
+        if exchanged:
+            shutil.rmtree(tmp, ignore_errors=True)   # (the old results, now)
             return
-        except OSError as e:   # a folder is there again: another writer's
-            if e.errno not in (errno.ENOTEMPTY, errno.EEXIST) or attempt == attempts - 1:
-                raise
-        finally:
-            shutil.rmtree(old, ignore_errors=True)
+        _replace_in_two_steps(tmp, target)   # no exchange here: the best the OS offers
+        return
+
+
+def _replace_in_two_steps(tmp: Path, target: Path) -> None:
+    """Where the system has no atomic exchange: set the old folder aside, rename the new
+    one in, delete the old (a kill between the renames leaves the old one set aside)."""
+    old = target.parent / f".{target.name}.{os.getpid()}.{uuid.uuid4().hex}.old"
+    try:
+        os.replace(target, old)
+    except FileNotFoundError:
+        pass
+    try:
+        os.replace(tmp, target)
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+def exchange(a: Path, b: Path) -> bool:
+    """Swap the paths a and b atomically (Linux's renameat2 with RENAME_EXCHANGE, through
+    ctypes); False where the system or its file system has no such call."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:   # a C library without it (glibc before 2.28)
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                          ctypes.c_uint]
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(code, os.strerror(code), str(a), None, str(b))
+
+
+def _remove_stale_temporaries(target: Path) -> None:
+    """Delete the hidden temporary and set-aside folders of ``target`` whose writer is no
+    longer running (their names carry its process id): what a killed run left."""
+    for path in target.parent.glob(f".{glob.escape(target.name)}.*"):
+        parts = path.name[len(target.name) + 2:].split(".")
+        if path.suffix not in (".tmp", ".old") or not parts[0].isdigit():
+            continue
+        if not _running(int(parts[0])):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:   # someone else's process
+        return True
+    return True
 
 
 def output_problem(path: str | Path, *, folder: bool) -> str | None:

@@ -42,6 +42,7 @@ from . import metrics
 
 REPORT_FILE = "report.html"
 CHARTS_FILE = "charts.json"
+IMAGES_FILE = "images.json"   # the list of a figures folder's images (marks it as sibsim's)
 BATCH_REPORT_FILE = "batch_report.html"
 # the batch's table of variants, written by batch.run_batch, read by the batch report
 SUMMARY_FILE = "batch_summary.csv"
@@ -921,7 +922,8 @@ def export_images(sections: list[tuple[str, str, list]], folder: str | Path,
             names.append(f"{sid}_{n}.{fmt}")
     folder = Path(folder)
     try:
-        with io.atomic_folder(folder) as tmp:  # all the images or none
+        with io.atomic_folder(folder, marker=IMAGES_FILE) as tmp:  # all the images or none
+            io.write_json(tmp / IMAGES_FILE, {"images": names})
             pio.write_images(figs, [str(tmp / n) for n in names], format=fmt, width=900,
                              height=480)
     except Exception as exc:  # noqa: BLE001 - kaleido reports a missing browser in many ways

@@ -329,7 +329,7 @@ def test_writers_racing_for_one_output_folder_leave_one_whole_result(tmp_path):
         try:
             start.wait()
             for r in range(rounds):
-                with io.atomic_folder(target) as tmp:
+                with io.atomic_folder(target, marker="part0.txt") as tmp:
                     for f in range(files):
                         (tmp / f"part{f}.txt").write_text(f"{w}-{r}")
         except BaseException as e:   # noqa: BLE001 (reported below)

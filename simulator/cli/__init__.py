@@ -19,7 +19,7 @@ import click
 
 from .. import __version__
 from ..collector import resume_collector
-from .options import EXIT_FAILED
+from .options import EXIT_FAILED, EXIT_INVALID
 
 # isort: split
 # The commands after options, which imports the schema and with it pydantic and numpy:
@@ -41,8 +41,11 @@ class _Commands(click.Group):
         except BrokenPipeError:
             raise   # click's own: output piped into a reader that stopped
         except OSError as exc:
-            from ..io import os_error_text
+            from ..io import FolderInUse, os_error_text
 
+            if isinstance(exc, FolderInUse):   # found before writing: input, not failure
+                click.echo(f"error: {exc}; nothing was written.", err=True)
+                sys.exit(EXIT_INVALID)
             click.echo(f"error: {os_error_text(exc)}", err=True)
             sys.exit(EXIT_FAILED)
 

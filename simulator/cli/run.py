@@ -32,13 +32,19 @@ def run(file: str, paths: int | None, seed: int | None, chunk_paths: int | None,
         loaded = load_with_assignments(file, assignments)  # resolves extends too
     except ScenarioError as exc:
         fail_invalid(exc)
+    from pathlib import Path
+
     from ..engine import ConservationError, ParameterError, check_memory, load_kernels
     from ..invariants import FinancialInvariantError
+    from ..io import FolderInUse, folder_problem
     from ..run import run_scenario
 
     try:
         # before a possible compile: a run too big for memory is refused at once
         check_memory(loaded.scenario, paths or loaded.scenario.simulation.paths)
+        problem = folder_problem(Path(out_dir) / loaded.scenario.name)   # before, not after
+        if problem:
+            raise FolderInUse(problem)
         # compiled (first run after installing or a change) or loaded before the clock
         # starts, so that the rate printed is the simulation's
         load_seconds = load_kernels(loaded.scenario, say=not quiet)

@@ -110,7 +110,8 @@ def _write_breakeven(result, loaded, out_dir) -> None:
     from .. import io
 
     rows = [{"x": e.x, "metric": e.value, "se": e.se} for e in result.evaluations]
-    with io.atomic_folder(Path(out_dir) / f"{loaded.scenario.name}__breakeven") as tmp:
+    with io.atomic_folder(Path(out_dir) / f"{loaded.scenario.name}__breakeven",
+                          marker="breakeven.json") as tmp:
         io.write_json(tmp / "breakeven.json", {"scenario": loaded.scenario.name,
                                                "file": str(loaded.path), **result.as_dict(),
                                                **loaded.manifest_extra()})
@@ -168,7 +169,7 @@ def _write_sensitivity(result, loaded, out_dir):
     from .. import io
 
     folder = Path(out_dir) / f"{loaded.scenario.name}__sensitivity"
-    with io.atomic_folder(folder) as tmp:
+    with io.atomic_folder(folder, marker="sensitivity.json") as tmp:
         result.tornado.to_csv(tmp / "tornado.csv", index=False)
         result.ranking.to_csv(tmp / "rank_correlation.csv", index=False)
         io.write_json(tmp / "sensitivity.json", {
