@@ -35,7 +35,7 @@ import pandas as pd
 from . import compare
 from .compose import Variant, load_variants, scenario_file_kind, variant_hash
 from .io import FolderInUse, folder_problem, write_text_atomic
-from .yamlfiles import Problem, ScenarioError
+from .yamlfiles import Problem, ScenarioError, read_bytes
 
 LOCK_FILE = ".sibsim-batch.lock"
 OUTPUTS = ("paths.parquet", "quarters.parquet", "summary.json", "charts.json", "report.html",
@@ -96,6 +96,13 @@ def find_scenario_files(inputs: Sequence[str | Path]) -> tuple[list[Path], list[
                 if (q.suffix in YAML_SUFFIXES and q.is_file()
                         and not any(s.startswith(".") for s in rel)):
                     found(q)
+        elif os.path.lexists(p):   # a FIFO, a device, a loop of links: say which
+            try:
+                read_bytes(p)   # refuses it without opening it for reading
+            except ScenarioError as exc:
+                problems.extend(exc.problems)
+            else:
+                problems.append(Problem(str(item), None, "", "not a regular file"))
         elif glob.has_magic(str(item)):
             matches = sorted(Path(m) for m in glob.glob(str(item), recursive=True))
             matches = [m for m in matches if m.is_file() and m.suffix in YAML_SUFFIXES]

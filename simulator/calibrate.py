@@ -39,7 +39,6 @@ from scipy import optimize
 from . import engine
 from .schema import Scenario
 from .yamlfiles import (
-    Problem,
     ScenarioError,
     compose_yaml,
     parse_yaml,
@@ -128,12 +127,8 @@ def parse_statistic(text: str) -> tuple[str, str, dt.date | None]:
 
 def load_targets(path: str | Path) -> TargetsFile:
     path = Path(path)
-    try:
-        text = read_text(path)
-    except OSError as exc:
-        raise ScenarioError([Problem(str(path), None, "", f"cannot read file: {exc.strerror}")]
-                            ) from exc
-    data, root = parse_yaml(str(path), text)
+    text = read_text(path, "targets file")   # a regular file, as small as a scenario
+    data, root = parse_yaml(str(path), text, kind="targets file")
     try:
         return TargetsFile.model_validate(data)
     except ValidationError as exc:
@@ -153,7 +148,7 @@ def check_quantities(scenario: Scenario, targets: list[Target], path: str | Path
         except KeyError as exc:
             bad.append((i, str(exc).strip("'\"")))
     if bad:
-        _, root = parse_yaml(str(path), read_text(path))
+        _, root = parse_yaml(str(path), read_text(path, "targets file"), kind="targets file")
         raise ScenarioError([problem_from_error(str(path), root, {
             "loc": ("targets", i, "statistic"), "type": "value_error", "msg": message})
             for i, message in bad])

@@ -65,22 +65,26 @@ from .overrides import (
 )
 from .schema import Scenario
 from .yamlfiles import (
+    SCENARIO_SECTIONS,
     LoadedScenario,
     Problem,
     ScenarioError,
+    compose_yaml,
     decode_text,
     error_message,
-    load_yaml,
     named_keys,
-    parse_yaml,
+    parse_scenario,
+    read_bytes,
     read_text,
+    scenario_file_problem,
 )
 
-__all__ = ["ResolvedScenario", "Variant", "apply_overrides", "load_composed", "load_variants",
-           "load_with_assignments", "validate_files", "scenario_file_kind", "variant_hash",
-           "parse_assignments", "Override"]
+__all__ = ["SCENARIO_SECTIONS", "ResolvedScenario", "Variant", "apply_overrides",
+           "load_composed", "load_variants", "load_with_assignments", "validate_files",
+           "scenario_file_kind", "variant_hash", "parse_assignments", "Override"]
 
 COMPOSE_KEYS = ("extends", "stresses", "sweeps")
+YAML_SUFFIXES = (".yaml", ".yml")
 NAME_RE = re.compile(r"^[A-Za-z0-9_\-]+$")
 MAX_SWEEP_POINTS = 10_000
 
@@ -207,24 +211,35 @@ def _node_origins(file: str, node, prefix: KeyPath, out: dict, dotted: bool) -> 
             _node_origins(file, item, prefix + (i,), out, dotted)
 
 
-def _read(path: Path, chain: tuple, cache: dict) -> _File:
-    key = path.resolve()
+def _real(path: Path) -> Path:
+    """The file ``path`` names, symbolic links followed (as far as they go: a loop is
+    reported when the file is read, not here)."""
+    return Path(os.path.realpath(path))
+
+
+def _read(path: Path, chain: tuple, cache: dict, via: tuple | None = None,
+          raw: bytes | None = None) -> _File:
+    """``path`` read (once: see yamlfiles.read_bytes; ``raw`` if read already) and resolved
+    through its extends chain. ``via`` is (file, line) of the ``extends`` that named it: a
+    problem with the file as a whole (it cannot be read, or is not a scenario) is
+    reported there."""
+    key = _real(path)
     if key in cache:
         return cache[key]
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ScenarioError([Problem(str(path), None, "", f"cannot read file: {exc.strerror}")]
-                            ) from exc
-    own, root = parse_yaml(str(path), decode_text(raw))
-    if "targets" in own and not any(k in own for k in ("extends",) + SCENARIO_SECTIONS):
-        raise ScenarioError([Problem(str(path), None, "", (
-            "a calibration targets file, not a scenario: give it to sibsim calibrate "
-            "SCENARIO --targets FILE"))])
+        raw = read_bytes(path) if raw is None else raw
+        own, root = parse_scenario(str(path), decode_text(raw))
+    except ScenarioError as exc:
+        if via is None:
+            raise
+        raise ScenarioError([problem_at(via, "extends", f"base file {p.file}: {p.message}")
+                             if p.line is None and not p.key and p.file == str(path) else p
+                             for p in exc.problems]) from None
     here = _File(path, own, root, {}, {}, [], None)
     layer = {k: v for k, v in own.items() if k not in COMPOSE_KEYS}
     if "extends" in own:
-        here.parent = _read(_base_path(here, chain), chain + (key,), cache)
+        here.parent = _read(_base_path(here, chain), chain + (key,), cache,
+                            (str(path), here.line_of(("extends",))))
         origins: dict = {}
         _node_origins(str(path), root, (), origins, dotted=True)
         here.problems = list(here.parent.problems)
@@ -247,14 +262,23 @@ def _base_path(here: _File, chain: tuple) -> Path:
     if not isinstance(ext, str) or not ext.strip():
         raise ScenarioError([Problem(str(here.path), line, "extends",
                                      "extends must name a scenario file, e.g. ../essex_mst.yaml")])
+    if Path(ext.strip()).suffix.lower() not in YAML_SUFFIXES:
+        raise ScenarioError([Problem(str(here.path), line, "extends",
+                                     f"extends must name a YAML scenario file (.yaml or .yml), "
+                                     f"e.g. ../essex_mst.yaml; got {ext!r}")])
     base = Path(os.path.normpath(here.path.parent / ext))  # a/b/../c.yaml -> a/c.yaml
-    if base.resolve() in chain + (here.path.resolve(),):
-        names = [str(p) for p in chain] + [str(here.path.resolve()), str(base.resolve())]
+    if _real(base) in chain + (_real(here.path),):
+        names = [str(p) for p in chain] + [str(_real(here.path)), str(_real(base))]
         raise ScenarioError([Problem(str(here.path), line, "extends",
                                      "extends cycle: " + " -> ".join(names))])
-    if not base.is_file():
+    try:
+        os.stat(base)
+    except (FileNotFoundError, NotADirectoryError):
         raise ScenarioError([Problem(str(here.path), line, "extends",
-                                     f"base file not found: {ext} (looked for {base})")])
+                                     f"base file not found: {ext} (looked for {base})")]
+                            ) from None
+    except OSError:
+        pass   # a loop of symbolic links, no permission, ...: reported when it is read
     return base
 
 
@@ -315,19 +339,40 @@ def _validation_problem(data: dict, origins: dict, file: str, err: dict) -> Prob
     return problem_at(origin, format_key(steps), error_message(err))
 
 
-def load_composed(path: str | Path, overrides: Iterable[Override] | Mapping[str, Any] = (),
-                  *, cache: dict | None = None) -> ResolvedScenario:
-    """Load a scenario file with its ``extends`` chain resolved and ``overrides`` applied
-    (``stresses`` and ``sweeps`` are not expanded: see :func:`load_variants`)."""
-    path = Path(path)
-    f = _read(path, (), {} if cache is None else cache)
+def _resolved(f: _File, path: Path) -> ResolvedScenario:
+    """The scenario of the file ``f`` read from ``path``, validated (ScenarioError with every
+    problem of its extends chain and of the schema)."""
     base = _validate(f.data, f.origins, str(path), f.problems)
+    return ResolvedScenario(base, path, f.sources[-1][1] if f.parent is None
+                            else canonical_sha256(base), f.data, f.origins, tuple(f.sources))
+
+
+def load_composed(path: str | Path, overrides: Iterable[Override] | Mapping[str, Any] = (),
+                  *, cache: dict | None = None, raw: bytes | None = None) -> ResolvedScenario:
+    """Load a scenario file with its ``extends`` chain resolved and ``overrides`` applied
+    (``raw``: the file's bytes, if they were read already). Its ``stresses`` and
+    ``sweeps`` are checked as :func:`load_variants` checks them (a file ``validate``
+    refuses is refused here too, with the same messages), but not returned: see
+    :func:`load_variants`."""
+    path = Path(path)
+    cache = {} if cache is None else cache
+    f = _read(path, (), cache, raw=raw)
+    try:
+        resolved = _resolved(f, path)
+    except ScenarioError as exc:
+        problems, resolved = list(exc.problems), None
+    else:
+        problems = []
+    for build in (_stress_variants, _sweep_variants):
+        try:
+            build(f, resolved)
+        except ScenarioError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ScenarioError(problems)
     if isinstance(overrides, Mapping):
         overrides = flatten(overrides)
     overrides = list(overrides)
-    plain = f.parent is None and not overrides
-    resolved = ResolvedScenario(base, path, f.sources[-1][1] if plain else canonical_sha256(base),
-                                f.data, f.origins, tuple(f.sources))
     return resolved.derive(overrides) if overrides else resolved
 
 
@@ -360,7 +405,7 @@ def load_variants(path: str | Path, *, cache: dict | None = None,
     f = _read(path, (), cache)
     problems: list[Problem] = []
     try:
-        base = load_composed(path, cache=cache)
+        base = _resolved(f, path)
     except ScenarioError as exc:
         problems.extend(exc.problems)
         base = None
@@ -531,29 +576,30 @@ def _sweep_axes(body: dict, origin_of, where: str, origin: Origin) -> list:
 
 
 # --------------------------------------------------------------------------- discovery
-SCENARIO_SECTIONS = ("calendar", "referrals", "workforce", "treatment", "young_people", "care")
-
-
 def scenario_file_kind(path: Path) -> str | None:
     """None if ``path`` is a scenario file, else why not.
 
-    The rule: a YAML file is a scenario if its top-level mapping has an ``extends:``
-    key or any of the scenario's required sections (``calendar``, ``referrals``,
-    ``workforce``, ``treatment``, ``young_people``, ``care``). Anything else, for
-    example a calibration targets file with a top-level ``targets:``, is not. A file
-    that cannot be read as YAML counts as a scenario, so that its problems are
-    reported rather than skipped; so does one with a misspelt section among the
-    others.
+    The rule (yamlfiles.scenario_file_problem): a YAML file is a scenario if its
+    top-level mapping has an ``extends:`` key or any of the scenario's required sections
+    (``calendar``, ``referrals``, ``workforce``, ``treatment``, ``young_people``,
+    ``care``). Anything else, for example a calibration targets file with a top-level
+    ``targets:``, is not. A file that cannot be read, or read as YAML, counts as a
+    scenario, so that its problems are reported rather than skipped; so does one with a
+    misspelt section among the others. The reason names none of the file's keys.
     """
     try:
-        data = load_yaml(read_text(path))
-    except (OSError, yaml.YAMLError, RecursionError):
+        root = compose_yaml(read_text(path))
+    except (ScenarioError, yaml.YAMLError, RecursionError):
         return None
-    if isinstance(data, dict) and ("extends" in data or any(k in data for k in SCENARIO_SECTIONS)):
+    if not isinstance(root, yaml.MappingNode):
+        return "not a scenario (its top level is not a mapping of sections)"
+    why = scenario_file_problem([k.value for k, _ in root.value
+                                 if isinstance(k, yaml.ScalarNode)])
+    if why is None:
         return None
-    keys = ", ".join(map(str, list(data)[:3])) if isinstance(data, dict) else type(data).__name__
-    return (f"not a scenario (no extends: and no scenario section such as calendar:; "
-            f"top level: {keys})")
+    if why.startswith("a calibration targets file"):
+        return "a calibration targets file, not a scenario"
+    return "not a scenario (no extends: and no scenario section such as calendar:)"
 
 
 # --------------------------------------------------------------------------- command line

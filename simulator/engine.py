@@ -123,6 +123,33 @@ def _check_referral_volume(params: np.ndarray, lay: Layout) -> None:
             f"(Essex: about 610)")
 
 
+# The most staffing work a path may expect: therapist leavings (each a vacancy and a
+# fill) times the posts each one's cases are shared among (Essex: about 14 leavings
+# among 8 posts). The capacity model's work grows with both; past this a path takes
+# seconds, and a run hours.
+MAX_STAFF_WORK_PER_PATH = 2_500_000
+
+
+def staffing_bound(params: np.ndarray, lay: Layout) -> tuple[float, float, int]:
+    """An upper bound on a path's expected therapist leavings (the highest drawn leaving
+    rate, every post staffed from its team's start to the service end). Returns
+    (leavings, rate, posts)."""
+    rate = float(params[:, L.P_LEAVING_RATE].max())
+    years = np.maximum(lay.config[L.C_SERVICE_END] - lay.team_start, 0.0) / DAYS_PER_YEAR
+    return rate * float(np.sum(lay.team_size * years)), rate, int(lay.team_size.sum())
+
+
+def _check_staffing(params: np.ndarray, lay: Layout) -> None:
+    """Raise ParameterError if some path's staffing would take too long to simulate."""
+    leavings, rate, posts = staffing_bound(params, lay)
+    if not leavings * posts <= MAX_STAFF_WORK_PER_PATH:
+        raise ParameterError(
+            f"workforce: a path may expect about {leavings:,.3g} therapist leavings among "
+            f"{posts:,} posts (leaving_rate_per_year up to {rate:g}), more than the engine "
+            f"simulates in reasonable time (leavings x posts up to "
+            f"{MAX_STAFF_WORK_PER_PATH:,}; Essex: about 14 among 8)")
+
+
 # A run's peak memory per byte of its output arrays: the frame of paths and the
 # quarterly tables are made from them after the kernels. Essex: 9.2 kB a path at the
 # peak for 7.6 kB of outputs (maximum resident size at 50,000 and 200,000 paths).
@@ -403,6 +430,7 @@ def simulate(scenario: Scenario, paths: int | None = None, seed: int | None = No
     # is reported before any simulating, and one call costs less than one per chunk
     params = draw_parameters(scenario, seed, 0, n)
     _check_referral_volume(params, lay)
+    _check_staffing(params, lay)
     starts = range(0, n, chunk)
     bar = _progress_bar(n, scenario.name, progress)
     for a in starts:
@@ -527,7 +555,12 @@ def check_conservation(paths: pd.DataFrame | Mapping[str, np.ndarray], qsr: np.n
         worst = float(np.max(np.abs(diff))) if n else 0.0
         if worst > tolerance:
             raise ConservationError(f"conservation check failed: {name} (worst {worst:g})")
+    if not np.all(np.isfinite(f.outcome_payments)):
+        raise ConservationError("conservation check failed: an outcome payment total is "
+                                "not finite")
     if not np.all(np.isnan(f.capital_drawn)):
+        if not np.all(np.isfinite(f.capital_drawn)):
+            raise ConservationError("conservation check failed: capital drawn is not finite")
         if np.max(totals[:, L.T_CASH_IMBALANCE], initial=0.0) > 0.01:
             raise ConservationError("conservation check failed: capital calls + outcome payments "
                                     "= costs + distributions + change in cash balance")

@@ -15,7 +15,9 @@ from pydantic import ValidationError
 from .compose import load_composed
 from .schema import Scenario
 from .yamlfiles import (
+    MAX_DEPTH,
     MAX_EXPANDED_NODES,
+    MAX_FILE_BYTES,
     LoadedScenario,
     Problem,
     ScenarioError,
@@ -24,29 +26,27 @@ from .yamlfiles import (
     decode_text,
     load_yaml,
     named_keys,
+    parse_scenario,
     parse_yaml,
     problem_from_error,
+    read_bytes,
     read_text,
 )
 
-__all__ = ["MAX_EXPANDED_NODES", "LoadedScenario", "Problem", "ScenarioError", "YamlLoader",
-           "compose_yaml", "decode_text", "load_scenario", "load_scenarios", "load_yaml",
-           "named_keys", "parse_yaml", "problem_from_error", "read_text"]
+__all__ = ["MAX_DEPTH", "MAX_EXPANDED_NODES", "MAX_FILE_BYTES", "LoadedScenario", "Problem",
+           "ScenarioError", "YamlLoader", "compose_yaml", "decode_text", "load_scenario",
+           "load_scenarios", "load_yaml", "named_keys", "parse_scenario", "parse_yaml",
+           "problem_from_error", "read_bytes", "read_text"]
 
 
 def load_scenario(path: str | Path) -> LoadedScenario:
     """A scenario file, validated; one that ``extends`` another (or lists stresses and
     sweeps) is composed as ``sibsim run`` composes it (compose.load_composed)."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ScenarioError([Problem(str(path), None, "", f"cannot read file: {exc.strerror}")]
-                            ) from exc
-    text = decode_text(raw)
-    data, root = parse_yaml(str(path), text)
+    raw = read_bytes(path)   # a regular file of at most MAX_FILE_BYTES, read once
+    data, root = parse_scenario(str(path), decode_text(raw))
     if isinstance(data, dict) and {"extends", "stresses", "sweeps"} & set(data):
-        return load_composed(path)
+        return load_composed(path, raw=raw)
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:

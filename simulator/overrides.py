@@ -50,7 +50,7 @@ import yaml
 from pydantic import BaseModel
 
 from .schema import Scenario, is_param_field
-from .yamlfiles import Problem, ScenarioError, load_yaml
+from .yamlfiles import Problem, ScenarioError, YamlLimit, load_yaml, yaml_error_text
 
 OPERATIONS = ("scale", "power", "add")
 NUMERIC_KINDS = ("param", "number", "integer", "numbers")
@@ -410,7 +410,8 @@ def apply_overrides(data: dict, overrides: Mapping[str, Any]) -> dict:
 def parse_assignments(items: Sequence[str]) -> list[Override]:
     """``["referrals.dispersion=8", "treatment.hazard_ratio_after={power: 0.5}"]`` (the
     ``--set`` options) -> Overrides; each value is read as YAML (numbers, dates, null,
-    flow mappings)."""
+    flow mappings), as a scenario file is: YAML 1.2 scalars, and the same limits on
+    size, nesting and aliases (yamlfiles.load_yaml)."""
     out, problems = [], []
     for item in items:
         origin = (f"--set {item}", None)
@@ -421,8 +422,17 @@ def parse_assignments(items: Sequence[str]) -> list[Override]:
             continue
         try:
             value = load_yaml(text) if text.strip() else None
+        except YamlLimit as exc:
+            problems.append(problem_at(origin, key.strip(), yaml_error_text(exc)))
+            continue
         except yaml.YAMLError as exc:
-            problems.append(problem_at(origin, key.strip(), f"value is not valid YAML: {exc}"))
+            mark = getattr(exc, "problem_mark", None)
+            where = f" (at character {mark.column + 1})" if mark and not mark.line else ""
+            problems.append(problem_at(origin, key.strip(), f"value is not valid YAML: "
+                                       f"{yaml_error_text(exc)}{where}"))
+            continue
+        except RecursionError:   # not expected within yamlfiles.MAX_DEPTH: a last guard
+            problems.append(problem_at(origin, key.strip(), "value nested too deeply"))
             continue
         try:
             out.extend(flatten({key.strip(): value}, origin))

@@ -21,6 +21,11 @@ from .distributions import Distribution, Fixed
 DAYS_PER_YEAR = 365.25
 MAX_SEED = 2**63 - 1   # seeds are 64-bit signed integers wherever they are stored
 DAYS_PER_MONTH = DAYS_PER_YEAR / 12.0  # 30.4375: months are average months throughout
+# Bounds that keep every figure finite and every path's work finite: a trillion pounds,
+# and a bond's service and payments within a lifetime.
+MONEY_MAX = 1e12
+SERVICE_YEARS_MAX = 50
+PAYMENT_YEARS_MAX = 60
 
 
 # --------------------------------------------------------------------------- params
@@ -287,7 +292,8 @@ class OutcomeEvent(Section):
     condition: Literal["not_in_care"] = Field(
         default="not_in_care",
         description="What must hold at the checkpoint (treated path) [event]")
-    price: float = _desc("Payment per young person meeting the condition", "GBP", ge=0)
+    price: float = _desc("Payment per young person meeting the condition", "GBP", ge=0,
+                         le=1e7)
 
 
 class Contract(Section):
@@ -297,13 +303,13 @@ class Contract(Section):
         "Historical baseline care proportion (care days / child days): one value, or one "
         "per quarter since tracking start", "share")
     price_per_care_day_saved: float = _desc("Outcome payment per care day saved against the "
-                                            "baseline", "GBP/day", ge=0)
+                                            "baseline", "GBP/day", ge=0, le=1e5)
     payment_lag_quarters: int = _desc("Quarters from the end of an assessed quarter to its "
                                       "payment", "quarters", default=1, ge=0, le=20)
     clawback: bool = Field(default=False, description=(
         "Cumulative true-up may claw back earlier overpayment (negative payments) [flag]"))
     cap: float | None = _desc("Cap on total outcome payments (null: no cap)", "GBP",
-                              default=None, ge=0)
+                              default=None, ge=0, le=MONEY_MAX)
     last_payment_date: Date | None = _desc(
         "No outcome payment is made after this date (null: no limit)", "date", default=None)
     outcome_events: list[OutcomeEvent] = Field(default_factory=list, max_length=4,
@@ -334,7 +340,7 @@ class Drawdown(Section):
     """One dated draw of the drawdown schedule: an amount, or a share of the commitment."""
 
     date: Date = _desc("When the capital is drawn (in that calendar quarter)", "date")
-    amount: float | None = _desc("Capital drawn", "GBP", default=None, ge=0)
+    amount: float | None = _desc("Capital drawn", "GBP", default=None, ge=0, le=MONEY_MAX)
     share: float | None = _desc("Capital drawn, as a share of the commitment", "share",
                                 default=None, ge=0, le=1)
 
@@ -346,15 +352,15 @@ class Drawdown(Section):
 
 
 class Finance(Section):
-    commitment: float = _desc("Investors' committed capital", "GBP", gt=0)
+    commitment: float = _desc("Investors' committed capital", "GBP", ge=1, le=MONEY_MAX)
     reserve: float = _desc("Cash the SPV keeps before wind-up: capital is called when cash "
                            "would fall below it, only cash above it is distributed, and it is "
-                           "released at wind-up", "GBP", default=0.0, ge=0)
+                           "released at wind-up", "GBP", default=0.0, ge=0, le=MONEY_MAX)
     capital_call: Literal["exact", "tranche", "schedule"] = Field(
         default="exact", description="Draw exactly the shortfall, whole tranches, or on the "
         "drawdown schedule (and any shortfall beyond it early) [rule]")
     tranche_size: float | None = _desc("Tranche size when capital_call is 'tranche'", "GBP",
-                                       default=None, gt=0)
+                                       default=None, gt=0, le=MONEY_MAX)
     drawdown_schedule: list[Drawdown] | None = Field(
         default=None, max_length=400,
         description="Dated draws when capital_call is 'schedule'")
@@ -426,7 +432,13 @@ class Scenario(Section):
         if isinstance(q, list) and len(q) != n_q:
             raise ValueError(f"contract.baseline_care_proportion lists {len(q)} quarters; "
                              f"tracking_months={c.tracking_months} gives {n_q}")
+        if (c.service_end - c.contract_start).days > SERVICE_YEARS_MAX * DAYS_PER_YEAR:
+            raise ValueError(f"calendar.service_end ({c.service_end}) is more than "
+                             f"{SERVICE_YEARS_MAX} years after calendar.contract_start")
         last = self.contract.last_payment_date if self.contract else None
+        if last is not None and (last - c.contract_start).days > PAYMENT_YEARS_MAX * DAYS_PER_YEAR:
+            raise ValueError(f"contract.last_payment_date ({last}) is more than "
+                             f"{PAYMENT_YEARS_MAX} years after calendar.contract_start")
         if last is not None and last < c.contract_start:
             raise ValueError("contract.last_payment_date is before calendar.contract_start: "
                              "no outcome payment could be made")

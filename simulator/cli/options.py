@@ -61,12 +61,20 @@ SET_HELP = ("Override a scenario key, validated like the file: KEY=VALUE, or "
             "'KEY={scale: 0.7}' / {power: 0.5} / {add: 6}. Repeatable.")
 
 
+# A file of thousands of unknown keys is not read as a scenario; its first problems say why.
+MAX_PROBLEMS_SHOWN = 100
+
+
 def fail_invalid(exc: ScenarioError) -> NoReturn:
-    """Print every problem of ``exc``, say that nothing was written, exit with status 2."""
-    for problem in exc.problems:
+    """Print the problems of ``exc`` (the first MAX_PROBLEMS_SHOWN), say that nothing was
+    written, exit with status 2."""
+    for problem in exc.problems[:MAX_PROBLEMS_SHOWN]:
         click.echo(f"error: {problem}", err=True)
     n = len(exc.problems)
-    click.echo(f"{n} problem{'s' if n != 1 else ''} found; nothing was written.", err=True)
+    if n > MAX_PROBLEMS_SHOWN:
+        click.echo(f"error: ... and {n - MAX_PROBLEMS_SHOWN:,} more problems, not shown",
+                   err=True)
+    click.echo(f"{n:,} problem{'s' if n != 1 else ''} found; nothing was written.", err=True)
     sys.exit(EXIT_INVALID)
 
 
