@@ -95,6 +95,12 @@ def atomic_folder(target: Path, marker: str = MANIFEST) -> Iterator[Path]:
     try:
         yield tmp
         _swap_into_place(tmp, target, marker)
+    except OSError as exc:   # named as the user knows it: in the results folder
+        shutil.rmtree(tmp, ignore_errors=True)
+        name = exc.filename if isinstance(exc.filename, str) else None
+        if name is None or not name.startswith(str(tmp)) or isinstance(exc, FolderInUse):
+            raise
+        raise OSError(exc.errno, exc.strerror, str(target) + name[len(str(tmp)):]) from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -261,12 +267,25 @@ def os_error_text(exc: OSError) -> str:
     return f"{name}{more}: {why}"
 
 
+@contextmanager
+def naming_errors(path: Path) -> Iterator[None]:
+    """An operating-system error while writing ``path`` names it: a full disk reported by
+    a write or a flush carries no file name of its own."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is not None or not exc.errno:
+            raise
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+
+
 def write_json(path: Path, data: Any) -> None:
     """``data`` as standard JSON: a figure that is not a finite number (the standard
     error of one path, the IRR where no path has one) is null, which every JSON reader
     takes; Python's NaN and Infinity are not JSON."""
-    path.write_text(json.dumps(finite_or_null(data), indent=2, sort_keys=False,
-                               default=_json_default, allow_nan=False) + "\n")
+    with naming_errors(path):
+        path.write_text(json.dumps(finite_or_null(data), indent=2, sort_keys=False,
+                                   default=_json_default, allow_nan=False) + "\n")
 
 
 def finite_or_null(data: Any) -> Any:
@@ -299,7 +318,8 @@ def write_parquet(path: Path, frame: pd.DataFrame, metadata: dict[str, Any] | No
         meta = dict(table.schema.metadata or {})
         meta[b"sibsim"] = json.dumps(metadata, default=_json_default).encode()
         table = table.replace_schema_metadata(meta)
-    pq.write_table(table, path)
+    with naming_errors(path):
+        pq.write_table(table, path)
 
 
 def write_text_atomic(path: Path, text: str) -> bool:
@@ -314,7 +334,7 @@ def write_text_atomic(path: Path, text: str) -> bool:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as fh:
+        with naming_errors(path), os.fdopen(fd, "w") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())

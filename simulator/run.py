@@ -55,6 +55,7 @@ def run_scenario(loaded: LoadedScenario, out_dir: str | Path, *, paths: int | No
         io.write_parquet(tmp / "quarters.parquet", quarters)
         io.write_json(tmp / "summary.json", summary)
         io.write_json(tmp / reports.CHARTS_FILE, charts)
-        (tmp / reports.REPORT_FILE).write_text(report, encoding="utf-8")
+        with io.naming_errors(tmp / reports.REPORT_FILE):
+            (tmp / reports.REPORT_FILE).write_text(report, encoding="utf-8")
         io.write_json(tmp / "manifest.json", meta)
     return RunOutput(folder, result, meta, summary)

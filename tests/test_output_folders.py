@@ -130,3 +130,24 @@ def test_a_batch_refuses_to_run_over_a_users_folder_and_writes_nothing(tmp_path)
     assert (out / "essex_start_like" / "precious.txt").read_text() == "data"
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
         "essex_start_like"]
+
+
+@pytest.mark.parametrize("where", ["parquet", "json"])
+def test_a_full_disk_names_the_file_it_could_not_write(tmp_path, monkeypatch, where):
+    import errno
+    import pathlib
+
+    import pyarrow.parquet as pq
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")   # (no file name, as a write)
+
+    if where == "parquet":
+        monkeypatch.setattr(pq, "write_table", full)
+    else:
+        monkeypatch.setattr(pathlib.Path, "write_text", full)
+    result = _run(tmp_path)
+    assert result.exit_code == 1
+    name = "paths.parquet" if where == "parquet" else "summary.json"
+    assert f"error: {tmp_path / 'essex_mst' / name}: No space left on device" in result.stderr
+    assert list(tmp_path.iterdir()) == []
