@@ -1342,6 +1342,14 @@ def _finance(cfg, payments, costs, call_schedule, out, cal_out, lines, flows):
 
 # --------------------------------------------------------------------------- outcomes
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+def _untreated_entry(n, first, t, target, rate, horizon):
+    """The next entry into care under one constant untreated hazard (the first, n = 0,
+    worked out ahead), or never (inf) before the horizon."""
+    t_in = pick(n == 0, first, t + target / rate)
+    return t_in if rate * (horizon - t) >= target else _INF
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
 def _bin_spell(a, b, track_b, k_b, room_b, edges, day_q, cohort, slope, part):
     """A care spell [a, b) into a cohort band; (k_b, room_b) is the window end's look-up,
     where most spells end."""
@@ -1514,9 +1522,9 @@ def _outcomes(prm, cfg, n_acc, status, noncompleted_c, female_c, ref_time, accep
         # The walks are written here, not in a function, because a call passing a dozen
         # arrays is costly in this loop; and written twice, not as one loop over the two
         # walks, because that loop's tests of which walk it was in were as costly.
-        # Treatment without effect (hazard ratios of 1) walks as the counterfactual does:
-        # its days are the counterfactual's, binned alike, so that the payments at hazard
-        # ratio 1 are the no-effect payments exactly.
+        # Treatment without effect (hazard ratios of 1) walks by the counterfactual's rule,
+        # so its spells are the counterfactual's to the last bit, and the payments at
+        # hazard ratio 1 the no-effect payments exactly.
         no_effect = mult_during == 1.0 and mult_after == 1.0
         key = care_key[i]
         lhr_after = kappa * lhr_after0
@@ -1527,10 +1535,8 @@ def _outcomes(prm, cfg, n_acc, status, noncompleted_c, female_c, ref_time, accep
         rate = rate0[i]
         target = care_e0[i]
         while t < horizon:
-            if constant_pieces:   # one constant hazard: _entry_in_pieces when untreated
-                # (the first entry worked out in advance, in a vector loop)
-                t_in = pick(n == 0, first_entry_t[i], t + target / rate)
-                t_in = t_in if rate * (horizon - t) >= target else _INF
+            if constant_pieces:   # one constant hazard (the first entry worked out ahead)
+                t_in = _untreated_entry(n, first_entry_t[i], t, target, rate, horizon)
             else:
                 t_in = _next_entry(t, target, horizon, r, age0[i], rate, age_hr, ref_age,
                                    False, s, e, mult_during, mult_after, lhr_after, half_life)
@@ -1553,16 +1559,6 @@ def _outcomes(prm, cfg, n_acc, status, noncompleted_c, female_c, ref_time, accep
                 else:
                     _bin_calendar_spell(a, b, track_b, k_b, room_b, cal_edges, day_q, k_slope,
                                         cal_out, K_CARE_COUNTERFACTUAL)
-                if no_effect:
-                    tr += b - a
-                    slope_at_since(a - track_a, 1.0, qsr_width, q_slope, qsr_out, Q_CARE_TREATED)
-                    slope_at_since(b - track_a, -1.0, qsr_width, q_slope, qsr_out, Q_CARE_TREATED)
-                    if has_contract:
-                        _bin_spell(a, b, track_b, k_b, room_b, cal_edges, day_q, cohort,
-                                   care_slope, care_cq)
-                    else:
-                        _bin_calendar_spell(a, b, track_b, k_b, room_b, cal_edges, day_q,
-                                            k_slope, cal_out, K_CARE_TREATED)
             t = t_out
             rate = rate0[i] * reentry_hr
             if t < horizon:
@@ -1570,23 +1566,23 @@ def _outcomes(prm, cfg, n_acc, status, noncompleted_c, female_c, ref_time, accep
         # Most treated young people never enter care: the treated walk is skipped when
         # the whole treated hazard to the horizon (closed form if it is piecewise constant
         # in three pieces) stays below the first entry target.
-        if no_effect:
-            for m in range(n_events):
-                in_care[0, m] = in_care[1, m]
-        elif not (constant_pieces and (_treated_hazard(r, s, e, horizon, rate0[i], mult_during,
-                                                       mult_after) < care_e0[i])):
+        if no_effect or not (constant_pieces and (
+                _treated_hazard(r, s, e, horizon, rate0[i], mult_during, mult_after)
+                < care_e0[i])):
             t = r
             n = 0
             rate = rate0[i]
             target = care_e0[i]
             while t < horizon:
-                if constant_pieces:
+                if constant_pieces and no_effect:
+                    t_in = _untreated_entry(n, first_entry_t[i], t, target, rate, horizon)
+                elif constant_pieces:
                     t_in = _entry_in_pieces(t, target, horizon, rate, True, s, e,
                                             mult_during, mult_after)
                 else:
                     t_in = _next_entry(t, target, horizon, r, age0[i], rate, age_hr, ref_age,
-                                       True, s, e, mult_during, mult_after, lhr_after,
-                                       half_life)
+                                       not no_effect, s, e, mult_during, mult_after,
+                                       lhr_after, half_life)
                 if t_in >= horizon:
                     break
                 t_out = _spell_end(t_in, n, key, care_x1[i], care_x3[i], exit_rate, horizon)

@@ -209,3 +209,14 @@ def test_a_run_whose_waterfall_calls_capital_after_wind_up_fails_and_writes_noth
             in result.output), result.output
     assert "43 path(s) in all" in result.output and "nothing was written" in result.output
     assert not list(tmp_path.iterdir())
+
+
+def test_no_effect_payments_are_exact_where_the_hazard_is_not_constant_too():
+    # an age effect and a waning effect take the general entry rule, not the closed form
+    changes = {"care.age_hazard_ratio_per_year": 1.1, "treatment.effect_half_life_days": 200.0}
+    f = engine.simulate(_essex(**changes), paths=300, seed=6).paths
+    g = engine.simulate(_essex(**changes, **{"treatment.hazard_ratio_during": 1.0,
+                                             "treatment.hazard_ratio_after": 1.0}),
+                        paths=300, seed=6).paths
+    assert np.array_equal(f.no_effect_payments, g.outcome_payments)
+    assert np.array_equal(g.care_days_treated, g.care_days_counterfactual)
