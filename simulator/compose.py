@@ -94,11 +94,10 @@ MAX_SWEEP_POINTS = 10_000
 class ResolvedScenario(LoadedScenario):
     """A LoadedScenario with its ``extends`` chain and overrides applied.
 
-    ``sha256`` is the file's own SHA-256 for a plain file without overrides (as
-    :func:`loader.load_scenario` gives), else the SHA-256 of the resolved scenario's
-    canonical JSON. ``data`` is the raw mapping that was validated, ``sources`` every
-    file read (base first) with its SHA-256, ``overrides`` the changes applied on top
-    of the file.
+    ``sha256`` is the file's own SHA-256 for a plain file without overrides, else the
+    SHA-256 of the resolved scenario's canonical JSON. ``data`` is the raw mapping that
+    was validated, ``sources`` every file read (base first) with its SHA-256,
+    ``overrides`` the changes applied on top of the file.
     """
 
     data: dict = field(default_factory=dict, compare=False, repr=False)

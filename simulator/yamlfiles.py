@@ -25,7 +25,7 @@ file, the line and the key path, all at once, so a user fixes a file in one pass
 
 This is the bottom layer of reading a scenario: :mod:`simulator.overrides` and
 :mod:`simulator.compose` build on it, and :mod:`simulator.loader` (``load_scenario``)
-on them; the loader re-exports what is public here.
+on them.
 """
 from __future__ import annotations
 
