@@ -18,11 +18,16 @@ from . import layout as L
 from .schema import Scenario
 
 
+def comparison_seed(scenario: Scenario) -> int:
+    """The comparison group's seed unless one is given: other young people than a run's."""
+    return scenario.simulation.seed + 1
+
+
 def comparison_curve(scenario: Scenario, paths: int = 4000, seed: int | None = None
                      ) -> list[float]:
     """The untreated care proportion by quarter since tracking start (care days / child
     days over every path's young people), one value per quarter of the tracking window."""
-    seed = scenario.simulation.seed + 1 if seed is None else seed
+    seed = comparison_seed(scenario) if seed is None else seed
     result = engine.simulate(scenario, paths=paths, seed=seed)
     q = result.by_tracking_quarter
     child = q[:, :, L.Q_CHILD_DAYS].sum(axis=0)

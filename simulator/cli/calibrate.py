@@ -1,13 +1,12 @@
 """``sibsim calibrate``: fit parameters of a scenario to published figures, and compare."""
 from __future__ import annotations
 
-import sys
 import time
 
 import click
 
 from ..yamlfiles import ScenarioError
-from .options import EXIT_INVALID, OUT_FILE, SEED, fail_invalid
+from .options import OUT_FILE, SEED, fail_invalid, fail_unwritten
 
 
 @click.command()
@@ -50,8 +49,7 @@ def calibrate(scenario_file: str, targets_file: str, free: tuple[str, ...], out_
     try:   # before the fit, not after it
         engine.check_memory(scenario, max(check_paths, paths if free else 0))
     except engine.NotEnoughMemory as exc:
-        click.echo(f"error: {scenario_file}: {exc}; nothing was written.", err=True)
-        sys.exit(EXIT_INVALID)
+        fail_unwritten(scenario_file, exc)
     try:
         cal.check_quantities(scenario, targets, targets_file)
     except ScenarioError as exc:
@@ -70,8 +68,7 @@ def calibrate(scenario_file: str, targets_file: str, free: tuple[str, ...], out_
                     f"{Path(targets_file).name}")
             text = cal.rewrite_values(text, fit.values, note)
         except (ValueError, KeyError) as exc:
-            click.echo(f"error: {scenario_file}: {exc}; nothing was written.", err=True)
-            sys.exit(EXIT_INVALID)
+            fail_unwritten(scenario_file, exc)
         for key, value in fit.values.items():
             click.echo(f"  {key} = {cal.round_fitted(value)}")
         click.echo(f"{fit.evaluations} evaluations, objective {fit.objective:.4f}, "
@@ -84,9 +81,8 @@ def calibrate(scenario_file: str, targets_file: str, free: tuple[str, ...], out_
             click.echo(f"not identified: {group}: the published figures do not pin it, so "
                        f"it keeps its value in the scenario (state it as an assumption)")
         # the scenario as written: the fitted values rounded as in the file
-        from ..compose import load_composed
-        scenario = load_composed(scenario_file, {key: float(cal.round_fitted(value))
-                                                 for key, value in fit.values.items()}).scenario
+        scenario = loaded.derive({key: float(cal.round_fitted(value))
+                                  for key, value in fit.values.items()}).scenario
     result = engine.simulate(scenario, paths=check_paths, seed=seed)
     comparisons = cal.compare(result, targets)
     click.echo(f"{scenario.name}: {check_paths:,} paths, seed {seed}")

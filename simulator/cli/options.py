@@ -57,8 +57,22 @@ FINITE = Finite()
 OUT_FOLDER = Output(folder=True)
 OUT_FILE = Output(folder=False)
 
-SET_HELP = ("Override a scenario key, validated like the file: KEY=VALUE, or "
-            "'KEY={scale: 0.7}' / {power: 0.5} / {add: 6}. Repeatable.")
+# --set KEY=VALUE, as every command that reads one scenario takes it
+set_option = click.option(
+    "--set", "assignments", multiple=True, metavar="KEY=VALUE",
+    help="Override a scenario key, validated like the file: KEY=VALUE, or "
+         "'KEY={scale: 0.7}' / {power: 0.5} / {add: 6}. Repeatable.")
+
+
+def load_or_exit(file: str, assignments: tuple[str, ...] = ()):
+    """Scenario FILE with its --set assignments, as run reads it (extends resolved); its
+    problems reported and exit 2 if it has any."""
+    from ..compose import load_with_assignments
+
+    try:
+        return load_with_assignments(file, assignments)
+    except ScenarioError as exc:
+        fail_invalid(exc)
 
 
 # A file of thousands of unknown keys is not read as a scenario; its first problems say why.
@@ -76,6 +90,12 @@ def fail_invalid(exc: ScenarioError) -> NoReturn:
                    err=True)
     click.echo(f"{n:,} problem{'s' if n != 1 else ''} found; nothing was written.", err=True)
     sys.exit(EXIT_INVALID)
+
+
+def fail_unwritten(file, exc: Exception, status: int = EXIT_INVALID) -> NoReturn:
+    """Print ``exc`` against FILE, say that nothing was written, exit with ``status``."""
+    click.echo(f"error: {file}: {exc}; nothing was written.", err=True)
+    sys.exit(status)
 
 
 def echo_err(message: str) -> None:

@@ -1,13 +1,11 @@
 """``sibsim run``: simulate one scenario, write its results and print the headline figures."""
 from __future__ import annotations
 
-import sys
 import time
 
 import click
 
-from ..yamlfiles import ScenarioError
-from .options import EXIT_FAILED, EXIT_INVALID, OUT_FOLDER, SEED, fail_invalid
+from .options import EXIT_FAILED, OUT_FOLDER, SEED, fail_unwritten, load_or_exit, set_option
 
 
 @click.command()
@@ -19,19 +17,12 @@ from .options import EXIT_FAILED, EXIT_INVALID, OUT_FOLDER, SEED, fail_invalid
 @click.option("--out", "out_dir", default="results", show_default=True,
               type=OUT_FOLDER, help="Results folder.")
 @click.option("--quiet", is_flag=True, help="No progress bar or summary.")
-@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
-              help="Override a key, validated like the file: KEY=VALUE, or 'KEY={scale: 0.7}' "
-                   "/ {power: 0.5} / {add: 6}. Repeatable.")
+@set_option
 def run(file: str, paths: int | None, seed: int | None, chunk_paths: int | None,
         out_dir: str, quiet: bool, assignments: tuple[str, ...] = ()) -> None:
     """Simulate scenario FILE; write OUT/<name>/ paths.parquet, quarters.parquet, summary.json,
     charts.json, report.html, manifest.json, and print the headline figures."""
-    from ..compose import load_with_assignments
-
-    try:
-        loaded = load_with_assignments(file, assignments)  # resolves extends too
-    except ScenarioError as exc:
-        fail_invalid(exc)
+    loaded = load_or_exit(file, assignments)
     from pathlib import Path
 
     from ..engine import ConservationError, ParameterError, check_memory, load_kernels
@@ -53,11 +44,9 @@ def run(file: str, paths: int | None, seed: int | None, chunk_paths: int | None,
                               progress=None if not quiet else False,
                               manifest_extra=loaded.manifest_extra())
     except ParameterError as exc:
-        click.echo(f"error: {loaded.path}: {exc}; nothing was written.", err=True)
-        sys.exit(EXIT_INVALID)
+        fail_unwritten(loaded.path, exc)
     except (ConservationError, FinancialInvariantError) as exc:   # a defect, not bad input
-        click.echo(f"error: {loaded.path}: {exc}; nothing was written.", err=True)
-        sys.exit(EXIT_FAILED)
+        fail_unwritten(loaded.path, exc, EXIT_FAILED)
     elapsed = time.perf_counter() - t0
     if not quiet:
         if load_seconds > 5.0:

@@ -14,23 +14,15 @@ import click
 from ..yamlfiles import ScenarioError
 from .options import (
     EXIT_FAILED,
-    EXIT_INVALID,
     FINITE,
     OUT_FOLDER,
     SEED,
-    SET_HELP,
     echo_err,
     fail_invalid,
+    fail_unwritten,
+    load_or_exit,
+    set_option,
 )
-
-
-def _load(file: str, assignments: tuple[str, ...]):
-    from ..compose import load_with_assignments
-
-    try:
-        return load_with_assignments(file, assignments)
-    except ScenarioError as exc:
-        fail_invalid(exc)
 
 
 @click.command()
@@ -52,7 +44,7 @@ def _load(file: str, assignments: tuple[str, ...]):
               help="Paths per evaluation (default: the scenario's).")
 @click.option("--seed", type=SEED, help="Seed for every evaluation "
                                                          "(default: the scenario's).")
-@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
+@set_option
 @click.option("--out", "out_dir", type=OUT_FOLDER,
               help="Also write OUT/<name>__breakeven/ (breakeven.json, evaluations.csv).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
@@ -66,7 +58,7 @@ def breakeven(file, params, metric, target, mode, low, high, n_paths, seed, assi
     from ..stress import NoCrossing, Probe
     from ..stress import breakeven as find
 
-    loaded = _load(file, assignments)
+    loaded = load_or_exit(file, assignments)
     log = (lambda _m: None) if quiet else echo_err
     try:
         probe = Probe(loaded, params, metric, mode=mode, paths=n_paths, seed=seed,
@@ -75,8 +67,7 @@ def breakeven(file, params, metric, target, mode, low, high, n_paths, seed, assi
     except ScenarioError as exc:
         fail_invalid(exc)
     except ParameterError as exc:
-        click.echo(f"error: {file}: {exc}; nothing was written.", err=True)
-        sys.exit(EXIT_INVALID)
+        fail_unwritten(file, exc)
     except NoCrossing as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_FAILED)
@@ -132,7 +123,7 @@ def _write_breakeven(result, loaded, out_dir) -> None:
 @click.option("--paths", "n_paths", type=click.IntRange(min=4),
               help="Paths per run (default: the scenario's).")
 @click.option("--seed", type=SEED, help="Seed for every run.")
-@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
+@set_option
 @click.option("--out", "out_dir", default="results", show_default=True,
               type=OUT_FOLDER,
               help="Writes OUT/<name>__sensitivity/ (tornado.csv, rank_correlation.csv, "
@@ -147,7 +138,7 @@ def sensitivity(file, metric, params, path_metric, n_paths, seed, assignments, o
     from ..stress import parse_ranges
     from ..stress import sensitivity as analyse
 
-    loaded = _load(file, assignments)
+    loaded = load_or_exit(file, assignments)
     log = (lambda _m: None) if quiet else echo_err
     try:
         ranges = parse_ranges(params)
@@ -156,8 +147,7 @@ def sensitivity(file, metric, params, path_metric, n_paths, seed, assignments, o
     except ScenarioError as exc:
         fail_invalid(exc)
     except ParameterError as exc:
-        click.echo(f"error: {file}: {exc}; nothing was written.", err=True)
-        sys.exit(EXIT_INVALID)
+        fail_unwritten(file, exc)
     folder = _write_sensitivity(result, loaded, out_dir)
     if not quiet:
         _print_sensitivity(result, folder)
