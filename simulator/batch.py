@@ -33,14 +33,13 @@ import numpy as np
 import pandas as pd
 
 from . import compare
-from .compose import Variant, load_variants, scenario_file_kind, variant_hash
+from .compose import YAML_SUFFIXES, Variant, load_variants, scenario_file_kind, variant_hash
 from .io import FolderInUse, folder_problem, write_text_atomic
 from .yamlfiles import Problem, ScenarioError, read_bytes
 
 LOCK_FILE = ".sibsim-batch.lock"
 OUTPUTS = ("paths.parquet", "quarters.parquet", "summary.json", "charts.json", "report.html",
            "manifest.json")
-YAML_SUFFIXES = (".yaml", ".yml")
 # paths.parquet columns the headline figures are computed from
 HEADLINE_COLUMNS = ["multiple", "loss", "irr", "capital_drawn", "outcome_payments",
                     "cap_reached", "net_saving", "no_effect_payments", "deadweight_share",

@@ -352,11 +352,8 @@ def calibrate(scenario: Scenario, targets: list[Target], free: list[str], *, pat
     fitted_targets = [t for t in targets if t.fit]
     evaluations = 0
 
-    def values_of(x) -> dict[str, float]:
-        return {key: float(math.exp(xi)) for group, xi in zip(groups, x) for key in group}
-
     def build(x) -> Scenario:
-        return _with_values(scenario, values_of(x))
+        return _with_values(scenario, _values(groups, x))
 
     def objective(x) -> float:
         nonlocal evaluations
@@ -382,7 +379,8 @@ def calibrate(scenario: Scenario, targets: list[Target], free: list[str], *, pat
             res = again
     fitted = build(res.x)
     result = engine.simulate(fitted, paths=paths, seed=seed)
-    return Fit(fitted, values_of(res.x), compare(result, targets), evaluations, float(res.fun))
+    return Fit(fitted, _values(groups, res.x), compare(result, targets), evaluations,
+               float(res.fun))
 
 
 # --------------------------------------------------------------------------- identifiability
@@ -423,8 +421,7 @@ def profiles(scenario: Scenario, targets: list[Target], free: list[str], *, path
     fit_targets = [t for t in targets if t.fit]
 
     def objective(x) -> float:
-        values = {key: float(math.exp(xi)) for group, xi in zip(groups, x) for key in group}
-        return _objective(_with_values(scenario, values), fit_targets, paths, seed)
+        return _objective(_with_values(scenario, _values(groups, x)), fit_targets, paths, seed)
 
     at_fit = objective(start)
     out = []
@@ -501,6 +498,11 @@ def _objective(scenario: Scenario, fit_targets: list[Target], paths: int, seed: 
     except (ValidationError, engine.ParameterError, ValueError):
         return 1e6
     return float(sum(c.residual ** 2 for c in compare(result, fit_targets)))
+
+
+def _values(groups: list[list[str]], x) -> dict[str, float]:
+    """Each key's value from its group's log value in ``x``."""
+    return {key: float(math.exp(xi)) for group, xi in zip(groups, x) for key in group}
 
 
 def _with_values(scenario: Scenario, values: dict[str, float]) -> Scenario:

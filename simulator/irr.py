@@ -105,16 +105,6 @@ def _npv(flows, n, rate):
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
-def _npv_value(flows, n, rate):
-    """The NPV of flows[:n] at ``rate`` alone (the grid scan needs no derivative)."""
-    x = 1.0 / (1.0 + rate)
-    v = flows[n - 1]
-    for k in range(n - 2, -1, -1):
-        v = v * x + flows[k]
-    return v
-
-
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
 def _root_in(flows, n, lo, hi, f_lo, f_hi):
     """The root of the NPV of flows[:n] in [lo, hi], given f_lo, f_hi of opposite signs
     (or one zero): Newton steps kept inside the bracket, to a step below 1e-14."""
@@ -164,14 +154,14 @@ def _grid_root(flows, n, target):
     best_d = np.inf
     count = 0
     r_prev = R_LO
-    f_prev = _npv_value(flows, n, r_prev)
+    f_prev = _npv(flows, n, r_prev)[0]
     for i in range(GRID_POINTS):
         if i == 0:
             r = r_prev
             f = f_prev
         else:   # the last point is R_HI itself, not exp's rounding of it
             r = R_HI if i == GRID_POINTS - 1 else math.exp(_LOG_LO + i * _LOG_STEP) - 1.0
-            f = _npv_value(flows, n, r)
+            f = _npv(flows, n, r)[0]
         if f == 0.0:
             root = r
         elif i > 0 and _opposite(f_prev, f):
@@ -262,8 +252,8 @@ def path_irr(flows, finance_rate):
     if not pos:
         return -1.0, IRR_NOTHING_BACK
     if changes == 1:   # one root in x > 0 (Descartes): bracket it on the whole range
-        f_lo = _npv_value(flows, n, R_LO)
-        f_hi = _npv_value(flows, n, R_HI)
+        f_lo = _npv(flows, n, R_LO)[0]
+        f_hi = _npv(flows, n, R_HI)[0]
         if f_lo == 0.0 or f_hi == 0.0 or _opposite(f_lo, f_hi):
             return _root_in(flows, n, R_LO, R_HI, f_lo, f_hi), IRR_UNIQUE
         return modified_irr(flows, finance_rate), IRR_MODIFIED
