@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import invariants, jit_cache, memory
-from . import kernels as K
+from . import invariants, memory
 from . import layout as L
+from .kernels import cache, rng
+from .kernels.chunk import conservation_totals, simulate_chunk
 from .schema import DAYS_PER_MONTH, DAYS_PER_YEAR, Scenario, iter_params
 
 if TYPE_CHECKING:
@@ -302,7 +303,7 @@ def draw_parameters(scenario: Scenario, seed: int, path_start: int, n: int) -> n
     params[:] = fixed   # row by row: a column at a time writes every row n_params times
     uncertain = [(col, d) for col, d in dists if d is not None and not d.is_fixed]
     if uncertain:
-        u = K.param_uniforms(np.uint64(seed), L.N_PARAMS, path_start, n)
+        u = rng.param_uniforms(np.uint64(seed), L.N_PARAMS, path_start, n)
         for col, dist in uncertain:
             params[:, col] = dist.ppf(u[:, col])
     _check_parameters(params, path_start)
@@ -435,7 +436,7 @@ def simulate(scenario: Scenario, paths: int | None = None, seed: int | None = No
     bar = _progress_bar(n, scenario.name, progress)
     for a in starts:
         b = min(a + chunk, n)
-        K.simulate_chunk(np.uint64(seed), a, params[a:b], lay.config, lay.team_start,
+        simulate_chunk(np.uint64(seed), a, params[a:b], lay.config, lay.team_start,
                          lay.team_size, lay.team_weight, lay.reason_cdf, lay.calendar_edges,
                          lay.baseline_by_quarter, lay.event_months, lay.event_prices,
                          lay.call_schedule,
@@ -461,7 +462,7 @@ def simulate(scenario: Scenario, paths: int | None = None, seed: int | None = No
 # the kernel every simulation calls from Python, whose compile takes the minute (the
 # others are compiled into it, or, like param_uniforms for uncertain parameters and
 # conservation_totals for outputs checked from elsewhere, compile in seconds)
-_ENTRY_KERNELS = (K.simulate_chunk,)
+_ENTRY_KERNELS = (simulate_chunk,)
 
 
 def threads() -> int:
@@ -473,7 +474,7 @@ def threads() -> int:
 def kernels_cached() -> bool:
     """Whether the kernels load from numba's disk cache (False: the next simulation
     compiles them first, one to two minutes on 2 cores)."""
-    return jit_cache.is_cached(*_ENTRY_KERNELS)
+    return cache.is_cached(*_ENTRY_KERNELS)
 
 
 def _say_if_compiling() -> None:
@@ -532,7 +533,7 @@ def check_conservation(paths: pd.DataFrame | Mapping[str, np.ndarray], qsr: np.n
     per-path totals (kernels.path_totals) of qsr and cal, if the caller has them
     (simulate_chunk works them out as it writes the outputs)."""
     if totals is None:
-        totals = K.conservation_totals(np.ascontiguousarray(cal), np.ascontiguousarray(qsr))
+        totals = conservation_totals(np.ascontiguousarray(cal), np.ascontiguousarray(qsr))
     if attrs is None:
         attrs = getattr(paths, "attrs", {})
     # numpy arrays rather than pandas columns: a check costs a pass over the paths only

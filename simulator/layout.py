@@ -222,6 +222,25 @@ IRR_NO_CAPITAL = 4    # nothing drawn: undefined
 IRR_RULES = ("unique", "nearest_root", "nothing_back", "modified", "no_capital")
 
 
+# What each invariant's excess measures (pounds above zero are a breach), in the order
+# of the kernel's columns.
+INVARIANTS = (
+    "capital called in or after the wind-up quarter",
+    "outcome payments after wind-up",
+    "costs charged after wind-up",
+    "cash distributed after wind-up",
+    "cash left in the SPV at wind-up",
+    "a negative call or distribution",
+    "cash distributed beyond the cash in hand",
+    "costs paid beyond the costs due",
+    "cash distributed before the distribution start",
+    "the reserve distributed before wind-up",
+    "capital drawn beyond the commitment",
+    "a call beyond what the quarter's rule allows",
+    "distributions = capital drawn + outcome payments - costs paid, over the bond",
+)
+
+
 def _names(prefix: str) -> list[str]:
     """Column names from the index constants, e.g. O_CARE_DAYS_TREATED ->
     care_days_treated."""

@@ -152,7 +152,7 @@ def _next_quarter(start):
 
 def quarters_table(result: SimulationResult) -> pd.DataFrame:
     """Per calendar quarter: mean and p05/p50/p95 of each line across paths."""
-    from .quantiles import line_figures
+    from .kernels.quantiles import line_figures
 
     cal = np.ascontiguousarray(result.by_calendar_quarter)
     names, spec = _line_specs(result)

@@ -27,7 +27,7 @@ def checkout_commit(here: Path) -> str | None:
         return subprocess.run(["git", *args], cwd=here, capture_output=True, text=True,
                               timeout=5)
     try:
-        if git("ls-files", "--error-unmatch", "--", "kernels.py").returncode != 0:
+        if git("ls-files", "--error-unmatch", "--", "engine.py").returncode != 0:
             return None
         out = git("rev-parse", "HEAD")
         if out.returncode != 0:

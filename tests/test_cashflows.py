@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from simulator import engine, metrics
-from simulator import kernels as K
+from simulator import layout as L
 from simulator.loader import load_scenario
 from simulator.run import run_scenario
 
@@ -32,15 +32,15 @@ def scaled(d: dict, factor: float) -> dict:
 def test_cash_is_conserved_and_capital_never_overdrawn():
     res = engine.simulate(make_scenario(base=with_money()), paths=300, seed=1)
     cal = res.by_calendar_quarter
-    prev = np.concatenate([np.zeros((cal.shape[0], 1)), cal[:, :-1, K.K_SPV_BALANCE]], axis=1)
-    lhs = cal[:, :, K.K_CAPITAL_CALLS] + cal[:, :, K.K_OUTCOME_PAYMENTS]
-    rhs = (cal[:, :, K.K_COSTS_PAID] + cal[:, :, K.K_DISTRIBUTIONS_INVESTORS]
-           + cal[:, :, K.K_DISTRIBUTIONS_PROVIDER] + cal[:, :, K.K_SPV_BALANCE] - prev)
+    prev = np.concatenate([np.zeros((cal.shape[0], 1)), cal[:, :-1, L.K_SPV_BALANCE]], axis=1)
+    lhs = cal[:, :, L.K_CAPITAL_CALLS] + cal[:, :, L.K_OUTCOME_PAYMENTS]
+    rhs = (cal[:, :, L.K_COSTS_PAID] + cal[:, :, L.K_DISTRIBUTIONS_INVESTORS]
+           + cal[:, :, L.K_DISTRIBUTIONS_PROVIDER] + cal[:, :, L.K_SPV_BALANCE] - prev)
     assert np.max(np.abs(lhs - rhs)) < 0.01
     f = res.paths
     assert np.all(f.outcome_payments <= 2_500_000 + 0.01)
     assert np.all(f.capital_drawn <= 1_500_000 + 0.01)
-    assert np.allclose(cal[:, :, K.K_OUTCOME_PAYMENTS].sum(1), f.outcome_payments)
+    assert np.allclose(cal[:, :, L.K_OUTCOME_PAYMENTS].sum(1), f.outcome_payments)
     # what the commitment became: distributions and the commitment never drawn
     assert np.allclose(f.multiple, (f.distributions_investors + 1_500_000 - f.capital_drawn)
                        / 1_500_000)
@@ -65,12 +65,12 @@ def test_payments_that_stop_before_the_service_ends_leave_the_reserve_until_it_e
     cal, quarters = res.by_calendar_quarter, res.calendar_quarters
     wind_up = max(k for k, q in enumerate(quarters) if q <= dt.date(2022, 6, 30))
     paid_after = [k for k, q in enumerate(quarters) if q > dt.date(2021, 6, 30)]
-    assert np.all(cal[:, paid_after, K.K_OUTCOME_PAYMENTS] == 0)
-    assert np.all(cal[:, wind_up, K.K_SERVICE_COSTS] > 0)        # costs run to the end
-    returned = cal[:, :, K.K_DISTRIBUTIONS_INVESTORS] + cal[:, :, K.K_DISTRIBUTIONS_PROVIDER]
+    assert np.all(cal[:, paid_after, L.K_OUTCOME_PAYMENTS] == 0)
+    assert np.all(cal[:, wind_up, L.K_SERVICE_COSTS] > 0)        # costs run to the end
+    returned = cal[:, :, L.K_DISTRIBUTIONS_INVESTORS] + cal[:, :, L.K_DISTRIBUTIONS_PROVIDER]
     # no cash goes back while the service still has costs to pay: only at the wind-up
     assert np.all(returned[:, :wind_up] == 0)
-    assert np.all(cal[:, wind_up:, K.K_SPV_BALANCE] == 0)
+    assert np.all(cal[:, wind_up:, L.K_SPV_BALANCE] == 0)
     # capital is called for costs only: drawn = costs paid - payments + what is returned
     f = res.paths
     assert np.allclose(f.capital_drawn, f.service_costs - f.costs_unfunded - f.outcome_payments
@@ -148,7 +148,7 @@ def test_binary_outcome_events_pay_per_young_person():
         "outcome_events": [{"name": "home_at_12m", "months_after_referral": 12, "price": 1000.0}]}})
     res = engine.simulate(make_scenario(base=d), paths=100, seed=6)
     f = res.paths
-    events = res.by_calendar_quarter[:, :, K.K_OUTCOME_EVENTS].sum(1)
+    events = res.by_calendar_quarter[:, :, L.K_OUTCOME_EVENTS].sum(1)
     assert np.all(events <= f.started)
     assert events.mean() > 0.3 * f.started.mean()
     # last payment quarter is the horizon's end: every event is paid, one quarter later
@@ -164,12 +164,12 @@ def test_cohorts_cover_every_window_that_can_open(tracking_from, monkeypatch):
                         "workforce": {"leaving_rate_per_year": 0.4}}, base=with_money())
     n_cal = len(engine.layout(sc).calendar_quarters)
     trimmed = engine.simulate(sc, paths=120, seed=5)
-    assert int(engine.layout(sc).config[K.C_COHORTS]) < n_cal or tracking_from == "treatment_end"
+    assert int(engine.layout(sc).config[L.C_COHORTS]) < n_cal or tracking_from == "treatment_end"
     real_layout = engine.layout
 
     def every_quarter_a_cohort(scenario):
         lay = real_layout(scenario)
-        lay.config[K.C_COHORTS] = n_cal
+        lay.config[L.C_COHORTS] = n_cal
         return lay
 
     monkeypatch.setattr(engine, "layout", every_quarter_a_cohort)

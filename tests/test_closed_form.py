@@ -7,7 +7,7 @@ import pytest
 from scipy import stats
 
 from simulator import engine
-from simulator import kernels as K
+from simulator.kernels.rng import norm_ppf, stream_key, truncated_std_normal, truncation, uniform
 from simulator.schema import DAYS_PER_MONTH, DAYS_PER_YEAR
 
 from helpers import CONTRACT_START, deep_update, make_scenario, small_scenario_dict
@@ -153,9 +153,9 @@ def test_treatment_length_quantiles_match_truncated_lognormal():
     sigma = (math.log(thr) - mu) / stats.norm.ppf(share)
     flo = stats.norm.cdf((math.log(lo) - mu) / sigma)
     fhi = stats.norm.cdf((math.log(hi) - mu) / sigma)
-    key = K.stream_key(np.uint64(1), 99, 0)
-    how = K.truncation((math.log(lo) - mu) / sigma, (math.log(hi) - mu) / sigma)
-    lengths = np.array([math.exp(mu + sigma * K.truncated_std_normal(K.uniform(key, i), *how))
+    key = stream_key(np.uint64(1), 99, 0)
+    how = truncation((math.log(lo) - mu) / sigma, (math.log(hi) - mu) / sigma)
+    lengths = np.array([math.exp(mu + sigma * truncated_std_normal(uniform(key, i), *how))
                         for i in range(20000)])
     dist = stats.lognorm(s=sigma, scale=median)
     for q in (0.05, 0.14, 0.25, 0.5, 0.75, 0.95):
@@ -177,9 +177,9 @@ def test_treatment_length_quantiles_match_truncated_lognormal():
 def test_truncated_normal_draws_keep_their_precision_far_in_either_tail(za, zb):
     # a range wholly above the mean used to be drawn from Phi's values near 1, which
     # have no precision there: every draw came out at the upper bound
-    how = K.truncation(za, zb)
-    key = np.uint64(K.stream_key(np.uint64(3), 98, 0))   # (a Python int may type as int64)
-    z = np.array([K.truncated_std_normal(K.uniform(key, i), *how) for i in range(20000)])
+    how = truncation(za, zb)
+    key = np.uint64(stream_key(np.uint64(3), 98, 0))   # (a Python int may type as int64)
+    z = np.array([truncated_std_normal(uniform(key, i), *how) for i in range(20000)])
     law = stats.truncnorm(za, zb)
     for q in (0.05, 0.25, 0.5, 0.75, 0.95):
         x = law.ppf(q)
@@ -202,7 +202,7 @@ def test_ages_truncated_far_above_their_mean_sit_just_above_the_lower_bound():
 
 def test_norm_ppf_is_accurate():
     p = np.concatenate([np.linspace(1e-12, 1e-3, 50), np.linspace(1e-3, 1 - 1e-3, 500)])
-    ours = np.array([K.norm_ppf(x) for x in p])
+    ours = np.array([norm_ppf(x) for x in p])
     assert np.max(np.abs(ours - stats.norm.ppf(p))) < 1e-8
 
 

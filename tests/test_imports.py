@@ -166,7 +166,7 @@ def private_imports() -> list[str]:
 def test_the_modules_are_found_and_imports_resolved():
     graph = imports()
     assert {"simulator", "simulator.engine", "simulator.cli", "simulator.startup"} <= set(graph)
-    assert "simulator.kernels" in graph["simulator.engine"]
+    assert "simulator.kernels.chunk" in graph["simulator.engine"]
     assert "simulator.startup" not in graph["simulator.startup"]
 
 

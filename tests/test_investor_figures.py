@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from simulator import engine, metrics
-from simulator import kernels as K
+from simulator import layout as L
 from simulator.compose import load_composed, load_variants
-from simulator.irr import IRR_RULES
+from simulator.layout import IRR_RULES
 
 from helpers import ESSEX, ROOT, deep_update, make_scenario, with_money
 
@@ -30,10 +30,10 @@ def test_no_money_moves_from_wind_up_in_any_shipped_scenario_or_stress(file: Pat
             continue
         cal = engine.simulate(scenario, paths=200, seed=scenario.simulation.seed
                               ).by_calendar_quarter
-        wind_up = int(engine.layout(scenario).config[K.C_WIND_UP_Q])
-        assert not cal[:, wind_up:, K.K_CAPITAL_CALLS].any(), variant.name
-        for line in (K.K_OUTCOME_PAYMENTS, K.K_SERVICE_COSTS, K.K_DISTRIBUTIONS_INVESTORS,
-                     K.K_DISTRIBUTIONS_PROVIDER, K.K_SPV_BALANCE):
+        wind_up = int(engine.layout(scenario).config[L.C_WIND_UP_Q])
+        assert not cal[:, wind_up:, L.K_CAPITAL_CALLS].any(), variant.name
+        for line in (L.K_OUTCOME_PAYMENTS, L.K_SERVICE_COSTS, L.K_DISTRIBUTIONS_INVESTORS,
+                     L.K_DISTRIBUTIONS_PROVIDER, L.K_SPV_BALANCE):
             assert not cal[:, wind_up + 1:, line].any(), (variant.name, line)
 
 
@@ -59,8 +59,8 @@ def test_no_effect_payments_are_the_payments_at_hazard_ratio_one_path_by_path():
     f, g = essex.paths, none.paths
     assert np.array_equal(f.no_effect_payments, g.outcome_payments)
     assert np.array_equal(g.no_effect_payments, g.outcome_payments)
-    assert np.array_equal(essex.by_calendar_quarter[:, :, K.K_NO_EFFECT_PAYMENTS],
-                          none.by_calendar_quarter[:, :, K.K_OUTCOME_PAYMENTS])
+    assert np.array_equal(essex.by_calendar_quarter[:, :, L.K_NO_EFFECT_PAYMENTS],
+                          none.by_calendar_quarter[:, :, L.K_OUTCOME_PAYMENTS])
     # with no effect the treated are the counterfactual, day for day
     assert np.array_equal(g.care_days_treated, g.care_days_counterfactual)
     assert np.array_equal(g.deadweight_share, (g.outcome_payments > 0).astype(float))
@@ -165,8 +165,8 @@ def test_the_comparison_baseline_is_the_untreated_care_proportion_of_other_young
     essex = _essex()
     curve = comparison_curve(essex, paths=400, seed=9)
     q = engine.simulate(essex, paths=400, seed=9).by_tracking_quarter
-    child = q[:, :, K.Q_CHILD_DAYS].sum(axis=0)
-    expected = q[:, :, K.Q_CARE_COUNTERFACTUAL].sum(axis=0) / child
+    child = q[:, :, L.Q_CHILD_DAYS].sum(axis=0)
+    expected = q[:, :, L.Q_CARE_COUNTERFACTUAL].sum(axis=0) / child
     assert curve == [round(float(x), 4) for x in expected]
     assert len(curve) == 10 and curve == sorted(curve)    # untreated care builds up
     # over the window, the 55% the calibration gives the untreated
@@ -191,16 +191,16 @@ def test_a_run_whose_waterfall_calls_capital_after_wind_up_fails_and_writes_noth
 
     from simulator.cli import main
 
-    real = engine.K.simulate_chunk
-    wind_up = int(engine.layout(_essex()).config[K.C_WIND_UP_Q])
+    real = engine.simulate_chunk
+    wind_up = int(engine.layout(_essex()).config[L.C_WIND_UP_Q])
 
     def with_phantom_calls(*args):
         real(*args)
         cal = args[-3]
-        cal[7:, wind_up + 2, K.K_CAPITAL_CALLS] += 217_076.0
-        cal[7:, wind_up + 2, K.K_DISTRIBUTIONS_INVESTORS] += 217_076.0
+        cal[7:, wind_up + 2, L.K_CAPITAL_CALLS] += 217_076.0
+        cal[7:, wind_up + 2, L.K_DISTRIBUTIONS_INVESTORS] += 217_076.0
 
-    monkeypatch.setattr(engine.K, "simulate_chunk", with_phantom_calls)
+    monkeypatch.setattr(engine, "simulate_chunk", with_phantom_calls)
     result = CliRunner().invoke(main, ["run", str(ESSEX), "--paths", "50", "--out",
                                        str(tmp_path), "--quiet"])
     assert result.exit_code == 1, result.output

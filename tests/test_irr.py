@@ -1,4 +1,4 @@
-"""The path IRR kernels (simulator.irr) against plain-Python references: scipy's brentq for
+"""The path IRR kernels (simulator.kernels.irr) against plain-Python references: scipy's brentq for
 one sign change, every root of the NPV polynomial (numpy.roots) for several."""
 import math
 
@@ -7,7 +7,7 @@ import pytest
 from numba import njit
 from scipy.optimize import brentq
 
-from simulator import irr as I
+from simulator.kernels import irr as I
 
 R_LO, R_HI = -0.99, 10.0
 GRID_STEP = (math.log(11.0) - math.log(0.01)) / 127   # in log(1 + r)

@@ -1,31 +1,33 @@
 """The kernels' disk cache is stamped with every kernel source, not only the kernel's own
-file: a kernel in kernels.py carries compiled copies of the waterfall and IRR kernels it
+file: a kernel carries compiled copies of the waterfall and IRR kernels it
 calls."""
 import os
 import shutil
 import subprocess
 import sys
 
-from simulator import jit_cache
+from simulator.kernels import cache as jit_cache
 
 from helpers import ROOT
 
 
 def test_an_edit_of_one_kernel_file_reaches_the_cached_kernels_that_call_it(tmp_path):
-    """numba checks a cached kernel against its own file only, yet a kernel of kernels.py
+    """numba checks a cached kernel against its own file only, yet a kernel
     carries a compiled copy of the waterfall.py kernels it calls (numba issue #1833): an
     edit of waterfall.py alone must still change what that kernel computes in the next
     process, not leave the old code running from the cache."""
     package = tmp_path / "simulator"
     shutil.copytree(ROOT / "simulator", package, ignore=shutil.ignore_patterns("__pycache__"))
     code = ("import numpy as np\n"
-            "from simulator import kernels as K, layout as L, waterfall as W\n"
+            "from simulator import layout as L\n"
+            "from simulator.kernels import waterfall as W\n"
+            "from simulator.kernels.contract import _payments\n"
             "cfg = np.zeros(L.N_CONFIG)\n"
             "cfg[L.C_PRICE_PER_DAY], cfg[L.C_CAP], cfg[L.C_LAST_PAYMENT_Q] = 1.0, -1.0, 3\n"
             "baseline = np.zeros((2, 4))\n"
             "baseline[0] = 10.0\n"
             "payments = np.zeros(4)\n"
-            "K._payments(cfg, baseline, np.zeros((2, 4)), np.zeros((4, 0)), np.zeros(0),\n"
+            "_payments(cfg, baseline, np.zeros((2, 4)), np.zeros((4, 0)), np.zeros(0),\n"
             "            payments, np.empty(W.payment_work_size(2, 4, 4)))\n"
             "print(payments.sum())\n")
     env = {**os.environ, "PYTHONPATH": str(tmp_path), "NUMBA_CACHE_DIR": str(tmp_path / "c")}
@@ -37,7 +39,7 @@ def test_an_edit_of_one_kernel_file_reaches_the_cached_kernels_that_call_it(tmp_
         return float(done.stdout)
 
     assert paid() == 40.0 and paid() == 40.0   # compiled, then loaded from the cache
-    waterfall = package / "waterfall.py"
+    waterfall = package / "kernels" / "waterfall.py"
     text = waterfall.read_text()
     assert "due = price * cum_saved[c]" in text
     waterfall.write_text(text.replace("due = price * cum_saved[c]",
@@ -75,7 +77,7 @@ def test_start_up_skips_scipy_linalg_and_pandas_but_both_work_when_used():
         "dot = njit(lambda a, b: np.dot(a, b))\n"
         "print(dot(np.arange(3.0), np.arange(3.0)), 'scipy.linalg' in sys.modules)\n"
     )
-    root = jit_cache._HERE.rsplit("/", 1)[0]
+    root = str(ROOT)
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True,
                          text=True, check=True).stdout.split("\n")
     assert out[0] == "False True numba.np.linalg"
@@ -94,7 +96,7 @@ def test_is_cached_tells_a_cold_cache_from_a_warm_one(tmp_path):
         "def add_one(x):\n"
         "    return x + 1\n")
     code = ("import sys; sys.path.insert(0, sys.argv[1])\n"
-            "from simulator.jit_cache import is_cached\n"
+            "from simulator.kernels.cache import is_cached\n"
             "from tiny import add_one\n"
             "before = is_cached(add_one); add_one(1)\n"
             "print(before, is_cached(add_one))\n")
@@ -110,7 +112,7 @@ def test_run_says_when_it_compiles_the_kernels(tmp_path, monkeypatch):
 
     from simulator import engine
     from simulator.cli import main
-    scenario = jit_cache._HERE.rsplit("/", 1)[0] + "/scenarios/essex_mst.yaml"
+    scenario = str(ROOT) + "/scenarios/essex_mst.yaml"
     args = ["run", scenario, "--paths", "20", "--out", str(tmp_path)]
     monkeypatch.setattr(engine, "kernels_cached", lambda: False)
     cold = CliRunner().invoke(main, args)

@@ -9,12 +9,19 @@ import pytest
 from numba import njit, prange
 from scipy.special import ndtri
 
-from simulator import kernels as K
+from simulator import layout as L
+from simulator.kernels.chunk import PATHS_PER_TAKE, WORKERS, _fetch_add
+from simulator.kernels.contract import compounded
+from simulator.kernels.referrals import SORT_MERGE_FROM, _poisson_inversions, _sort_month
+from simulator.kernels.rng import _poisson_inversion, _u53_float, norm_ppf, uniform
+from simulator.kernels.treatment import MEDIAN_BINS, median_binned
+from simulator.kernels.vector import batch_exp, batch_log, batch_norm_ppf, pick
+from simulator.kernels.workforce import _sort_events
 
 
 def test_pick():
-    assert K.pick(True, 1.5, 2.5) == 1.5
-    assert K.pick(False, 1.5, 2.5) == 2.5
+    assert pick(True, 1.5, 2.5) == 1.5
+    assert pick(False, 1.5, 2.5) == 2.5
 
 
 def _splitmix(z):
@@ -29,7 +36,7 @@ def _splitmix(z):
 def _uniforms(keys, n):
     out = np.empty(keys.shape[0])
     for i in range(keys.shape[0]):   # a loop the compiler vectorises, as in the kernels
-        out[i] = K.uniform(keys[i], n)
+        out[i] = uniform(keys[i], n)
     return out
 
 
@@ -38,7 +45,7 @@ def test_uniform_is_the_top_53_bits_of_the_hash_plus_a_half_over_2_to_the_53():
     # exact for every 53-bit value, the ends and both halves of the range included
     for z in (0, 1 << 11, (1 << 63) - 1, 1 << 63, (1 << 63) + (1 << 11), (1 << 64) - 1,
               (1 << 64) - (1 << 11), 0x123456789ABCDEF0, 0xFEDCBA9876543210):
-        assert K._u53_float(np.uint64(z)) == float(z >> 11)
+        assert _u53_float(np.uint64(z)) == float(z >> 11)
     rng = np.random.default_rng(11)
     keys = rng.integers(0, 2 ** 63, 4000, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
     for n in (0, 5):
@@ -58,7 +65,7 @@ def test_batch_log_within_one_ulp_of_libm():
     # uniforms as the kernels make them (the smallest is 2**-54), and values far from 1
     x = np.concatenate([rng.random(5000), 2.0 ** -rng.uniform(0, 54, 2000),
                         rng.uniform(1, 1e6, 2000), [2.0 ** -54, 0.5, 1.0, 1.0 - 2.0 ** -53, 2.0]])
-    ours = np.array([K.batch_log(v) for v in x])
+    ours = np.array([batch_log(v) for v in x])
     exact = np.log(x)
     assert ours[np.flatnonzero(x == 1.0)[0]] == 0.0
     nonzero = exact != 0.0
@@ -66,27 +73,27 @@ def test_batch_log_within_one_ulp_of_libm():
     # below the normal range: clamped to the smallest normal, finite rather than -inf
     tiny = np.finfo(float).tiny
     for x0 in (0.0, 5e-324, tiny / 4):
-        assert K.batch_log(x0) == K.batch_log(tiny) == pytest.approx(math.log(tiny))
+        assert batch_log(x0) == batch_log(tiny) == pytest.approx(math.log(tiny))
 
 
 def test_batch_exp_within_one_ulp_of_libm_and_clamped():
     rng = np.random.default_rng(6)
     x = np.concatenate([rng.uniform(-30, 30, 5000), rng.uniform(-700, 700, 2000),
                         [0.0, math.log(2.0) / 2, -708.0, 709.0]])
-    ours = np.array([K.batch_exp(v) for v in x])
+    ours = np.array([batch_exp(v) for v in x])
     assert _ulps(ours, np.exp(x)).max() <= 1.0
-    assert K.batch_exp(0.0) == 1.0
-    assert K.batch_exp(1000.0) == K.batch_exp(709.0)   # clamped, not inf or garbage
+    assert batch_exp(0.0) == 1.0
+    assert batch_exp(1000.0) == batch_exp(709.0)   # clamped, not inf or garbage
 
 
 def test_batch_norm_ppf_agrees_with_scalar_and_scipy():
     rng = np.random.default_rng(7)
     p = np.concatenate([rng.random(5000), rng.random(2000) * 0.03, 1.0 - rng.random(2000) * 0.03,
                         [2.0 ** -54, 0.02425, 0.5, 1.0 - 0.02425, 1.0 - 2.0 ** -53]])
-    ours = np.array([K.batch_norm_ppf(v) for v in p])
-    scalar = np.array([K.norm_ppf(v) for v in p])
+    ours = np.array([batch_norm_ppf(v) for v in p])
+    scalar = np.array([norm_ppf(v) for v in p])
     # the same formulas, equal to rounding: the compiler may fuse a multiply and an add
-    # differently in the two (jit_cache.FASTMATH), and the central rational function's
+    # differently in the two (kernels.cache.FASTMATH), and the central rational function's
     # alternating terms magnify that to ~1e-14 relative; Acklam's own error is 1.2e-9
     assert np.all(np.abs(ours - scalar) <= 1e-12 * np.abs(scalar))
     assert np.abs(ours - scalar).max() < 1e-13
@@ -99,9 +106,9 @@ def test_compounded_matches_pow_at_quarter_midpoints(rate):
     # quarter edges in days from the contract start; the first quarter opens before it
     edges = np.array([-30.0, 61.0, 151.0, 243.0, 335.0, 426.0, 3000.0, 3091.0])
     out = np.empty(edges.shape[0] - 1)
-    K.compounded(rate, edges, out)
+    compounded(rate, edges, out)
     mid = np.maximum(0.5 * (edges[:-1] + edges[1:]), 0.0)
-    exact = (1.0 + rate) ** (mid / K.DAYS_PER_YEAR)
+    exact = (1.0 + rate) ** (mid / L.DAYS_PER_YEAR)
     assert np.allclose(out, exact, rtol=1e-14, atol=0.0)
     if rate == 0.0:
         assert np.all(out == 1.0)
@@ -117,8 +124,8 @@ def test_poisson_inversions_in_lock_step_match_one_at_a_time():
     n = lam.size
     p = np.exp(-np.maximum(lam, 0.0))
     counts = np.full(n + 3, -7, np.int64)           # longer than n: only n are written
-    K._poisson_inversions(u, lam, p.copy(), np.empty(n), counts, n)
-    expected = [K._poisson_inversion(u[m], lam[m], p[m]) if 0.0 < lam[m] < 30.0 else 0
+    _poisson_inversions(u, lam, p.copy(), np.empty(n), counts, n)
+    expected = [_poisson_inversion(u[m], lam[m], p[m]) if 0.0 < lam[m] < 30.0 else 0
                 for m in range(n)]
     assert np.array_equal(counts[:n], expected)
     assert np.all(counts[n:] == -7)
@@ -136,7 +143,7 @@ def test_sort_events_is_a_stable_sort_by_time():
         order = np.argsort(t[:n], kind="stable")
         want = t[:n][order], p[:n][order], k[:n][order]
         tail = t[n:].copy()
-        K._sort_events(t, p, k, n)
+        _sort_events(t, p, k, n)
         assert np.array_equal(t[:n], want[0]) and np.array_equal(p[:n], want[1])
         assert np.array_equal(k[:n], want[2]) and np.array_equal(t[n:], tail)
 
@@ -146,9 +153,9 @@ def _claim_all(n, per_take):
     """simulate_chunk's way of sharing out paths, counting how often each is claimed."""
     taken = np.zeros(1, np.int64)
     claims = np.zeros(n, np.int64)
-    for _ in prange(K.WORKERS):
+    for _ in prange(WORKERS):
         while True:
-            a = K._fetch_add(taken, per_take)
+            a = _fetch_add(taken, per_take)
             if a >= n:
                 break
             for i in range(a, min(a + per_take, n)):
@@ -156,7 +163,7 @@ def _claim_all(n, per_take):
     return claims, taken   # (the array: numba took a read of taken[0] here to be 0)
 
 
-@pytest.mark.parametrize("n, per_take", [(1, 8), (1000, 8), (4097, K.PATHS_PER_TAKE), (50, 1)])
+@pytest.mark.parametrize("n, per_take", [(1, 8), (1000, 8), (4097, PATHS_PER_TAKE), (50, 1)])
 def test_threads_share_out_paths_each_exactly_once(n, per_take):
     threads = numba.get_num_threads()
     numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
@@ -166,7 +173,7 @@ def test_threads_share_out_paths_each_exactly_once(n, per_take):
         numba.set_num_threads(threads)
     assert (claims == 1).all()   # a counter copied per thread would give each path twice
     # every take that found paths, then one that found none per worker: the counter is shared
-    assert taken[0] == (-(-n // per_take) + K.WORKERS) * per_take
+    assert taken[0] == (-(-n // per_take) + WORKERS) * per_take
 
 
 @pytest.mark.parametrize("kind", ["continuous", "ties", "constant", "sorted", "outside",
@@ -182,12 +189,12 @@ def test_median_binned_matches_numpy(kind, lo, hi):
              "outside": rng.normal(0.5, 3.0, n),             # many beyond the end bins
              "one_bin": 0.35 + rng.random(n) * 1e-6}[kind]   # all in one bin
         before = a.copy()
-        m = K.median_binned(a, n, lo, hi, np.empty(K.MEDIAN_BINS, np.int64), np.empty(n))
+        m = median_binned(a, n, lo, hi, np.empty(MEDIAN_BINS, np.int64), np.empty(n))
         assert m == np.median(a), (kind, n)
         assert (a == before).all()   # the input is left as it was
 
 
-@pytest.mark.parametrize("m", [0, 1, 5, K.SORT_MERGE_FROM - 1, K.SORT_MERGE_FROM, 47, 1000])
+@pytest.mark.parametrize("m", [0, 1, 5, SORT_MERGE_FROM - 1, SORT_MERGE_FROM, 47, 1000])
 def test_a_months_arrivals_sort_stably_by_time_whatever_their_number(m):
     """The insertion sort (a handful a month) and the merge of sorted runs (big months)
     both give the stable order by time: equal times keep their order, keys alongside."""
@@ -201,7 +208,7 @@ def test_a_months_arrivals_sort_stably_by_time_whatever_their_number(m):
     tmp_t = np.full_like(times, np.nan)
     tmp_k = np.zeros_like(keys)
     before_t, before_k = times.copy(), keys.copy()
-    K._sort_month(times, keys, tmp_t, tmp_k, pad, pad + m)
+    _sort_month(times, keys, tmp_t, tmp_k, pad, pad + m)
     np.testing.assert_array_equal(times[pad:pad + m], want_t)
     np.testing.assert_array_equal(keys[pad:pad + m], want_k)
     for arr, before in ((times, before_t), (keys, before_k)):

@@ -57,7 +57,7 @@ def test_a_built_package_keeps_the_commit_it_was_built_from(tmp_path):
     ignored, and no stamp means no commit."""
     source = tmp_path / "checkout" / "simulator"
     source.mkdir(parents=True)
-    (source / "kernels.py").write_text("# the kernels\n")
+    (source / "engine.py").write_text("# the kernels\n")
     _git(source.parent, "init", "-q")
     _git(source.parent, "add", ".")
     _git(source.parent, "commit", "-qm", "the package")
@@ -66,7 +66,7 @@ def test_a_built_package_keeps_the_commit_it_was_built_from(tmp_path):
     assert provenance.git_commit(built) is None
     assert provenance.write_stamp(source, built) == head
     assert provenance.git_commit(built) == head
-    (source / "kernels.py").write_text("# changed, not committed\n")
+    (source / "engine.py").write_text("# changed, not committed\n")
     assert provenance.write_stamp(source, built) == head + "-dirty"
     assert provenance.git_commit(built) == head + "-dirty"
     # in the checkout, git's answer wins over a stamp left there

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from simulator import engine, metrics
-from simulator import quantiles as Q
+from simulator.kernels import quantiles as Q
 from simulator.loader import load_scenario
 
 from helpers import ESSEX

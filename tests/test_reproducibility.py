@@ -8,7 +8,7 @@ import pandas as pd
 import yaml
 
 from simulator import engine
-from simulator import kernels as K
+from simulator.kernels.path import EVENTS_FIRST, REFERRAL_FLOAT_ROWS, WORKSPACE_FIRST
 
 from helpers import make_scenario, small_scenario_dict, with_money
 
@@ -62,9 +62,9 @@ def test_a_path_does_not_depend_on_what_its_thread_simulated_before():
     # some paths outgrow the first workspace (REFERRAL_FLOAT_ROWS floats a referral) and
     # event room (a leave and a fill a leaver), and some do not
     referrals, leavers = a.paths["referrals"], a.paths["leavers"]
-    assert (K.REFERRAL_FLOAT_ROWS * referrals > K.WORKSPACE_FIRST[0]).any()
+    assert (REFERRAL_FLOAT_ROWS * referrals > WORKSPACE_FIRST[0]).any()
     assert (referrals < 500).any()
-    assert (2 * leavers > K.EVENTS_FIRST).any() and (leavers < 10).any()
+    assert (2 * leavers > EVENTS_FIRST).any() and (leavers < 10).any()
 
 
 def test_changing_the_treatment_effect_keeps_every_other_draw():

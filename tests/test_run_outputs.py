@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from simulator import engine, io
-from simulator import kernels as K
+from simulator import layout as L
+from simulator.kernels.chunk import conservation_totals
 from simulator.loader import load_scenario
 from simulator.run import run_scenario
 
@@ -29,7 +30,7 @@ def test_the_manifest_commit_is_the_packages_own_or_none(tmp_path):
     repo = tmp_path / "project"
     package = repo / ".venv" / "lib" / "simulator"
     package.mkdir(parents=True)
-    (package / "kernels.py").write_text("# an installed copy\n")
+    (package / "engine.py").write_text("# an installed copy\n")
     (repo / "README").write_text("a project\n")
 
     def git(*args):
@@ -40,10 +41,10 @@ def test_the_manifest_commit_is_the_packages_own_or_none(tmp_path):
     git("add", "README")
     git("commit", "-qm", "the project")
     assert io.git_commit(package) is None
-    git("add", "-f", ".venv/lib/simulator/kernels.py")
+    git("add", "-f", ".venv/lib/simulator/engine.py")
     git("commit", "-qm", "the package too")
     assert io.git_commit(package) == git("rev-parse", "HEAD")
-    (package / "kernels.py").write_text("# changed\n")
+    (package / "engine.py").write_text("# changed\n")
     assert io.git_commit(package) == git("rev-parse", "HEAD") + "-dirty"
 
 
@@ -220,26 +221,26 @@ def test_conservation_holds_and_the_checker_catches_a_break():
     res = engine.simulate(make_scenario(), paths=200, seed=2)
     f = res.paths
     q = res.by_tracking_quarter
-    assert np.all(q[:, :, K.Q_CARE_TREATED] <= q[:, :, K.Q_CHILD_DAYS] + 1e-9)
-    assert np.all(q[:, :, K.Q_CARE_COUNTERFACTUAL] <= q[:, :, K.Q_CHILD_DAYS] + 1e-9)
+    assert np.all(q[:, :, L.Q_CARE_TREATED] <= q[:, :, L.Q_CHILD_DAYS] + 1e-9)
+    assert np.all(q[:, :, L.Q_CARE_COUNTERFACTUAL] <= q[:, :, L.Q_CHILD_DAYS] + 1e-9)
     assert (f.lost_wait > 0).any() and (f.lost_care > 0).any() and (f.disrupted > 0).any()
     broken = f.copy()
     broken.loc[3, "started"] += 1
     with pytest.raises(engine.ConservationError, match="accepted = started"):
         engine.check_conservation(broken, res.by_tracking_quarter, res.by_calendar_quarter)
     cal = res.by_calendar_quarter.copy()
-    cal[5, 2, K.K_CARE_TREATED] += 1.0
+    cal[5, 2, L.K_CARE_TREATED] += 1.0
     with pytest.raises(engine.ConservationError, match="treated care days"):
         engine.check_conservation(f, res.by_tracking_quarter, cal)
-    cal[5, 2, K.K_CARE_TREATED] = np.nan   # a NaN compares False: it must not slip through
+    cal[5, 2, L.K_CARE_TREATED] = np.nan   # a NaN compares False: it must not slip through
     with pytest.raises(engine.ConservationError, match="not finite"):
         engine.check_conservation(f, res.by_tracking_quarter, cal)
     qsr = res.by_tracking_quarter.copy()
     row = np.flatnonzero(f.child_days > 0)[0]
-    quarter = np.flatnonzero(qsr[row, :, K.Q_CHILD_DAYS] > 0)[0]
+    quarter = np.flatnonzero(qsr[row, :, L.Q_CHILD_DAYS] > 0)[0]
     # move a day of care into a quarter with no child day left: totals still add up
-    qsr[row, quarter, K.Q_CARE_COUNTERFACTUAL] = qsr[row, quarter, K.Q_CHILD_DAYS] + 1.0
-    qsr[row, quarter, K.Q_CARE_TREATED] = 0.0
+    qsr[row, quarter, L.Q_CARE_COUNTERFACTUAL] = qsr[row, quarter, L.Q_CHILD_DAYS] + 1.0
+    qsr[row, quarter, L.Q_CARE_TREATED] = 0.0
     with pytest.raises(engine.ConservationError, match="care days exceed child days"):
         engine.check_conservation(f, qsr, res.by_calendar_quarter)
 
@@ -256,17 +257,17 @@ def test_the_totals_checked_are_those_of_the_outputs(monkeypatch):
 
     monkeypatch.setattr(engine, "check_conservation", spy)
     res = engine.simulate(load_scenario(ESSEX).scenario, paths=150, seed=4, chunk_paths=40)
-    expected = K.conservation_totals(res.by_calendar_quarter, res.by_tracking_quarter)
+    expected = conservation_totals(res.by_calendar_quarter, res.by_tracking_quarter)
     assert np.array_equal(seen["totals"], expected)
-    assert (expected[:, K.T_CHILD_DAYS] > 0).all()
-    assert (expected[:, K.T_CASH_IMBALANCE] < 0.01).all()
+    assert (expected[:, L.T_CHILD_DAYS] > 0).all()
+    assert (expected[:, L.T_CASH_IMBALANCE] < 0.01).all()
 
 
 def test_the_checker_catches_cash_that_does_not_add_up():
     res = engine.simulate(load_scenario(ESSEX).scenario, paths=20, seed=2)
     engine.check_conservation(res.paths, res.by_tracking_quarter, res.by_calendar_quarter)
     cal = res.by_calendar_quarter.copy()
-    cal[4, 10, K.K_DISTRIBUTIONS_INVESTORS] += 1.0   # a pound paid out of nowhere
+    cal[4, 10, L.K_DISTRIBUTIONS_INVESTORS] += 1.0   # a pound paid out of nowhere
     with pytest.raises(engine.ConservationError, match="change in cash balance"):
         engine.check_conservation(res.paths, res.by_tracking_quarter, cal)
 
@@ -276,7 +277,7 @@ def test_calendar_quarters_start_on_quarter_days_and_cover_tracking():
     res = engine.simulate(sc, paths=20)
     assert res.calendar_quarters[0].isoformat() == "2012-10-01"
     assert all(q.month in (1, 4, 7, 10) and q.day == 1 for q in res.calendar_quarters)
-    last_child_days = res.by_calendar_quarter[:, -1, K.K_CHILD_DAYS]
+    last_child_days = res.by_calendar_quarter[:, -1, L.K_CHILD_DAYS]
     assert np.all(last_child_days == 0)  # the horizon is past every tracking window
 
 

@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from simulator import invariants
-from simulator import kernels as K
-from simulator import waterfall as W
+from simulator import layout as L
+from simulator.kernels import waterfall as W
 
 
 def _band(by_quarter):
@@ -184,21 +184,21 @@ def _assert_conserved(lines):
 def _as_run(lines, commitment, reserve, tranche, schedule, dist_from, wind_up):
     """One path's lines as the calendar-quarter outputs and layout check_waterfall reads."""
     n = lines.shape[0]
-    cal = np.zeros((1, n, K.N_K))
-    for k_col, line in ((K.K_OUTCOME_PAYMENTS, W.L_PAYMENTS), (K.K_SERVICE_COSTS, W.L_COSTS_DUE),
-                        (K.K_COSTS_PAID, W.L_COSTS_PAID), (K.K_COSTS_UNFUNDED, W.L_SHORTFALL),
-                        (K.K_CAPITAL_CALLS, W.L_CAPITAL_CALLS),
-                        (K.K_DISTRIBUTIONS_INVESTORS, W.L_DIST_INVESTORS),
-                        (K.K_DISTRIBUTIONS_PROVIDER, W.L_DIST_PROVIDER),
-                        (K.K_SPV_BALANCE, W.L_BALANCE)):
+    cal = np.zeros((1, n, L.N_K))
+    for k_col, line in ((L.K_OUTCOME_PAYMENTS, W.L_PAYMENTS), (L.K_SERVICE_COSTS, W.L_COSTS_DUE),
+                        (L.K_COSTS_PAID, W.L_COSTS_PAID), (L.K_COSTS_UNFUNDED, W.L_SHORTFALL),
+                        (L.K_CAPITAL_CALLS, W.L_CAPITAL_CALLS),
+                        (L.K_DISTRIBUTIONS_INVESTORS, W.L_DIST_INVESTORS),
+                        (L.K_DISTRIBUTIONS_PROVIDER, W.L_DIST_PROVIDER),
+                        (L.K_SPV_BALANCE, W.L_BALANCE)):
         cal[0, :, k_col] = lines[:, line]
-    cfg = np.zeros(K.N_CONFIG)
-    cfg[K.C_HAS_FINANCE] = 1.0
-    cfg[K.C_COMMITMENT] = commitment
-    cfg[K.C_RESERVE] = reserve
-    cfg[K.C_TRANCHE] = tranche
-    cfg[K.C_DISTRIBUTION_FROM_Q] = dist_from
-    cfg[K.C_WIND_UP_Q] = wind_up
+    cfg = np.zeros(L.N_CONFIG)
+    cfg[L.C_HAS_FINANCE] = 1.0
+    cfg[L.C_COMMITMENT] = commitment
+    cfg[L.C_RESERVE] = reserve
+    cfg[L.C_TRANCHE] = tranche
+    cfg[L.C_DISTRIBUTION_FROM_Q] = dist_from
+    cfg[L.C_WIND_UP_Q] = wind_up
     quarters = [dt.date(2020 + k // 4, 3 * (k % 4) + 1, 1) for k in range(n)]
     return cal, SimpleNamespace(config=cfg, call_schedule=np.asarray(schedule, float),
                                 calendar_quarters=quarters)

@@ -14,7 +14,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from . import jit_cache  # noqa: F401  (before any kernel: see the module)
+from . import cache  # noqa: F401  (before any kernel: see the module)
 
 _SMALL = 16        # a range this short is sorted
 _SAMPLED = 4096    # fewer values are selected directly, more through a sample

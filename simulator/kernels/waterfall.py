@@ -33,8 +33,7 @@ import math
 import numpy as np
 from numba import njit
 
-from . import jit_cache  # noqa: F401  (before any kernel: see the module)
-from .jit_cache import FASTMATH
+from .cache import FASTMATH
 
 # Lines of the SPV cash-flow table (columns of ``lines``).
 L_PAYMENTS = 0

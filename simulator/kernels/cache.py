@@ -17,7 +17,7 @@ import hashlib
 import importlib.util
 import os
 import sys
-from functools import lru_cache
+from functools import cache
 
 from numba.core import caching
 
@@ -35,12 +35,12 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 # whose constants they compile in, and this file, which sets their compile options
 # (FASTMATH above). numba's default optimisation level: "max" compiled for longer and
 # ran no faster, with the same results.
-KERNEL_SOURCES = tuple(os.path.join(_HERE, name)
-                       for name in ("kernels.py", "waterfall.py", "irr.py", "invariants.py",
-                                    "layout.py", "jit_cache.py"))
+KERNEL_SOURCES = tuple(sorted(os.path.join(_HERE, name) for name in os.listdir(_HERE)
+                              if name.endswith(".py"))) + (
+    os.path.join(os.path.dirname(_HERE), "layout.py"),)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _file_hash(path: str, mtime: float, size: int) -> bytes:
     with open(path, "rb") as f:
         return hashlib.sha256(f.read()).digest()
@@ -92,8 +92,9 @@ if not any(cls in caching.CacheImpl._locator_classes for cls in _OURS):
 
 def is_cached(*dispatchers) -> bool:
     """Whether each dispatcher is loaded already or numba's disk cache holds its code for
-    this machine and these sources (False: its next call compiles it). Reads each cache index only; if numba's
-    internals are not as expected, says True (the caller then just does not warn)."""
+    this machine and these sources (False: its next call compiles it). Reads each cache
+    index only; if numba's internals are not as expected, says True
+    (the caller then just does not warn)."""
     try:
         for d in dispatchers:
             if d.overloads:   # compiled or loaded in this process already

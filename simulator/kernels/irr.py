@@ -47,9 +47,7 @@ import math
 import numpy as np
 from numba import njit
 
-from . import jit_cache  # noqa: F401  (before any kernel: see the module)
-from .jit_cache import FASTMATH
-from .layout import (  # noqa: F401 (re-exported)
+from ..layout import (  # noqa: F401 (re-exported)
     IRR_MODIFIED,
     IRR_NEAREST,
     IRR_NO_CAPITAL,
@@ -57,6 +55,7 @@ from .layout import (  # noqa: F401 (re-exported)
     IRR_RULES,
     IRR_UNIQUE,
 )
+from .cache import FASTMATH
 
 R_LO = -0.99   # the searched range of quarterly rates, (R_LO, R_HI]
 R_HI = 10.0

@@ -1,0 +1,146 @@
+"""TODO docstring."""
+import numpy as np
+from numba import njit, prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from ..layout import (
+    K_CAPITAL_CALLS,
+    K_CARE_COUNTERFACTUAL,
+    K_CARE_TREATED,
+    K_CHILD_DAYS,
+    K_COSTS_PAID,
+    K_DISTRIBUTIONS_INVESTORS,
+    K_DISTRIBUTIONS_PROVIDER,
+    K_OUTCOME_PAYMENTS,
+    K_SPV_BALANCE,
+    N_T,
+    Q_CARE_COUNTERFACTUAL,
+    Q_CARE_TREATED,
+    Q_CHILD_DAYS,
+    T_CARE_COUNTERFACTUAL,
+    T_CARE_OVER_CHILD,
+    T_CARE_TREATED,
+    T_CASH_IMBALANCE,
+    T_CHILD_DAYS,
+    T_QSR_CHILD_DAYS,
+)
+from .binning import day_quarters
+from .cache import FASTMATH
+from .path import EVENTS_FIRST, EVENTS_FULL, PATH_DONE, WORKSPACE_FIRST, simulate_path
+
+
+@intrinsic
+def _fetch_add(typingctx, counter, n):
+    """Atomically add n to counter[0]; returns its value before (threads share it)."""
+    if counter != types.Array(types.int64, 1, "C") or not isinstance(n, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, signature.args[0], ary,
+                                       [context.get_constant(types.intp, 0)])
+        add = context.cast(builder, args[1], signature.args[1], types.int64)
+        return builder.atomic_rmw("add", ptr, add, "monotonic")
+    return types.int64(counter, n), codegen
+
+
+PATHS_PER_TAKE = 8
+
+
+# more than any machine's threads: each thread's first worker takes paths until none are
+# left, and its other workers then find none
+WORKERS = 1024
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", parallel=True)
+def simulate_chunk(seed, path_start, params, cfg, team_start, team_size, team_weight,
+                   reason_cdf, cal_edges, baseline_q, event_months, event_prices, call_schedule,
+                   out, qsr_out, cal_out, reasons_out, totals_out):
+    """Simulate paths path_start .. path_start + len(params) - 1 into the outputs, and each
+    path's totals for the reconciliation checks (path_totals) into totals_out, read
+    from its outputs just written (while they are in the cache, rather than in a pass
+    over the finished arrays afterwards).
+
+    Each path zeroes and then writes only its own rows, so the result is the same
+    for any number of threads, any split of paths into chunks and whatever the
+    output memory held before. Threads take paths a few at a time from a shared
+    counter, rather than half each: on a shared machine one core can run slower than
+    the other for a while, and a fixed half would leave the faster one waiting.
+    """
+    day_q = day_quarters(cal_edges)
+    n = params.shape[0]
+    taken = np.zeros(1, np.int64)
+    # each worker's workspace starts as these (empty: most workers find no paths) and
+    # grows to what its paths need
+    no_f = np.empty(0)
+    no_i = np.empty(0, np.int64)
+    no_u = np.empty(0, np.uint64)
+    no_b = np.empty(0, np.bool_)
+    for _ in prange(WORKERS):
+        ws_f, ws_i, ws_u, ws_b = no_f, no_i, no_u, no_b
+        ev_cap = EVENTS_FIRST
+        while True:
+            a = _fetch_add(taken, PATHS_PER_TAKE)
+            if a >= n:
+                break
+            for i in range(a, min(a + PATHS_PER_TAKE, n)):
+                while True:
+                    out[i] = 0.0
+                    qsr_out[i] = 0.0
+                    cal_out[i] = 0.0
+                    reasons_out[i] = 0.0
+                    done = simulate_path(seed, path_start + i, params[i], cfg, team_start,
+                                         team_size, team_weight, reason_cdf, cal_edges, day_q,
+                                         baseline_q, event_months, event_prices,
+                                         call_schedule, out[i],
+                                         qsr_out[i], cal_out[i], reasons_out[i], ws_f, ws_i,
+                                         ws_u, ws_b, ev_cap)
+                    if done == PATH_DONE:
+                        path_totals(cal_out[i], qsr_out[i], totals_out[i])
+                        break
+                    if done == EVENTS_FULL:
+                        ev_cap *= 2
+                    else:
+                        ws_f = np.empty(max(2 * ws_f.shape[0], WORKSPACE_FIRST[0]))
+                        ws_i = np.empty(max(2 * ws_i.shape[0], WORKSPACE_FIRST[1]), np.int64)
+                        ws_u = np.empty(max(2 * ws_u.shape[0], WORKSPACE_FIRST[2]), np.uint64)
+                        ws_b = np.empty(max(2 * ws_b.shape[0], WORKSPACE_FIRST[3]), np.bool_)
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
+def path_totals(c, s, row):
+    """One path's totals for the reconciliation checks (columns T_*) into ``row``, from its
+    calendar-quarter (c) and tracking-quarter (s) outputs."""
+    row[:] = 0.0
+    opening = 0.0
+    worst = 0.0
+    for q in range(c.shape[0]):
+        row[T_CHILD_DAYS] += c[q, K_CHILD_DAYS]
+        row[T_CARE_TREATED] += c[q, K_CARE_TREATED]
+        row[T_CARE_COUNTERFACTUAL] += c[q, K_CARE_COUNTERFACTUAL]
+        closing = c[q, K_SPV_BALANCE]
+        imbalance = (c[q, K_CAPITAL_CALLS] + c[q, K_OUTCOME_PAYMENTS] - c[q, K_COSTS_PAID]
+                     - c[q, K_DISTRIBUTIONS_INVESTORS] - c[q, K_DISTRIBUTIONS_PROVIDER]
+                     - (closing - opening))
+        worst = max(worst, abs(imbalance))
+        opening = closing
+    row[T_CASH_IMBALANCE] = worst
+    excess = -np.inf
+    for q in range(s.shape[0]):
+        row[T_QSR_CHILD_DAYS] += s[q, Q_CHILD_DAYS]
+        excess = max(excess, s[q, Q_CARE_TREATED] - s[q, Q_CHILD_DAYS],
+                     s[q, Q_CARE_COUNTERFACTUAL] - s[q, Q_CHILD_DAYS])
+    row[T_CARE_OVER_CHILD] = excess
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", parallel=True)
+def conservation_totals(cal, qsr):
+    """Per path, the totals the reconciliation checks compare (columns T_*), from finished
+    output arrays (simulate_chunk works them out as it goes; this is for outputs from
+    elsewhere), on all cores."""
+    n = cal.shape[0]
+    totals = np.zeros((n, N_T))
+    for i in prange(n):
+        path_totals(cal[i], qsr[i], totals[i])
+    return totals
