@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import invariants, memory
+from . import invariants, kernels, memory
 from . import layout as L
 from .kernels import cache, rng
 from .kernels.chunk import conservation_totals, simulate_chunk
@@ -455,26 +455,20 @@ def simulate(scenario: Scenario, paths: int | None = None, seed: int | None = No
     check_conservation({name: columns.column(name) for name in _CONSERVED}, qsr, cal, totals,
                        attrs)
     invariants.check_waterfall(cal, lay)
+    cache.mark_warm()
     return SimulationResult(scenario, seed, qsr, cal, lay.calendar_quarters, lay.reason_names,
                             columns)
 
 
-# the kernel every simulation calls from Python, whose compile takes the minute (the
-# others are compiled into it, or, like param_uniforms for uncertain parameters and
-# conservation_totals for outputs checked from elsewhere, compile in seconds)
-_ENTRY_KERNELS = (simulate_chunk,)
-
-
 def threads() -> int:
     """The threads the kernels run on (numba's, set by NUMBA_NUM_THREADS)."""
-    import numba
-    return numba.get_num_threads()
+    return kernels.threads()
 
 
 def kernels_cached() -> bool:
-    """Whether the kernels load from numba's disk cache (False: the next simulation
-    compiles them first, one to two minutes on 2 cores)."""
-    return cache.is_cached(*_ENTRY_KERNELS)
+    """Whether the kernels load from the disk cache (False: the next simulation compiles
+    them first)."""
+    return cache.is_warm()
 
 
 def _say_if_compiling() -> None:

@@ -1,6 +1,5 @@
-"""The kernels' disk cache is stamped with every kernel source, not only the kernel's own
-file: a kernel carries compiled copies of the waterfall and IRR kernels it
-calls."""
+"""The kernels' disk cache is named by every kernel source, not only the kernel's own
+file: a kernel carries compiled copies of the kernels it calls from other files."""
 import os
 import shutil
 import subprocess
@@ -39,72 +38,66 @@ def test_an_edit_of_one_kernel_file_reaches_the_cached_kernels_that_call_it(tmp_
         return float(done.stdout)
 
     assert paid() == 40.0 and paid() == 40.0   # compiled, then loaded from the cache
+    assert len(list((tmp_path / "c").glob("sibsim-*"))) == 1
+    assert any((tmp_path / "c").rglob("contract._payments-*.nbi"))
     waterfall = package / "kernels" / "waterfall.py"
     text = waterfall.read_text()
     assert "due = price * cum_saved[c]" in text
     waterfall.write_text(text.replace("due = price * cum_saved[c]",
                                       "due = 2.0 * price * cum_saved[c]"))
     assert paid() == 80.0
+    assert len(list((tmp_path / "c").glob("sibsim-*"))) == 1   # the old version's removed
 
 
-def test_other_modules_keep_numba_default_locators(tmp_path):
-    other = tmp_path / "elsewhere.py"
-    other.write_text("def f():\n    return 1\n")
-    ns = {}
-    exec(compile(other.read_text(), str(other), "exec"), ns)
-    for cls in (jit_cache.UserProvidedLocator, jit_cache.InTreeLocator, jit_cache.UserWideLocator):
-        assert cls.from_function(ns["f"], str(other)) is None
+def test_other_numba_code_keeps_its_cache_setting_and_the_kernels_their_folder():
+    """The kernels are defined under their own cache folder (named by their sources);
+    numba's setting is put back for any other numba code in the process."""
+    code = ("import numba\n"
+            "before = numba.config.CACHE_DIR\n"
+            "from simulator.kernels import cache\n"
+            "print(repr(before) == repr(numba.config.CACHE_DIR), cache.cache_folder().name)\n")
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True", "sibsim-" + jit_cache.sources_digest()]
 
 
-def test_start_up_skips_scipy_linalg_and_pandas_but_both_work_when_used():
-    """A run imports no scipy.linalg (numba's start-up probe is answered without it), and
-    numba code that does use BLAS afterwards still gets it, with the probe put back. Nor
-    does it import pandas until the result's frame of paths is asked for."""
-    import subprocess
-    import sys
+def test_a_run_does_not_import_pandas_until_the_frame_of_paths_is_asked_for():
     code = (
         "import sys\n"
         "from simulator import engine\n"
         "from simulator.loader import load_scenario\n"
-        "import numba.np.arraymath as am, numba.np.linalg as la\n"
         "s = load_scenario('scenarios/essex_mst.yaml').scenario\n"
         "r = engine.simulate(s, paths=2)\n"
-        "print('scipy.linalg' in sys.modules, am._HAVE_BLAS, la.ensure_blas.__module__)\n"
         "print('pandas' in sys.modules, r.paths.shape[0], r.paths.attrs['commitment'], "
         "'pandas' in sys.modules)\n"
-        "import numpy as np\n"
-        "from numba import njit\n"
-        "dot = njit(lambda a, b: np.dot(a, b))\n"
-        "print(dot(np.arange(3.0), np.arange(3.0)), 'scipy.linalg' in sys.modules)\n"
     )
-    root = str(ROOT)
-    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True,
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                          text=True, check=True).stdout.split("\n")
-    assert out[0] == "False True numba.np.linalg"
-    assert out[1] == "False 2 3100000.0 True"
-    assert out[2] == "5.0 True"
+    assert out[0] == "False 2 3100000.0 True"
 
 
-def test_is_cached_tells_a_cold_cache_from_a_warm_one(tmp_path):
-    """False before the first compile into an empty cache; True once compiled, and in a
-    new process that loads from the cache."""
-    import subprocess
-    import sys
-    (tmp_path / "tiny.py").write_text(
-        "from numba import njit\n"
-        "@njit(cache=True)\n"
-        "def add_one(x):\n"
-        "    return x + 1\n")
-    code = ("import sys; sys.path.insert(0, sys.argv[1])\n"
-            "from simulator.kernels.cache import is_cached\n"
-            "from tiny import add_one\n"
-            "before = is_cached(add_one); add_one(1)\n"
-            "print(before, is_cached(add_one))\n")
+def test_the_cache_says_whether_the_kernels_were_compiled_for_this_cpu(tmp_path):
+    """Not in an empty cache folder; then, once marked (as every simulation does), in
+    any new process."""
+    from simulator import engine
+    from simulator.loader import load_scenario
+
+    code = ("import sys\n"
+            "from simulator.kernels import cache\n"
+            "before = cache.is_warm()\n"
+            "if sys.argv[1] == 'mark': cache.mark_warm()\n"
+            "print(before, cache.is_warm())\n")
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
-    runs = [subprocess.run([sys.executable, "-c", code, str(tmp_path)], env=env,
-                           capture_output=True, text=True, check=True).stdout.split()
-            for _ in range(2)]
-    assert runs == [["False", "True"], ["True", "True"]]
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-c", code, *args], env=env,
+                              capture_output=True, text=True, check=True).stdout.split()
+    assert run("look") == ["False", "False"]
+    assert run("mark") == ["False", "True"]
+    assert run("look") == ["True", "True"]
+    engine.simulate(load_scenario(ROOT / "scenarios" / "essex_mst.yaml").scenario, paths=2)
+    assert engine.kernels_cached()
 
 
 def test_run_says_when_it_compiles_the_kernels(tmp_path, monkeypatch):

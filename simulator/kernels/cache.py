@@ -1,25 +1,29 @@
-"""Numba's on-disk cache, keyed by every kernel source file rather than one.
+"""numba's disk cache for the kernels, in a folder named by every kernel source.
 
-Numba checks a cached kernel against its own source file only, yet a kernel in
-``kernels.py`` carries compiled copies of the ``waterfall.py`` kernels it calls:
-edit ``waterfall.py`` alone (or check out a commit that changes only it) and the
-old code would still run (numba issue #1833). Here every cached kernel of this
-package is stamped with the contents of all the kernel sources, so a change to
-any one recompiles them all. Imported before any kernel is defined.
+numba checks a cached kernel against its own source file only, yet a kernel carries
+compiled copies of the kernels it calls from other files (numba issue #1833): edit
+``waterfall.py`` alone and ``path.py``'s cached kernel would still run the old
+waterfall. So the kernels are cached in a folder named by a digest of every kernel
+source and the layout whose constants they compile in: a change to any one of them
+compiles them all afresh, into a new folder. The folder is handed to numba through its
+public cache-directory setting (``NUMBA_CACHE_DIR``'s ``numba.config.CACHE_DIR``) while
+the kernel modules are defined (:func:`kernel_cache`), and the setting is put back after,
+so other numba code in the process keeps its own.
 
-It also spares a process the import of scipy.linalg that numba makes on first use
-only to learn whether np.convolve may call BLAS (a noticeable part of a short run):
-see ``_numba_arraymath_without_blas_probe``.
+The folder is ``__pycache__`` beside the kernels, or the user's cache folder when the
+package folder is read-only, or, when ``NUMBA_CACHE_DIR`` is set, a folder inside it.
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
-import importlib.util
 import os
-import sys
-from functools import cache
+import shutil
+import tempfile
+from pathlib import Path
 
-from numba.core import caching
+import numba
 
 # Floating-point options of every kernel: a multiply and an add may be fused into one
 # FMA instruction (rounded once instead of twice): faster polynomials of log, exp and
@@ -30,108 +34,81 @@ from numba.core import caching
 # depend on the vector width of the CPU: not used.
 FASTMATH = {"contract"}
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-# the files whose contents stamp every cached kernel: the kernels' sources, the layout
-# whose constants they compile in, and this file, which sets their compile options
-# (FASTMATH above). numba's default optimisation level: "max" compiled for longer and
-# ran no faster, with the same results.
-KERNEL_SOURCES = tuple(sorted(os.path.join(_HERE, name) for name in os.listdir(_HERE)
-                              if name.endswith(".py"))) + (
-    os.path.join(os.path.dirname(_HERE), "layout.py"),)
+_HERE = Path(__file__).resolve().parent
+_PREFIX = "sibsim-"
+# the files whose contents name the cache folder: the kernels' sources and the layout
+KERNEL_SOURCES = tuple(sorted(_HERE.glob("*.py"))) + (_HERE.parent / "layout.py",)
 
 
-@cache
-def _file_hash(path: str, mtime: float, size: int) -> bytes:
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).digest()
-
-
-def sources_stamp() -> tuple[bytes, ...]:
-    """A digest of each kernel source file (re-read whenever its mtime or size changes)."""
-    stamps = []
+def sources_digest() -> str:
+    """A digest of every kernel source file's contents."""
+    digest = hashlib.sha256()
     for path in KERNEL_SOURCES:
-        st = os.stat(path)
-        stamps.append(_file_hash(path, st.st_mtime, st.st_size))
-    return tuple(stamps)
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
-class _AllKernelSources:
-    """Locator mixin: only for this package's kernel files; stamps all of them."""
-
-    def get_source_stamp(self):
-        return sources_stamp()
-
-    @classmethod
-    def from_function(cls, py_func, py_file):
-        if os.path.abspath(py_file) not in KERNEL_SOURCES:
-            return None
-        return super().from_function(py_func, py_file)
-
-
-def _numba_locator(name: str) -> type:
-    """numba's cache locator class ``name`` (public in numba 0.63; "_"-prefixed in 0.61)."""
-    return getattr(caching, name, None) or getattr(caching, "_" + name)
-
-
-class UserProvidedLocator(_AllKernelSources, _numba_locator("UserProvidedCacheLocator")):
-    """NUMBA_CACHE_DIR, when set."""
-
-
-class InTreeLocator(_AllKernelSources, _numba_locator("InTreeCacheLocator")):
-    """__pycache__ beside the sources."""
-
-
-class UserWideLocator(_AllKernelSources, _numba_locator("UserWideCacheLocator")):
-    """The user's cache directory, when the package directory is read-only."""
-
-
-_OURS = (UserProvidedLocator, InTreeLocator, UserWideLocator)
-if not any(cls in caching.CacheImpl._locator_classes for cls in _OURS):
-    caching.CacheImpl._locator_classes[:0] = _OURS
-
-
-def is_cached(*dispatchers) -> bool:
-    """Whether each dispatcher is loaded already or numba's disk cache holds its code for
-    this machine and these sources (False: its next call compiles it). Reads each cache
-    index only; if numba's internals are not as expected, says True
-    (the caller then just does not warn)."""
+def _writable(folder: Path) -> bool:
     try:
-        for d in dispatchers:
-            if d.overloads:   # compiled or loaded in this process already
-                continue
-            magic = d.targetctx.codegen().magic_tuple()
-            if not any(key[1] == magic for key in d._cache._cache_file._load_index()):
-                return False
-    except Exception:  # noqa: BLE001 (a numba without these attributes)
-        return True
-    return True
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
 
 
-def _numba_arraymath_without_blas_probe() -> None:
-    """Import numba.np.arraymath with its BLAS probe answered by "is scipy installed?".
+def cache_folder() -> Path:
+    """The folder of this version's compiled kernels (not made yet if never compiled)."""
+    user_dir = os.environ.get("NUMBA_CACHE_DIR")
+    if user_dir:
+        parent = Path(user_dir)
+    elif _writable(_HERE / "__pycache__"):
+        parent = _HERE / "__pycache__"
+    else:
+        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+        parent = Path(base) / "sibsim"
+    return parent / (_PREFIX + sources_digest())
 
-    At import, arraymath calls numba.np.linalg.ensure_blas(), which imports
-    scipy.linalg (slow to import) only to set a flag that np.convolve and np.correlate read.
-    The probe is swapped for a look-up of scipy's files during that one import and
-    put back at once: numba code that really uses BLAS (np.dot, np.linalg) still
-    goes through the original, which imports scipy.linalg and checks it then.
-    """
-    if "numba.np.arraymath" in sys.modules:
-        return
-    from numba.np import linalg
-    probe = getattr(linalg, "ensure_blas", None)
-    if probe is None:   # another numba: leave it alone
-        return
 
-    def scipy_installed() -> None:
-        if importlib.util.find_spec("scipy") is None:
-            raise ImportError("scipy is required for BLAS")
+def _prune_others(folder: Path) -> None:
+    """Remove the folders of other versions of the kernels beside ``folder``: after an
+    edit or an upgrade their code is never loaded again."""
+    for other in folder.parent.glob(_PREFIX + "*"):
+        if other != folder and other.is_dir():
+            shutil.rmtree(other, ignore_errors=True)
 
-    linalg.ensure_blas = scipy_installed
+
+@contextlib.contextmanager
+def kernel_cache():
+    """Within: kernels defined with ``cache=True`` are cached in :func:`cache_folder`."""
+    folder = cache_folder()
+    if not folder.exists():
+        _prune_others(folder)
+    previous = numba.config.CACHE_DIR
+    numba.config.CACHE_DIR = str(folder)
     try:
-        import numba.np.arraymath  # noqa: F401
+        yield folder
     finally:
-        linalg.ensure_blas = probe
+        numba.config.CACHE_DIR = previous
 
 
-_numba_arraymath_without_blas_probe()
+@functools.cache
+def _marker() -> Path:
+    """The file that says the kernels were compiled into the cache folder for this CPU
+    (numba compiles for the CPU it runs on)."""
+    import llvmlite.binding as llvm
+    cpu = llvm.get_host_cpu_name() + llvm.get_host_cpu_features().flatten()
+    return cache_folder() / ("compiled-" + hashlib.sha256(cpu.encode()).hexdigest()[:12])
+
+
+def is_warm() -> bool:
+    """Whether the kernels were compiled into the cache for this CPU (False: the next
+    simulation compiles them first)."""
+    return _marker().exists()
+
+
+def mark_warm() -> None:
+    """Record that the kernels are compiled into the cache for this CPU."""
+    if not is_warm():
+        with contextlib.suppress(OSError):
+            _marker().touch()

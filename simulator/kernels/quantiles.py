@@ -14,8 +14,6 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from . import cache  # noqa: F401  (before any kernel: see the module)
-
 _SMALL = 16        # a range this short is sorted
 _SAMPLED = 4096    # fewer values are selected directly, more through a sample
 
