@@ -23,7 +23,8 @@ import numpy as np
 from . import invariants, kernels, memory
 from . import layout as L
 from .kernels import cache, rng
-from .kernels.chunk import conservation_totals, simulate_chunk
+from .kernels.binning import day_quarters
+from .kernels.chunk import conservation_totals, run_chunk
 from .schema import DAYS_PER_MONTH, DAYS_PER_YEAR, Scenario, iter_params
 
 if TYPE_CHECKING:
@@ -175,6 +176,14 @@ class Layout:
     event_prices: np.ndarray
     event_names: list[str]
     call_schedule: np.ndarray       # capital the drawdown schedule draws, by calendar quarter
+
+
+def scenario_arrays(lay: Layout) -> L.ScenarioArrays:
+    """The arrays the kernels read of a scenario laid out."""
+    return L.ScenarioArrays(lay.config, lay.team_start, lay.team_size, lay.team_weight,
+                            lay.reason_cdf, lay.calendar_edges, day_quarters(lay.calendar_edges),
+                            lay.baseline_by_quarter, lay.event_months, lay.event_prices,
+                            lay.call_schedule)
 
 
 def _days(d: dt.date, origin: dt.date) -> float:
@@ -434,13 +443,12 @@ def simulate(scenario: Scenario, paths: int | None = None, seed: int | None = No
     _check_staffing(params, lay)
     starts = range(0, n, chunk)
     bar = _progress_bar(n, scenario.name, progress)
+    arrays = scenario_arrays(lay)
+    workers = threads()
     for a in starts:
         b = min(a + chunk, n)
-        simulate_chunk(np.uint64(seed), a, params[a:b], lay.config, lay.team_start,
-                         lay.team_size, lay.team_weight, lay.reason_cdf, lay.calendar_edges,
-                         lay.baseline_by_quarter, lay.event_months, lay.event_prices,
-                         lay.call_schedule,
-                         out[a:b], qsr[a:b], cal[a:b], reasons[a:b], totals[a:b])
+        run_chunk(np.uint64(seed), a, params[a:b], arrays,
+                  L.Outputs(out[a:b], qsr[a:b], cal[a:b], reasons[a:b], totals[a:b]), workers)
         if bar is not None:
             bar.update(b - a)
     if bar is not None:

@@ -6,7 +6,12 @@ calendar quarter (K_), the care days by tracking cohort (CO_), the reconciliatio
 (T_), the random streams (S_) and the draw numbers of a referral's stream (R_), and
 the rules of a path's IRR. Plain Python, without numba: the engine's wrapper, the
 metrics and the reports read the arrays through it without loading the kernels.
+Also the two bundles of arrays the engine hands the kernels: a scenario's arrays
+(:class:`ScenarioArrays`) and the outputs they fill (:class:`Outputs`).
 """
+from typing import NamedTuple
+
+import numpy as np
 
 # Per-path parameter vector (columns of the params matrix). engine.PARAM_COLUMNS
 # maps scenario keys onto these; a test checks the two agree.
@@ -239,6 +244,30 @@ INVARIANTS = (
     "a call beyond what the quarter's rule allows",
     "distributions = capital drawn + outcome payments - costs paid, over the bond",
 )
+
+
+class ScenarioArrays(NamedTuple):
+    """The arrays every path of a scenario reads (engine.layout makes them)."""
+    config: np.ndarray          # (N_CONFIG,) the C_* values
+    team_start: np.ndarray      # (teams,) the day each team starts, before any start delay
+    team_size: np.ndarray       # (teams,) therapist posts (int64)
+    team_weight: np.ndarray     # (teams,) each team's multiple of the referral rate
+    reason_cdf: np.ndarray      # cumulative shares of the rejection reasons (empty: none)
+    calendar_edges: np.ndarray  # (calendar quarters + 1,) whole days from the contract start
+    day_quarter: np.ndarray     # the calendar quarter of each whole day (int16)
+    baseline: np.ndarray        # the baseline care proportion by tracking quarter
+    event_months: np.ndarray    # outcome events: months after referral they are assessed
+    event_prices: np.ndarray    # ... and what the contract pays for each
+    call_schedule: np.ndarray   # (calendar quarters,) capital the drawdown schedule draws
+
+
+class Outputs(NamedTuple):
+    """What the kernels write, a row a path (one path's rows: the same, a row each)."""
+    out: np.ndarray             # (paths, N_OUT) per-path figures, O_*
+    qsr: np.ndarray             # (paths, quarters since tracking start, N_Q)
+    cal: np.ndarray             # (paths, calendar quarters, N_K)
+    reasons: np.ndarray         # (paths, rejection reasons) rejected referrals by reason
+    totals: np.ndarray          # (paths, N_T) the reconciliation checks' totals
 
 
 def _names(prefix: str) -> list[str]:

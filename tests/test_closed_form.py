@@ -155,7 +155,7 @@ def test_treatment_length_quantiles_match_truncated_lognormal():
     fhi = stats.norm.cdf((math.log(hi) - mu) / sigma)
     key = stream_key(np.uint64(1), 99, 0)
     how = truncation((math.log(lo) - mu) / sigma, (math.log(hi) - mu) / sigma)
-    lengths = np.array([math.exp(mu + sigma * truncated_std_normal(uniform(key, i), *how))
+    lengths = np.array([math.exp(mu + sigma * truncated_std_normal(uniform(key, i), how))
                         for i in range(20000)])
     dist = stats.lognorm(s=sigma, scale=median)
     for q in (0.05, 0.14, 0.25, 0.5, 0.75, 0.95):
@@ -179,7 +179,7 @@ def test_truncated_normal_draws_keep_their_precision_far_in_either_tail(za, zb):
     # have no precision there: every draw came out at the upper bound
     how = truncation(za, zb)
     key = np.uint64(stream_key(np.uint64(3), 98, 0))   # (a Python int may type as int64)
-    z = np.array([truncated_std_normal(uniform(key, i), *how) for i in range(20000)])
+    z = np.array([truncated_std_normal(uniform(key, i), how) for i in range(20000)])
     law = stats.truncnorm(za, zb)
     for q in (0.05, 0.25, 0.5, 0.75, 0.95):
         x = law.ppf(q)

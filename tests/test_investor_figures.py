@@ -191,16 +191,16 @@ def test_a_run_whose_waterfall_calls_capital_after_wind_up_fails_and_writes_noth
 
     from simulator.cli import main
 
-    real = engine.simulate_chunk
+    real = engine.run_chunk
     wind_up = int(engine.layout(_essex()).config[L.C_WIND_UP_Q])
 
     def with_phantom_calls(*args):
         real(*args)
-        cal = args[-3]
+        cal = args[4].cal   # the chunk's Outputs
         cal[7:, wind_up + 2, L.K_CAPITAL_CALLS] += 217_076.0
         cal[7:, wind_up + 2, L.K_DISTRIBUTIONS_INVESTORS] += 217_076.0
 
-    monkeypatch.setattr(engine, "simulate_chunk", with_phantom_calls)
+    monkeypatch.setattr(engine, "run_chunk", with_phantom_calls)
     result = CliRunner().invoke(main, ["run", str(ESSEX), "--paths", "50", "--out",
                                        str(tmp_path), "--quiet"])
     assert result.exit_code == 1, result.output

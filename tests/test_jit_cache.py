@@ -20,32 +20,31 @@ def test_an_edit_of_one_kernel_file_reaches_the_cached_kernels_that_call_it(tmp_
     code = ("import numpy as np\n"
             "from simulator import layout as L\n"
             "from simulator.kernels import waterfall as W\n"
-            "from simulator.kernels.contract import _payments\n"
+            "from simulator.kernels.contract import _finance\n"
             "cfg = np.zeros(L.N_CONFIG)\n"
-            "cfg[L.C_PRICE_PER_DAY], cfg[L.C_CAP], cfg[L.C_LAST_PAYMENT_Q] = 1.0, -1.0, 3\n"
-            "baseline = np.zeros((2, 4))\n"
-            "baseline[0] = 10.0\n"
-            "payments = np.zeros(4)\n"
-            "_payments(cfg, baseline, np.zeros((2, 4)), np.zeros((4, 0)), np.zeros(0),\n"
-            "            payments, np.empty(W.payment_work_size(2, 4, 4)))\n"
-            "print(payments.sum())\n")
+            "cfg[L.C_COMMITMENT], cfg[L.C_WIND_UP_Q], cfg[L.C_DISTRIBUTION_FROM_Q] = 100.0, 3, 3\n"
+            "rows = L.Outputs(np.zeros(L.N_OUT), np.zeros((1, L.N_Q)), np.zeros((4, L.N_K)),\n"
+            "                 np.zeros(1), np.zeros(L.N_T))\n"
+            "_finance(cfg, np.array([0.0, 0.0, 0.0, 60.0]), np.array([40.0, 0.0, 0.0, 0.0]),\n"
+            "         np.zeros(4), rows, np.zeros((4, W.N_LINES)), np.zeros(4))\n"
+            "print(rows.out[L.O_CAPITAL_DRAWN])\n")
     env = {**os.environ, "PYTHONPATH": str(tmp_path), "NUMBA_CACHE_DIR": str(tmp_path / "c")}
 
-    def paid() -> float:
+    def drawn() -> float:
         done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
                               capture_output=True, text=True)
         assert done.returncode == 0, done.stderr[-2000:]
         return float(done.stdout)
 
-    assert paid() == 40.0 and paid() == 40.0   # compiled, then loaded from the cache
+    assert drawn() == 40.0 and drawn() == 40.0   # compiled, then loaded from the cache
     assert len(list((tmp_path / "c").glob("sibsim-*"))) == 1
-    assert any((tmp_path / "c").rglob("contract._payments-*.nbi"))
+    assert any((tmp_path / "c").rglob("contract._finance-*.nbi"))
     waterfall = package / "kernels" / "waterfall.py"
     text = waterfall.read_text()
-    assert "due = price * cum_saved[c]" in text
-    waterfall.write_text(text.replace("due = price * cum_saved[c]",
-                                      "due = 2.0 * price * cum_saved[c]"))
-    assert paid() == 80.0
+    call = "call = min(max(need, scheduled[k]), commitment - drawn)"
+    assert call in text
+    waterfall.write_text(text.replace(call, call.replace("= min(", "= 0.5 * min(")))
+    assert drawn() == 20.0
     assert len(list((tmp_path / "c").glob("sibsim-*"))) == 1   # the old version's removed
 
 

@@ -43,7 +43,7 @@ def test_a_run_bigger_than_the_memory_available_is_refused_before_simulating(mon
     need = engine.PEAK_PER_OUTPUT_BYTE * engine.output_bytes(engine.layout(sc), 1000)
     monkeypatch.setattr(memory, "available_bytes", lambda: int(need / 2))
     calls = []
-    monkeypatch.setattr(engine, "simulate_chunk", lambda *a: calls.append(a))
+    monkeypatch.setattr(engine, "run_chunk", lambda *a: calls.append(a))
     with pytest.raises(engine.NotEnoughMemory,
                        match=r"1,000 paths of small need .* run at most about (499|500) paths"):
         engine.simulate(sc, paths=1000)

@@ -8,7 +8,7 @@ import pandas as pd
 import yaml
 
 from simulator import engine
-from simulator.kernels.path import EVENTS_FIRST, REFERRAL_FLOAT_ROWS, WORKSPACE_FIRST
+from simulator.kernels.work import EVENTS_FIRST, F_ROWS, WORKSPACE_FIRST
 
 from helpers import make_scenario, small_scenario_dict, with_money
 
@@ -59,10 +59,10 @@ def test_a_path_does_not_depend_on_what_its_thread_simulated_before():
     pd.testing.assert_frame_equal(a.paths, b.paths, check_exact=True)
     assert np.array_equal(a.by_calendar_quarter, b.by_calendar_quarter, equal_nan=True)
     assert np.array_equal(a.by_tracking_quarter, b.by_tracking_quarter, equal_nan=True)
-    # some paths outgrow the first workspace (REFERRAL_FLOAT_ROWS floats a referral) and
+    # some paths outgrow the first workspace (F_ROWS floats a referral) and
     # event room (a leave and a fill a leaver), and some do not
     referrals, leavers = a.paths["referrals"], a.paths["leavers"]
-    assert (REFERRAL_FLOAT_ROWS * referrals > WORKSPACE_FIRST[0]).any()
+    assert (F_ROWS * referrals > WORKSPACE_FIRST[0]).any()
     assert (referrals < 500).any()
     assert (2 * leavers > EVENTS_FIRST).any() and (leavers < 10).any()
 

@@ -47,30 +47,30 @@ def test_worked_example_three_cohorts_twelve_quarters():
     baseline = _band(np.full((12, 3), 100.0))
     care = baseline - _band(saved)
     payments = np.empty(12)
-    capped = W.cohort_payments(baseline, care, np.zeros((12, 0)), np.zeros(0), 100.0, 1,
-                               False, 9000.0, 11, payments)
+    capped = W.cohort_payments(baseline, care, np.zeros((12, 0)), np.zeros(0),
+                      W.PaymentTerms(100.0, 1, False, 9000.0, 11), payments)
     expected = [0, 1000, 5000, 1500, 500, 500, 500, 0, 0, 0, 0, 0]
     assert payments.tolist() == pytest.approx(expected, abs=0.005)
     assert capped
     # A band just wide enough for every cohort's days (6 quarters) pays the same, to the
     # penny and bit for bit: the cohorts outside a quarter's band owe nothing new in it.
     narrow = np.empty(12)
-    W.cohort_payments(baseline[:6].copy(), care[:6].copy(), np.zeros((12, 0)),
-                      np.zeros(0), 100.0, 1, False, 9000.0, 11, narrow)
+    W.cohort_payments(baseline[:6].copy(), care[:6].copy(), np.zeros((12, 0)), np.zeros(0),
+                      W.PaymentTerms(100.0, 1, False, 9000.0, 11), narrow)
     assert narrow.tolist() == payments.tolist()
     # A lower cap (£7,000) truncates the q3 payment to £1,000 and stops later ones.
-    W.cohort_payments(baseline, care, np.zeros((12, 0)), np.zeros(0), 100.0, 1, False,
-                      7000.0, 11, payments)
+    W.cohort_payments(baseline, care, np.zeros((12, 0)), np.zeros(0),
+                      W.PaymentTerms(100.0, 1, False, 7000.0, 11), payments)
     assert payments.tolist() == pytest.approx([0, 1000, 5000, 1000, 0, 0, 0, 0, 0, 0, 0, 0],
                                               abs=0.005)
     # With claw-back every fall is paid back: owed at k=2 is A -15, B +10, C +5 = 0;
     # at k=3 A +5, B -50, C +5 = -40 -> -£4,000; at k=4 B +40, C +5 -> £4,500; k=5 C £500.
-    W.cohort_payments(baseline, care, np.zeros((12, 0)), np.zeros(0), 100.0, 1, True,
-                      -1.0, 11, payments)
+    W.cohort_payments(baseline, care, np.zeros((12, 0)), np.zeros(0),
+                      W.PaymentTerms(100.0, 1, True, -1.0, 11), payments)
     assert payments[:7].tolist() == pytest.approx([0, 1000, 5000, 0, -4000, 4500, 500], abs=0.005)
     # The last payment quarter cuts off later payments.
-    W.cohort_payments(baseline, care, np.zeros((12, 0)), np.zeros(0), 100.0, 1, False,
-                      -1.0, 3, payments)
+    W.cohort_payments(baseline, care, np.zeros((12, 0)), np.zeros(0),
+                      W.PaymentTerms(100.0, 1, False, -1.0, 3), payments)
     assert payments.tolist() == pytest.approx([0, 1000, 5000, 1500] + [0] * 8, abs=0.005)
 
 
@@ -80,8 +80,8 @@ def test_outcome_events_are_paid_per_young_person_with_the_lag():
     events[2, 1] = 2
     zero = np.zeros((6, 1))
     payments = np.empty(6)
-    W.cohort_payments(zero, zero, events, np.array([1000.0, 2500.0]), 0.0, 2, False, -1.0, 5,
-                      payments)
+    W.cohort_payments(zero, zero, events, np.array([1000.0, 2500.0]),
+                      W.PaymentTerms(0.0, 2, False, -1.0, 5), payments)
     assert payments.tolist() == [0, 0, 0, 3000, 5000, 0]
 
 
@@ -93,8 +93,9 @@ def _waterfall(payments, costs, commitment, reserve, *, tranche=0.0, schedule=No
     wind_up = n - 1 if wind_up is None else wind_up
     dist_from = wind_up if dist_from is None else dist_from
     lines = np.zeros((n, W.N_LINES))
+    terms = W.FinanceTerms(commitment, reserve, tranche, dist_from, wind_up, share)
     drawn = W.spv_cash_flows(np.asarray(payments, float), np.asarray(costs, float), schedule,
-                             commitment, reserve, tranche, dist_from, wind_up, share, lines)
+                             terms, lines)
     return lines, drawn
 
 

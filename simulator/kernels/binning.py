@@ -1,4 +1,5 @@
-"""TODO docstring."""
+"""Days into quarters: intervals of days binned into calendar quarters, quarters since
+tracking start and the tracking-cohort band, by their end points (slope binning)."""
 import math
 
 import numpy as np

@@ -1,4 +1,5 @@
-"""TODO docstring."""
+"""Care: entry and exit hazards, the treated and counterfactual care walks, and the
+tracking window's child, care and baseline days and outcome events."""
 import math
 
 import numpy as np
@@ -17,23 +18,12 @@ from ..layout import (
     DAYS_PER_YEAR,
     K_CARE_COUNTERFACTUAL,
     K_CARE_TREATED,
-    K_CASELOAD_DAYS,
     K_CHILD_DAYS,
-    K_STARTED,
-    K_WAITING_DAYS,
     O_CARE_DAYS_COUNTERFACTUAL,
     O_CARE_DAYS_TREATED,
     O_CHILD_DAYS,
-    O_DISRUPTED,
     O_ENTERED_CARE_COUNTERFACTUAL,
     O_ENTERED_CARE_TREATED,
-    O_FEMALE,
-    O_LOST_CARE,
-    O_LOST_SERVICE_END,
-    O_LOST_WAIT,
-    O_NONCOMPLETED,
-    O_PRIOR_CARE,
-    O_STARTED_FIRST_YEAR,
     P_AGE_HR,
     P_DISRUPTED_RETENTION,
     P_EFFECT_HALF_LIFE_DAYS,
@@ -45,27 +35,34 @@ from ..layout import (
     Q_CARE_COUNTERFACTUAL,
     Q_CARE_TREATED,
     Q_CHILD_DAYS,
-    ST_LOST_CARE,
-    ST_LOST_SERVICE_END,
-    ST_LOST_WAIT,
     ST_STARTED,
 )
-from .binning import bump, bump_cohort, count_at, quarter_room, slope_at, slope_at_since, span
+from .binning import bump, bump_cohort, count_at, quarter_room, slope_at, slope_at_since
 from .cache import FASTMATH
 from .rng import exponential
 from .vector import INF, pick
 
+# False, but not as a literal constant: numba compiles a function called with a literal
+# argument for that literal, so a call with a literal False and one with a computed flag
+# would compile it twice
+_NO = np.bool_(False)
+
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
-def _next_entry(t, target, horizon, t_ref, age0, rate0, age_hr, ref_age,
-                treated, s, e, mult_during, mult_after, lhr_after, half_life):
-    """Time at which the cumulative entry hazard from t reaches ``target``, or +inf.
+def _next_entry(t, target, horizon, rate0, who, tx, rules):
+    """Time at which the cumulative entry hazard from t reaches ``target``, or +inf, for a
+    young person ``who`` (referral time, age then) whose untreated hazard is rate0 a day
+    at referral age; ``tx``: (treated, start, end, hazard ratios during and after
+    treatment, the log of the latter); ``rules``: walk_rules'.
 
     The hazard is piecewise constant: it changes at birthdays (if the age hazard
     ratio is not 1), at treatment start and end, and (if the effect wanes) on
     month-long steps after treatment end. Boundaries are stepped by counters,
     not recomputed from t, so rounding can never stall the walk.
     """
+    t_ref, age0 = who
+    treated, s, e, mult_during, mult_after, lhr_after = tx
+    age_hr, ref_age, half_life = rules[3], rules[4], rules[5]
     by_age = age_hr != 1.0
     if not by_age and not treated:  # one constant hazard: the loop below in one step
         if rate0 * (horizon - t) >= target:
@@ -165,8 +162,8 @@ def _treated_hazard(r, s, e, h, rate0, mult_during, mult_after):
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", inline="always")
 def first_entry(e0, t_ref, horizon, age0, rate0, age_hr, ref_age):
     """First untreated care entry after referral, for target e0 (losses from the waiting list)."""
-    return _next_entry(t_ref, e0, horizon, t_ref, age0, rate0, age_hr,
-                       ref_age, False, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0)
+    return _next_entry(t_ref, e0, horizon, rate0, (t_ref, age0),
+                       (_NO, 0.0, 0.0, 1.0, 1.0, 0.0), (_NO, 0.0, 1.0, age_hr, ref_age, 0.0, _NO))
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
@@ -224,258 +221,243 @@ def _weaker(kappa, hr, log_hr):
     return hr if kappa == 1.0 else math.exp(kappa * log_hr)
 
 
+QSR_WIDTH = 3.0 * DAYS_PER_MONTH   # a quarter since tracking start, in days
+
+
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
-def young_people_outcomes(prm, cfg, n_acc, status, noncompleted_c, female_c, ref_time, accept_t,
-              start_t, end_t,
-              disrupted, age0, prior, rate0, care_key, care_e0, care_x1, care_e2, care_x3,
-              first_entry_t, baseline_q,
-              event_months, cal_edges, day_q, first_year_a, first_year_b, out, qsr_out, cal_out,
-              k_slope, q_slope, cohort_days, cohort_slope, event_counts, checks, in_care,
-              lengths):
-    """The accepted young people's outcomes after the capacity model: counts, waiting and
-    caseload days, child days and care days (treated and counterfactual) in their
-    tracking window. Under a contract, the baseline, treated and counterfactual care days
-    by tracking cohort (cohort_days[CO_*], slope-binned with cohort_slope) and the outcome
-    events, treated and counterfactual (event_counts[0], [1]; in_care likewise).
-    Returns (started, total wait, total age). Compiled without reference counting: it
-    allocates nothing, and numba's refcount pruning gives up on loops this large."""
-    care_end_age = cfg[C_CARE_END_AGE]
-    track_days = cfg[C_TRACKING_DAYS]
-    track_from = int(cfg[C_TRACK_FROM])
-    qsr_width = 3.0 * DAYS_PER_MONTH
-    hr_during0 = prm[P_HR_DURING]
-    hr_after0 = prm[P_HR_AFTER]
-    lhr_during0 = math.log(hr_during0)
-    lhr_after0 = math.log(hr_after0)
-    # A weaker effect (kappa < 1: non-completed, disrupted or both) scales the log hazard
-    # ratios. Three kappas a path, so the hazard ratios are worked out here, once, and
-    # picked per young person without a branch.
-    kappa_nc = prm[P_NONCOMPLETED_RETENTION]
-    kappa_dis = prm[P_DISRUPTED_RETENTION]
-    kappa_both = kappa_nc * kappa_dis
-    during_nc = _weaker(kappa_nc, hr_during0, lhr_during0)
-    during_dis = _weaker(kappa_dis, hr_during0, lhr_during0)
-    during_both = _weaker(kappa_both, hr_during0, lhr_during0)
-    after_nc = _weaker(kappa_nc, hr_after0, lhr_after0)
-    after_dis = _weaker(kappa_dis, hr_after0, lhr_after0)
-    after_both = _weaker(kappa_both, hr_after0, lhr_after0)
-    half_life = prm[P_EFFECT_HALF_LIFE_DAYS]
-    exit_rate = prm[P_EXIT_RATE] / DAYS_PER_YEAR
-    age_hr = prm[P_AGE_HR]
-    reentry_hr = prm[P_REENTRY_HR]
-    ref_age = cfg[C_REFERENCE_AGE]
-    has_contract = cfg[C_HAS_CONTRACT] > 0.5
-    constant_pieces = age_hr == 1.0 and half_life <= 0.0
-    single_baseline = baseline_q.shape[0] == 1
-    n_cal = cal_edges.shape[0] - 1
-    n_cohorts = cohort_days.shape[2]
-    base_cq, base_slope = cohort_days[CO_BASELINE], cohort_slope[CO_BASELINE]
-    care_cq, care_slope = cohort_days[CO_TREATED], cohort_slope[CO_TREATED]
-    cf_cq, cf_slope = cohort_days[CO_COUNTERFACTUAL], cohort_slope[CO_COUNTERFACTUAL]
-    n_events = event_months.shape[0]
-    n_started = 0
-    wait_sum = 0.0
-    age_sum = 0.0
-    # Totals over young people, kept in registers and written once: kept in out, each
-    # add waited for the one before (the compiler cannot tell out from the other arrays).
-    # The same adds in the same order, so the same sums.
-    lost_wait = 0
-    lost_care = 0
-    lost_service_end = 0
-    started_first_year = 0
-    noncompleted_n = 0
-    disrupted_n = 0
-    female_n = 0
-    prior_care_n = 0
+def care_outcomes(prm, scenario, people, work, rows):
+    """Child days and care days, treated and counterfactual, in the tracking window of
+    each young person who started treatment: by quarter since tracking start, and by
+    calendar quarter, or under a contract by tracking cohort, with baseline days
+    (work.binning.cohort_days[CO_*]) and outcome events, treated and counterfactual
+    (event_counts[0], [1]). Compiled without reference counting: it allocates nothing,
+    and numba's refcount pruning gives up on loops this large."""
+    cfg = scenario.config
+    binning = work.binning
+    effect = treatment_effect(prm)
+    rules = walk_rules(prm, cfg)
+    days = (scenario.calendar_edges, scenario.day_quarter, binning.q_slope, rows.qsr,
+            binning.k_slope, rows.cal, work.checks)
+    treated_bins = (Q_CARE_TREATED, K_CARE_TREATED, binning.cohort_slope[CO_TREATED],
+                    binning.cohort_days[CO_TREATED], work.in_care[0])
+    untreated_bins = (Q_CARE_COUNTERFACTUAL, K_CARE_COUNTERFACTUAL,
+                      binning.cohort_slope[CO_COUNTERFACTUAL],
+                      binning.cohort_days[CO_COUNTERFACTUAL], work.in_care[1])
+    # totals over young people, kept in registers and written once: kept in out, each add
+    # waited for the one before (the compiler cannot tell out from the other arrays)
     child_days = 0.0
     care_days_cf = 0.0
     care_days_tr = 0.0
     entered_cf = 0
     entered_tr = 0
-    for c in range(n_acc):
+    for c in range(people.status.shape[0]):
         i = np.uint64(c)   # (unsigned: see the binning helpers)
-        st = status[i]
-        lost_wait += st == ST_LOST_WAIT
-        lost_care += st == ST_LOST_CARE
-        lost_service_end += st == ST_LOST_SERVICE_END
-        if st != ST_STARTED:  # lost: waited from acceptance until leaving the list
-            span(accept_t[i], end_t[i], 1.0, cal_edges, day_q, k_slope, cal_out, K_WAITING_DAYS)
+        if people.status[i] != ST_STARTED:
             continue
-        s = start_t[i]
-        e = end_t[i]
-        # waiting [acceptance, s) and caseload [s, e) share the look-up at s
-        k_acc, room_acc = quarter_room(accept_t[i], cal_edges, day_q)
-        k_s, room_s = quarter_room(s, cal_edges, day_q)
-        k_e, room_e = quarter_room(e, cal_edges, day_q)
-        w_wait = pick(s > accept_t[i], 1.0, 0.0)
-        bump(k_acc, room_acc, w_wait, k_slope, cal_out, K_WAITING_DAYS)
-        bump(k_s, room_s, -w_wait, k_slope, cal_out, K_WAITING_DAYS)
-        bump(k_s, room_s, 1.0, k_slope, cal_out, K_CASELOAD_DAYS)
-        bump(k_e, room_e, -1.0, k_slope, cal_out, K_CASELOAD_DAYS)
-        lengths[n_started] = e - s
-        n_started += 1
-        wait_sum += s - accept_t[i]
-        age_sum += age0[i]
-        if s >= cal_edges[0] and k_s >= 0:
-            cal_out[k_s, K_STARTED] += 1.0
-        started_first_year += (first_year_a <= s) & (s < first_year_b)
-        noncompleted = noncompleted_c[c]
-        noncompleted_n += noncompleted
-        disrupted_n += disrupted[i]
-        nc = noncompleted
-        dis = disrupted[i]
-        kappa = pick(nc, pick(dis, kappa_both, kappa_nc), pick(dis, kappa_dis, 1.0))
-        mult_during = pick(nc, pick(dis, during_both, during_nc), pick(dis, during_dis, hr_during0))
-        mult_after = pick(nc, pick(dis, after_both, after_nc), pick(dis, after_dis, hr_after0))
-        female_n += female_c[c]
-        prior_care_n += prior[i]
-        r = ref_time[i]
-        track_a = r if track_from == 0 else (s if track_from == 1 else e)
-        t18 = r + (care_end_age - age0[i]) * DAYS_PER_YEAR
-        track_b = min(track_a + track_days, t18)
-        horizon = track_b
-        # child days (and baseline days, proportional to them) share the look-ups at
-        # the window's two ends
-        k_a, room_a = quarter_room(track_a, cal_edges, day_q)
-        k_b, room_b = quarter_room(track_b, cal_edges, day_q)
-        w_child = 0.0
-        if track_b > track_a:
-            w_child = 1.0
-            child_days += track_b - track_a
-            slope_at_since(0.0, 1.0, qsr_width, q_slope, qsr_out, Q_CHILD_DAYS)
-            slope_at_since(track_b - track_a, -1.0, qsr_width, q_slope, qsr_out, Q_CHILD_DAYS)
-            bump(k_a, room_a, 1.0, k_slope, cal_out, K_CHILD_DAYS)
-            bump(k_b, room_b, -1.0, k_slope, cal_out, K_CHILD_DAYS)
-        else:
-            horizon = r
-        for m in range(n_events):
-            checks[m] = r + event_months[m] * DAYS_PER_MONTH
-            in_care[0, m] = False
-            in_care[1, m] = False
-        cohort = 0
-        if has_contract:
-            # quarter_of(track_a), clamped (a window after the calendar bins nothing)
-            cohort = min(pick(k_a >= 0, k_a, n_cal - 1), n_cohorts - 1)
-            if single_baseline:
-                bump_cohort(k_a, room_a, baseline_q[0] * w_child, cohort, base_slope, base_cq)
-                bump_cohort(k_b, room_b, -baseline_q[0] * w_child, cohort, base_slope, base_cq)
-            elif track_b > track_a:
-                _add_baseline_days(track_a, track_b, qsr_width, baseline_q, cal_edges, day_q,
-                                   base_slope, base_cq, cohort)
+        r, s, e = people.ref_time[i], people.start_t[i], people.end_t[i]
+        window = _window(r, s, e, people.age0[i], cfg, days)
+        if window[1] > window[0]:
+            child_days += window[1] - window[0]
+        cohort = _baseline_days(window, cfg, scenario.baseline, days, binning)
+        _clear_checks(r, scenario.event_months, work.checks, work.in_care)
+        walk_window = (window[0], window[1], window[2], window[5], window[6], cohort)
+        person = (r, people.age0[i], people.rate0[i], people.care_key[i], people.care_e0[i],
+                  people.care_x1[i], people.care_e2[i], people.care_x3[i],
+                  people.first_entry_t[i], s, e)
+        tx = _person_effect(effect, people.noncompleted[c], people.disrupted[i])
         # Care spells from referral to the horizon: the untreated counterfactual walk,
-        # then the treated one, on the same draws (n = 0, 2, 4.. entry targets, 1, 3, 5..
-        # spell lengths; draws 0 to 3 made in advance, in draw_young_people's vector loop).
-        # The walks are written here, not in a function, because a call passing a dozen
-        # arrays is costly in this loop; and written twice, not as one loop over the two
-        # walks, because that loop's tests of which walk it was in were as costly.
-        # Treatment without effect (hazard ratios of 1) walks by the counterfactual's rule,
-        # so its spells are the counterfactual's to the last bit, and the payments at
-        # hazard ratio 1 the no-effect payments exactly.
-        no_effect = mult_during == 1.0 and mult_after == 1.0
-        key = care_key[i]
-        lhr_after = kappa * lhr_after0
-        cf = 0.0
+        # then the treated one, on the same draws. Treatment without effect (hazard
+        # ratios of 1) walks by the counterfactual's rule, so its spells are the
+        # counterfactual's to the last bit, and the payments at hazard ratio 1 the
+        # no-effect payments exactly.
+        cf = _walk(person, _NO, tx, walk_window, rules, untreated_bins, days)
+        no_effect = tx[0] == 1.0 and tx[1] == 1.0
         tr = 0.0
-        t = r
-        n = 0
-        rate = rate0[i]
-        target = care_e0[i]
-        while t < horizon:
-            if constant_pieces:   # one constant hazard (the first entry worked out ahead)
-                t_in = _untreated_entry(n, first_entry_t[i], t, target, rate, horizon)
-            else:
-                t_in = _next_entry(t, target, horizon, r, age0[i], rate, age_hr, ref_age,
-                                   False, s, e, mult_during, mult_after, lhr_after, half_life)
-            if t_in >= horizon:
-                break
-            t_out = _spell_end(t_in, n, key, care_x1[i], care_x3[i], exit_rate, horizon)
-            n += 2
-            for m in range(n_events):
-                if t_in <= checks[m] < t_out:
-                    in_care[1, m] = True
-            a = max(t_in, track_a)
-            b = min(t_out, track_b)
-            if b > a:
-                cf += b - a
-                slope_at_since(a - track_a, 1.0, qsr_width, q_slope, qsr_out, Q_CARE_COUNTERFACTUAL)
-                slope_at_since(b - track_a, -1.0, qsr_width, q_slope, qsr_out,
-                               Q_CARE_COUNTERFACTUAL)
-                if has_contract:
-                    _bin_spell(a, b, track_b, k_b, room_b, cal_edges, day_q, cohort, cf_slope,
-                               cf_cq)
-                else:
-                    _bin_calendar_spell(a, b, track_b, k_b, room_b, cal_edges, day_q, k_slope,
-                                        cal_out, K_CARE_COUNTERFACTUAL)
-            t = t_out
-            rate = rate0[i] * reentry_hr
-            if t < horizon:
-                target = care_e2[i] if n == 2 else exponential(key, n)
         # Most treated young people never enter care: the treated walk is skipped when
         # the whole treated hazard to the horizon (closed form if it is piecewise constant
         # in three pieces) stays below the first entry target.
-        if no_effect or not (constant_pieces and (
-                _treated_hazard(r, s, e, horizon, rate0[i], mult_during, mult_after)
-                < care_e0[i])):
-            t = r
-            n = 0
-            rate = rate0[i]
-            target = care_e0[i]
-            while t < horizon:
-                if constant_pieces and no_effect:
-                    t_in = _untreated_entry(n, first_entry_t[i], t, target, rate, horizon)
-                elif constant_pieces:
-                    t_in = _entry_in_pieces(t, target, horizon, rate, True, s, e,
-                                            mult_during, mult_after)
-                else:
-                    t_in = _next_entry(t, target, horizon, r, age0[i], rate, age_hr, ref_age,
-                                       not no_effect, s, e, mult_during, mult_after,
-                                       lhr_after, half_life)
-                if t_in >= horizon:
-                    break
-                t_out = _spell_end(t_in, n, key, care_x1[i], care_x3[i], exit_rate, horizon)
-                n += 2
-                for m in range(n_events):
-                    if t_in <= checks[m] < t_out:
-                        in_care[0, m] = True
-                a = max(t_in, track_a)
-                b = min(t_out, track_b)
-                if b > a:
-                    tr += b - a
-                    slope_at_since(a - track_a, 1.0, qsr_width, q_slope, qsr_out, Q_CARE_TREATED)
-                    slope_at_since(b - track_a, -1.0, qsr_width, q_slope, qsr_out, Q_CARE_TREATED)
-                    # by cohort under a contract (arrays named in each call: choosing one
-                    # at run time is costly too)
-                    if has_contract:
-                        _bin_spell(a, b, track_b, k_b, room_b, cal_edges, day_q, cohort,
-                                   care_slope, care_cq)
-                    else:
-                        _bin_calendar_spell(a, b, track_b, k_b, room_b, cal_edges, day_q,
-                                            k_slope, cal_out, K_CARE_TREATED)
-                t = t_out
-                rate = rate0[i] * reentry_hr
-                if t < horizon:
-                    target = care_e2[i] if n == 2 else exponential(key, n)
-        for m in range(n_events):
-            if checks[m] < horizon:
-                if not in_care[0, m]:
-                    count_at(checks[m], cal_edges, day_q, event_counts[0], m, 1.0)
-                if not in_care[1, m]:
-                    count_at(checks[m], cal_edges, day_q, event_counts[1], m, 1.0)
+        if no_effect or not (rules[0] and (
+                _treated_hazard(r, s, e, window[2], people.rate0[i], tx[0], tx[1])
+                < people.care_e0[i])):
+            tr = _walk(person, not no_effect, tx, walk_window, rules, treated_bins, days)
+        _count_events(window[2], days, scenario.event_months.shape[0], work)
         care_days_cf += cf
         care_days_tr += tr
         entered_cf += cf > 0.0
         entered_tr += tr > 0.0
-    out[O_LOST_WAIT] += lost_wait
-    out[O_LOST_CARE] += lost_care
-    out[O_LOST_SERVICE_END] += lost_service_end
-    out[O_STARTED_FIRST_YEAR] += started_first_year
-    out[O_NONCOMPLETED] += noncompleted_n
-    out[O_DISRUPTED] += disrupted_n
-    out[O_FEMALE] += female_n
-    out[O_PRIOR_CARE] += prior_care_n
-    out[O_CHILD_DAYS] += child_days
-    out[O_CARE_DAYS_COUNTERFACTUAL] += care_days_cf
-    out[O_CARE_DAYS_TREATED] += care_days_tr
-    out[O_ENTERED_CARE_COUNTERFACTUAL] += entered_cf
-    out[O_ENTERED_CARE_TREATED] += entered_tr
-    return n_started, wait_sum, age_sum
+    rows.out[O_CHILD_DAYS] += child_days
+    rows.out[O_CARE_DAYS_COUNTERFACTUAL] += care_days_cf
+    rows.out[O_CARE_DAYS_TREATED] += care_days_tr
+    rows.out[O_ENTERED_CARE_COUNTERFACTUAL] += entered_cf
+    rows.out[O_ENTERED_CARE_TREATED] += entered_tr
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+def treatment_effect(prm):
+    """The path's hazard ratios of care entry during and after treatment, for a full
+    treatment and for a weaker one (kappa < 1: non-completed, disrupted or both, which
+    scales the log hazard ratios): (hr during, hr after, log hr after, kappas (nc,
+    disrupted, both), hrs during (nc, disrupted, both), hrs after (likewise)). Three
+    kappas a path, so the ratios are worked out once, and picked per young person
+    without a branch."""
+    hr_during0 = prm[P_HR_DURING]
+    hr_after0 = prm[P_HR_AFTER]
+    lhr_during0 = math.log(hr_during0)
+    lhr_after0 = math.log(hr_after0)
+    kappa_nc = prm[P_NONCOMPLETED_RETENTION]
+    kappa_dis = prm[P_DISRUPTED_RETENTION]
+    kappa_both = kappa_nc * kappa_dis
+    return (hr_during0, hr_after0, lhr_after0, kappa_nc, kappa_dis, kappa_both,
+            _weaker(kappa_nc, hr_during0, lhr_during0),
+            _weaker(kappa_dis, hr_during0, lhr_during0),
+            _weaker(kappa_both, hr_during0, lhr_during0),
+            _weaker(kappa_nc, hr_after0, lhr_after0),
+            _weaker(kappa_dis, hr_after0, lhr_after0),
+            _weaker(kappa_both, hr_after0, lhr_after0))
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+def _person_effect(effect, nc, dis):
+    """A young person's (hr during, hr after, log hr after), by whether they did not
+    complete treatment (nc) and whether it was disrupted (dis)."""
+    (hr_during0, hr_after0, lhr_after0, kappa_nc, kappa_dis, kappa_both,
+     during_nc, during_dis, during_both, after_nc, after_dis, after_both) = effect
+    kappa = pick(nc, pick(dis, kappa_both, kappa_nc), pick(dis, kappa_dis, 1.0))
+    mult_during = pick(nc, pick(dis, during_both, during_nc), pick(dis, during_dis, hr_during0))
+    mult_after = pick(nc, pick(dis, after_both, after_nc), pick(dis, after_dis, hr_after0))
+    return mult_during, mult_after, kappa * lhr_after0
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+def walk_rules(prm, cfg):
+    """The path's rules of a care walk: (one constant hazard but for the treatment (no
+    age effect, no waning), exit rate a day, re-entry hazard ratio, age hazard ratio,
+    reference age, effect half-life, under a contract)."""
+    age_hr = prm[P_AGE_HR]
+    half_life = prm[P_EFFECT_HALF_LIFE_DAYS]
+    return (age_hr == 1.0 and half_life <= 0.0, prm[P_EXIT_RATE] / DAYS_PER_YEAR,
+            prm[P_REENTRY_HR], age_hr, cfg[C_REFERENCE_AGE], half_life,
+            cfg[C_HAS_CONTRACT] > 0.5)
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+def _window(r, s, e, age0, cfg, days):
+    """A young person's tracking window (from referral, treatment start or end, to the
+    tracking length or age 18): (start, end, horizon of the care walks, and the start's
+    and end's quarter look-ups), its child days binned (sharing the look-ups)."""
+    cal_edges, day_q, q_slope, qsr_out, k_slope, cal_out, _ = days
+    track_from = int(cfg[C_TRACK_FROM])
+    track_a = r if track_from == 0 else (s if track_from == 1 else e)
+    t18 = r + (cfg[C_CARE_END_AGE] - age0) * DAYS_PER_YEAR
+    track_b = min(track_a + cfg[C_TRACKING_DAYS], t18)
+    horizon = track_b
+    k_a, room_a = quarter_room(track_a, cal_edges, day_q)
+    k_b, room_b = quarter_room(track_b, cal_edges, day_q)
+    if track_b > track_a:
+        slope_at_since(0.0, 1.0, QSR_WIDTH, q_slope, qsr_out, Q_CHILD_DAYS)
+        slope_at_since(track_b - track_a, -1.0, QSR_WIDTH, q_slope, qsr_out, Q_CHILD_DAYS)
+        bump(k_a, room_a, 1.0, k_slope, cal_out, K_CHILD_DAYS)
+        bump(k_b, room_b, -1.0, k_slope, cal_out, K_CHILD_DAYS)
+    else:
+        horizon = r
+    return track_a, track_b, horizon, k_a, room_a, k_b, room_b
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+def _baseline_days(window, cfg, baseline_q, days, binning):
+    """Under a contract, the window's tracking cohort (the calendar quarter it opens in,
+    clamped: a window after the calendar bins nothing) and its baseline care days: child
+    days times the baseline proportion. Returns the cohort (0 without a contract)."""
+    if cfg[C_HAS_CONTRACT] <= 0.5:
+        return 0
+    track_a, track_b, _, k_a, room_a, k_b, room_b = window
+    cal_edges, day_q = days[0], days[1]
+    n_cal = cal_edges.shape[0] - 1
+    base_slope, base_cq = binning.cohort_slope[CO_BASELINE], binning.cohort_days[CO_BASELINE]
+    cohort = min(pick(k_a >= 0, k_a, n_cal - 1), binning.cohort_days.shape[2] - 1)
+    w_child = 1.0 if track_b > track_a else 0.0
+    if baseline_q.shape[0] == 1:
+        bump_cohort(k_a, room_a, baseline_q[0] * w_child, cohort, base_slope, base_cq)
+        bump_cohort(k_b, room_b, -baseline_q[0] * w_child, cohort, base_slope, base_cq)
+    elif track_b > track_a:
+        _add_baseline_days(track_a, track_b, QSR_WIDTH, baseline_q, cal_edges, day_q,
+                           base_slope, base_cq, cohort)
+    return cohort
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+def _clear_checks(r, event_months, checks, in_care):
+    """The times a young person referred at r is assessed for the outcome events, and
+    not yet known to be in care at any of them."""
+    for m in range(event_months.shape[0]):
+        checks[m] = r + event_months[m] * DAYS_PER_MONTH
+        in_care[0, m] = False
+        in_care[1, m] = False
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+def _walk(person, with_effect, tx, window, rules, bins, days):
+    """One care walk from referral to the horizon (n = 0, 2, 4.. entry targets, 1, 3, 5..
+    spell lengths; draws 0 to 3 made in advance, in draw_young_people's vector loop):
+    its spells binned as ``bins`` says (quarter-since-tracking and calendar columns,
+    cohort band, in-care flags at the outcome events). The treated walk has the effect
+    (with_effect) unless it has none, when it walks by the counterfactual's rule.
+    Returns the care days in the window."""
+    r, age0, rate0, key, e0, x1, e2, x3, first, s, e = person
+    track_a, track_b, horizon, k_b, room_b, cohort = window
+    constant_pieces, exit_rate, reentry_hr, _, _, _, has_contract = rules
+    q_col, k_col, co_slope, co_days, in_care = bins
+    cal_edges, day_q, q_slope, qsr_out, k_slope, cal_out, checks = days
+    mult_during, mult_after, lhr_after = tx
+    days_in = 0.0
+    t = r
+    n = 0
+    rate = rate0
+    target = e0
+    while t < horizon:
+        if constant_pieces and not with_effect:   # the first entry worked out ahead
+            t_in = _untreated_entry(n, first, t, target, rate, horizon)
+        elif constant_pieces:
+            t_in = _entry_in_pieces(t, target, horizon, rate, True, s, e, mult_during,
+                                    mult_after)
+        else:
+            t_in = _next_entry(t, target, horizon, rate, (r, age0),
+                               (with_effect, s, e, mult_during, mult_after, lhr_after), rules)
+        if t_in >= horizon:
+            break
+        t_out = _spell_end(t_in, n, key, x1, x3, exit_rate, horizon)
+        n += 2
+        for m in range(checks.shape[0]):
+            if t_in <= checks[m] < t_out:
+                in_care[m] = True
+        a = max(t_in, track_a)
+        b = min(t_out, track_b)
+        if b > a:
+            days_in += b - a
+            slope_at_since(a - track_a, 1.0, QSR_WIDTH, q_slope, qsr_out, q_col)
+            slope_at_since(b - track_a, -1.0, QSR_WIDTH, q_slope, qsr_out, q_col)
+            if has_contract:
+                _bin_spell(a, b, track_b, k_b, room_b, cal_edges, day_q, cohort, co_slope,
+                           co_days)
+            else:
+                _bin_calendar_spell(a, b, track_b, k_b, room_b, cal_edges, day_q, k_slope,
+                                    cal_out, k_col)
+        t = t_out
+        rate = rate0 * reentry_hr
+        if t < horizon:
+            target = e2 if n == 2 else exponential(key, n)
+    return days_in
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+def _count_events(horizon, days, n_events, work):
+    """Each outcome event assessed before the horizon counts, treated and counterfactual,
+    unless the young person was in care then."""
+    cal_edges, day_q, checks = days[0], days[1], days[6]
+    event_counts, in_care = work.binning.event_counts, work.in_care
+    for m in range(n_events):
+        if checks[m] < horizon:
+            if not in_care[0, m]:
+                count_at(checks[m], cal_edges, day_q, event_counts[0], m, 1.0)
+            if not in_care[1, m]:
+                count_at(checks[m], cal_edges, day_q, event_counts[1], m, 1.0)

@@ -1,4 +1,7 @@
-"""TODO docstring."""
+"""Many paths: a chunk of paths on several threads, and the per-path totals the
+reconciliation checks compare."""
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 from numba import njit, prange, types
 from numba.core import cgutils
@@ -24,10 +27,11 @@ from ..layout import (
     T_CASH_IMBALANCE,
     T_CHILD_DAYS,
     T_QSR_CHILD_DAYS,
+    Outputs,
 )
-from .binning import day_quarters
 from .cache import FASTMATH
-from .path import EVENTS_FIRST, EVENTS_FULL, PATH_DONE, WORKSPACE_FIRST, simulate_path
+from .path import EVENTS_FULL, PATH_DONE, simulate_path
+from .work import EVENTS_FIRST, WORKSPACE_FIRST, Workspace
 
 
 @intrinsic
@@ -48,64 +52,65 @@ def _fetch_add(typingctx, counter, n):
 PATHS_PER_TAKE = 8
 
 
-# more than any machine's threads: each thread's first worker takes paths until none are
-# left, and its other workers then find none
-WORKERS = 1024
-
-
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", parallel=True)
-def simulate_chunk(seed, path_start, params, cfg, team_start, team_size, team_weight,
-                   reason_cdf, cal_edges, baseline_q, event_months, event_prices, call_schedule,
-                   out, qsr_out, cal_out, reasons_out, totals_out):
-    """Simulate paths path_start .. path_start + len(params) - 1 into the outputs, and each
-    path's totals for the reconciliation checks (path_totals) into totals_out, read
-    from its outputs just written (while they are in the cache, rather than in a pass
-    over the finished arrays afterwards).
+def run_chunk(seed, path_start, params, scenario, outputs, threads):
+    """Simulate paths path_start .. path_start + len(params) - 1 into ``outputs`` (an
+    Outputs of their rows) on ``threads`` threads, each running simulate_chunk.
 
     Each path zeroes and then writes only its own rows, so the result is the same
     for any number of threads, any split of paths into chunks and whatever the
     output memory held before. Threads take paths a few at a time from a shared
-    counter, rather than half each: on a shared machine one core can run slower than
-    the other for a while, and a fixed half would leave the faster one waiting.
+    counter, rather than a fixed share each: on a shared machine one core can run
+    slower than the other for a while, and a fixed half would leave the faster one
+    waiting. The kernel releases the GIL, so Python's threads run it in parallel.
     """
-    day_q = day_quarters(cal_edges)
-    n = params.shape[0]
     taken = np.zeros(1, np.int64)
-    # each worker's workspace starts as these (empty: most workers find no paths) and
-    # grows to what its paths need
-    no_f = np.empty(0)
-    no_i = np.empty(0, np.int64)
-    no_u = np.empty(0, np.uint64)
-    no_b = np.empty(0, np.bool_)
-    for _ in prange(WORKERS):
-        ws_f, ws_i, ws_u, ws_b = no_f, no_i, no_u, no_b
-        ev_cap = EVENTS_FIRST
-        while True:
-            a = _fetch_add(taken, PATHS_PER_TAKE)
-            if a >= n:
-                break
-            for i in range(a, min(a + PATHS_PER_TAKE, n)):
-                while True:
-                    out[i] = 0.0
-                    qsr_out[i] = 0.0
-                    cal_out[i] = 0.0
-                    reasons_out[i] = 0.0
-                    done = simulate_path(seed, path_start + i, params[i], cfg, team_start,
-                                         team_size, team_weight, reason_cdf, cal_edges, day_q,
-                                         baseline_q, event_months, event_prices,
-                                         call_schedule, out[i],
-                                         qsr_out[i], cal_out[i], reasons_out[i], ws_f, ws_i,
-                                         ws_u, ws_b, ev_cap)
-                    if done == PATH_DONE:
-                        path_totals(cal_out[i], qsr_out[i], totals_out[i])
-                        break
-                    if done == EVENTS_FULL:
-                        ev_cap *= 2
-                    else:
-                        ws_f = np.empty(max(2 * ws_f.shape[0], WORKSPACE_FIRST[0]))
-                        ws_i = np.empty(max(2 * ws_i.shape[0], WORKSPACE_FIRST[1]), np.int64)
-                        ws_u = np.empty(max(2 * ws_u.shape[0], WORKSPACE_FIRST[2]), np.uint64)
-                        ws_b = np.empty(max(2 * ws_b.shape[0], WORKSPACE_FIRST[3]), np.bool_)
+    workers = max(min(threads, -(-params.shape[0] // PATHS_PER_TAKE)), 1)
+    if workers == 1:
+        simulate_chunk(taken, seed, path_start, params, scenario, outputs)
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        done = [pool.submit(simulate_chunk, taken, seed, path_start, params, scenario, outputs)
+                for _ in range(workers)]
+        for worker in done:
+            worker.result()
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
+def simulate_chunk(taken, seed, path_start, params, scenario, outputs):
+    """One thread's share of a chunk: paths taken a few at a time from the shared counter
+    ``taken`` until none are left, each path's totals for the reconciliation checks
+    (path_totals) read from its outputs just written (while they are in the cache,
+    rather than in a pass over the finished arrays afterwards). The thread's workspace
+    grows to what its paths need."""
+    ws = Workspace(np.empty(WORKSPACE_FIRST[0]), np.empty(WORKSPACE_FIRST[1], np.int64),
+                   np.empty(WORKSPACE_FIRST[2], np.uint64),
+                   np.empty(WORKSPACE_FIRST[3], np.bool_))
+    ev_cap = np.int64(EVENTS_FIRST)
+    n = params.shape[0]
+    while True:
+        a = _fetch_add(taken, PATHS_PER_TAKE)
+        if a >= n:
+            break
+        for i in range(a, min(a + PATHS_PER_TAKE, n)):
+            rows = Outputs(outputs.out[i], outputs.qsr[i], outputs.cal[i], outputs.reasons[i],
+                           outputs.totals[i])
+            while True:
+                rows.out[:] = 0.0
+                rows.qsr[:] = 0.0
+                rows.cal[:] = 0.0
+                rows.reasons[:] = 0.0
+                done = simulate_path(seed, path_start + i, params[i], scenario, rows, ws,
+                                     ev_cap)
+                if done == PATH_DONE:
+                    path_totals(rows.cal, rows.qsr, rows.totals)
+                    break
+                if done == EVENTS_FULL:
+                    ev_cap *= 2
+                else:
+                    ws = Workspace(np.empty(2 * ws.f.shape[0]),
+                                   np.empty(2 * ws.i.shape[0], np.int64),
+                                   np.empty(2 * ws.u.shape[0], np.uint64),
+                                   np.empty(2 * ws.b.shape[0], np.bool_))
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)

@@ -1,4 +1,5 @@
-"""TODO docstring."""
+"""The contract of one path: outcome payments, no-effect payments, service costs and
+the contract's figures, then the SPV waterfall and the investors' figures."""
 import math
 
 import numpy as np
@@ -74,6 +75,7 @@ from . import waterfall as W
 from .binning import add_interval, cohort_totals
 from .cache import FASTMATH
 from .vector import batch_exp
+from .waterfall import PaymentTerms
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
@@ -101,52 +103,92 @@ N_BQ = 8
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
-def contract_and_finance(prm, cfg, team_start, edges, cohort_days, event_counts,
-                          event_prices, call_schedule, out, cal_out, by_quarter, lines,
-                          payment_work):
+def contract_and_finance(prm, scenario, team_start, binning, money, rows):
     """Outcome payments (and what they would have been had the service had no effect),
-    service costs and the SPV waterfall for one path. Work arrays (the caller's):
-    by_quarter (N_BQ, quarters), lines (quarters, W.N_LINES), payment_work
-    (W.payment_work_size)."""
-    n_cal = edges.shape[0] - 1
+    service costs and the SPV waterfall for one path, from its care days by tracking
+    cohort and outcome events (binning, settled); ``money``: the work arrays."""
+    cfg = scenario.config
+    by_quarter = money.by_quarter
     by_quarter[:] = 0.0
-    cohort_totals(cohort_days[CO_TREATED], by_quarter[BQ_TREATED])
-    cohort_totals(cohort_days[CO_BASELINE], by_quarter[BQ_BASELINE])
-    cohort_totals(cohort_days[CO_COUNTERFACTUAL], by_quarter[BQ_COUNTERFACTUAL])
-    n_events = event_counts.shape[2]
-    for k in range(n_cal):
+    _care_days_by_quarter(binning, by_quarter, rows)
+    payments = by_quarter[BQ_PAYMENTS]
+    no_effect = by_quarter[BQ_NO_EFFECT_PAYMENTS]
+    terms = PaymentTerms(cfg[C_PRICE_PER_DAY], int(cfg[C_PAYMENT_LAG]), cfg[C_CLAWBACK] > 0.5,
+                         cfg[C_CAP], int(cfg[C_LAST_PAYMENT_Q]))
+    days, events, prices = binning.cohort_days, binning.event_counts, scenario.event_prices
+    capped = W.cohort_payments_into(days[CO_BASELINE], days[CO_TREATED], events[0], prices,
+                                    terms, payments, money.payment_work)
+    W.cohort_payments_into(days[CO_BASELINE], days[CO_COUNTERFACTUAL], events[1], prices,
+                           terms, no_effect, money.payment_work)
+    costs = by_quarter[BQ_COSTS]
+    _costs(prm, scenario, team_start, rows.cal, by_quarter)
+    _contract_figures(prm, cfg, by_quarter, capped, rows)
+    if cfg[C_HAS_FINANCE] < 0.5:
+        for o in (O_COSTS_UNFUNDED, O_CAPITAL_DRAWN, O_DISTRIBUTIONS_INVESTORS,
+                  O_DISTRIBUTIONS_PROVIDER, O_MULTIPLE, O_MOIC_DRAWN, O_IRR, O_IRR_RULE,
+                  O_PEAK_CAPITAL_AT_RISK, O_LOSS, O_UNDRAWN_COMMITMENT, O_IDLE_CASH):
+            rows.out[o] = np.nan
+        return
+    _finance(cfg, payments, costs, scenario.call_schedule, rows, money.lines,
+             by_quarter[BQ_FLOWS])
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+def _care_days_by_quarter(binning, by_quarter, rows):
+    """Treated, baseline and counterfactual care days and outcome events by calendar
+    quarter, summed over the cohorts, into by_quarter and the path's calendar rows."""
+    cal_out = rows.cal
+    days = binning.cohort_days
+    cohort_totals(days[CO_TREATED], by_quarter[BQ_TREATED])
+    cohort_totals(days[CO_BASELINE], by_quarter[BQ_BASELINE])
+    cohort_totals(days[CO_COUNTERFACTUAL], by_quarter[BQ_COUNTERFACTUAL])
+    event_counts = binning.event_counts
+    for k in range(cal_out.shape[0]):
         cal_out[k, K_CARE_TREATED] = by_quarter[BQ_TREATED, k]
         cal_out[k, K_BASELINE_CARE_DAYS] = by_quarter[BQ_BASELINE, k]
         cal_out[k, K_CARE_COUNTERFACTUAL] = by_quarter[BQ_COUNTERFACTUAL, k]
         events = 0.0
-        for e in range(n_events):   # (a loop: numba's sum of a row is a call)
+        for e in range(event_counts.shape[2]):   # (a loop: numba's sum of a row is a call)
             events += event_counts[0, k, e]
         cal_out[k, K_OUTCOME_EVENTS] = events
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+def _costs(prm, scenario, team_start, cal_out, by_quarter):
+    """Team days by calendar quarter (into the path's rows) and the service's costs
+    (into by_quarter's costs row; its growth row left at the discount factors)."""
+    cfg = scenario.config
+    edges = scenario.calendar_edges
+    service_end = cfg[C_SERVICE_END]
+    for k in range(team_start.shape[0]):
+        add_interval(team_start[k], service_end, edges, cal_out, K_TEAM_DAYS, 1.0)
+    growth = by_quarter[BQ_GROWTH]
+    compounded(prm[P_COST_INFLATION], edges, growth)
+    rates = W.CostRates(prm[P_COST_TEAM_QUARTER], prm[P_COST_PER_CASE], prm[P_COST_FLEX_FUND],
+                        prm[P_COST_SET_UP], prm[P_COST_LICENCE_YEAR],
+                        prm[P_COST_MANAGEMENT_QUARTER])
+    W.quarterly_costs(cal_out[:, K_TEAM_DAYS], cal_out[:, K_STARTED], rates, growth,
+                      int(cfg[C_WIND_UP_Q]), by_quarter[BQ_COSTS])
+    compounded(cfg[C_DISCOUNT_RATE], edges, growth)
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+def _contract_figures(prm, cfg, by_quarter, capped, rows):
+    """The path's payments, no-effect payments and costs by quarter, and the contract's
+    figures: totals, the deadweight share, present value, cap, net saving."""
+    cal_out, out = rows.cal, rows.out
+    payments = by_quarter[BQ_PAYMENTS]
+    no_effect = by_quarter[BQ_NO_EFFECT_PAYMENTS]
+    costs = by_quarter[BQ_COSTS]
+    growth = by_quarter[BQ_GROWTH]
     treated = cal_out[:, K_CARE_TREATED].sum()
     baseline = cal_out[:, K_BASELINE_CARE_DAYS].sum()
     counterfactual = cal_out[:, K_CARE_COUNTERFACTUAL].sum()
     out[O_BASELINE_CARE_DAYS] = baseline
-    payments = by_quarter[BQ_PAYMENTS]
-    capped = _payments(cfg, cohort_days[CO_BASELINE], cohort_days[CO_TREATED], event_counts[0],
-                       event_prices, payments, payment_work)
-    no_effect = by_quarter[BQ_NO_EFFECT_PAYMENTS]
-    _payments(cfg, cohort_days[CO_BASELINE], cohort_days[CO_COUNTERFACTUAL], event_counts[1],
-              event_prices, no_effect, payment_work)
-    service_end = cfg[C_SERVICE_END]
-    for k in range(team_start.shape[0]):
-        add_interval(team_start[k], service_end, edges, cal_out, K_TEAM_DAYS, 1.0)
-    costs = by_quarter[BQ_COSTS]
-    growth = by_quarter[BQ_GROWTH]
-    compounded(prm[P_COST_INFLATION], edges, growth)
-    W.quarterly_costs(cal_out[:, K_TEAM_DAYS], cal_out[:, K_STARTED],
-                      prm[P_COST_TEAM_QUARTER], prm[P_COST_PER_CASE], prm[P_COST_FLEX_FUND],
-                      prm[P_COST_SET_UP], prm[P_COST_LICENCE_YEAR],
-                      prm[P_COST_MANAGEMENT_QUARTER], growth, int(cfg[C_WIND_UP_Q]), costs)
-    compounded(cfg[C_DISCOUNT_RATE], edges, growth)
     total_paid = 0.0
     total_no_effect = 0.0
     pv = 0.0
-    for k in range(n_cal):
+    for k in range(cal_out.shape[0]):
         cal_out[k, K_OUTCOME_PAYMENTS] = payments[k]
         cal_out[k, K_NO_EFFECT_PAYMENTS] = no_effect[k]
         cal_out[k, K_SERVICE_COSTS] = costs[k]
@@ -163,34 +205,19 @@ def contract_and_finance(prm, cfg, team_start, edges, cohort_days, event_counts,
     avoided = (counterfactual - treated) * prm[P_CARE_COST_PER_DAY]
     out[O_CARE_COSTS_AVOIDED] = avoided
     out[O_NET_SAVING] = avoided - total_paid
-    if cfg[C_HAS_FINANCE] < 0.5:
-        for o in (O_COSTS_UNFUNDED, O_CAPITAL_DRAWN, O_DISTRIBUTIONS_INVESTORS,
-                  O_DISTRIBUTIONS_PROVIDER, O_MULTIPLE, O_MOIC_DRAWN, O_IRR, O_IRR_RULE,
-                  O_PEAK_CAPITAL_AT_RISK, O_LOSS, O_UNDRAWN_COMMITMENT, O_IDLE_CASH):
-            out[o] = np.nan
-        return
-    _finance(cfg, payments, costs, call_schedule, out, cal_out, lines, by_quarter[BQ_FLOWS])
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
-def _payments(cfg, baseline_cq, care_cq, event_counts, event_prices, payments, work):
-    """The contract's payments by quarter on these care days; True if the cap was reached."""
-    return W.cohort_payments_into(baseline_cq, care_cq, event_counts, event_prices,
-                                  cfg[C_PRICE_PER_DAY], int(cfg[C_PAYMENT_LAG]),
-                                  cfg[C_CLAWBACK] > 0.5, cfg[C_CAP], int(cfg[C_LAST_PAYMENT_Q]),
-                                  payments, work)
-
-
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
-def _finance(cfg, payments, costs, call_schedule, out, cal_out, lines, flows):
+def _finance(cfg, payments, costs, call_schedule, rows, lines, flows):
     """The SPV waterfall and the investors' figures for one path (flows: a work row)."""
+    out, cal_out = rows.out, rows.cal
     n_cal = payments.shape[0]
     wind_up = int(cfg[C_WIND_UP_Q])
     lines[:] = 0.0
     commitment = cfg[C_COMMITMENT]
-    drawn = W.spv_cash_flows(payments, costs, call_schedule, commitment, cfg[C_RESERVE],
-                             cfg[C_TRANCHE], int(cfg[C_DISTRIBUTION_FROM_Q]), wind_up,
-                             cfg[C_INVESTOR_SHARE], lines)
+    terms = W.FinanceTerms(commitment, cfg[C_RESERVE], cfg[C_TRANCHE],
+                           int(cfg[C_DISTRIBUTION_FROM_Q]), wind_up, cfg[C_INVESTOR_SHARE])
+    drawn = W.spv_cash_flows(payments, costs, call_schedule, terms, lines)
     at_risk = 0.0
     peak = 0.0
     idle = 0.0

@@ -1,10 +1,11 @@
-"""TODO docstring."""
+"""Referrals: counts per team-month, arrival times, screening and rejection reasons."""
 import math
 
 import numpy as np
 from numba import njit
 
 from ..layout import (
+    C_REFERRALS_END,
     DAYS_PER_MONTH,
     DAYS_PER_YEAR,
     K_ACCEPTED,
@@ -22,12 +23,10 @@ from ..layout import (
     R_ARRIVAL,
     R_REASON,
     R_SCREEN,
-    S_REFERRAL,
-    S_REFERRAL_COUNT,
 )
 from .binning import add_count, quarter_bounds, quarter_of
 from .cache import FASTMATH
-from .rng import gamma_draw, poisson_draw, stream_key, subkey, uniform
+from .rng import gamma_draw, poisson_draw, subkey, uniform
 from .vector import INF, batch_exp, batch_log, batch_norm_ppf, pick
 
 
@@ -57,48 +56,58 @@ def referral_months(team_start, delay, referrals_end):
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
-def count_referrals(seed, path, prm, team_start, team_weight, referrals_end, counts, work,
-                    work_int, keys, accepted):
-    """Referral counts per team-month (negative binomial as a gamma-Poisson mixture) into
-    counts (teams, referral_months), overwritten.
+def count_referrals(key, prm, team_start, team_weight, referrals_end, counting):
+    """Referral counts per team-month (negative binomial as a gamma-Poisson mixture) on
+    the referral-count stream ``key``, into counting.counts (teams, referral_months),
+    overwritten.
 
     In three passes over the team-months: their means, keys and first uniforms; the
     first Marsaglia-Tsang attempt of each gamma draw and the Poisson's exp(-mean), in
     branch-free arithmetic that vectorises (for a gamma shape of 1 or more); then each
     count, by the scalar gamma_draw where the squeeze did not accept that first attempt
     (the same draws, so the same value), and by inversion of the Poisson.
-    Work arrays (the caller's, for teams x months cells): work (5, cells), work_int
-    (3, cells), keys and accepted (cells,).
     """
-    n_teams = team_start.shape[0]
-    n_months = counts.shape[1]
-    counts[:] = 0
-    cell = work_int[0]        # k * n_months + j
-    mean = work[0]
-    u0 = work[1]
-    u1 = work[2]
-    base = stream_key(seed, S_REFERRAL_COUNT, path)
+    counting.counts[:] = 0
+    n = _cell_draws(key, prm, team_start, team_weight, referrals_end, counting)
     k_nb = prm[P_REFERRAL_DISPERSION]
-    n = 0
-    for k in range(n_teams):
+    _first_gamma_attempts(k_nb, counting, n)
+    _cell_counts(k_nb, counting, n)
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+def _cell_draws(key, prm, team_start, team_weight, referrals_end, counting):
+    """Each team-month with referrals: its cell number, key, mean and first two uniforms
+    (counting's work rows, in cell order). Returns the number of cells."""
+    n_months = counting.counts.shape[1]
+    cell, mean, u0, u1 = counting.ints[0], counting.real[0], counting.real[1], counting.real[2]
+    n = np.int64(0)   # (not a literal: see care._NO)
+    for k in range(team_start.shape[0]):
         for j in range(n_months):
             a = team_start[k] + j * DAYS_PER_MONTH
             if a >= referrals_end:
                 break
             share = min(1.0, (referrals_end - a) / DAYS_PER_MONTH)
-            key = subkey(subkey(base, k), j)
+            cell_key = subkey(subkey(key, k), j)
             cell[n] = k * n_months + j
-            keys[n] = key
+            counting.keys[n] = cell_key
             mean[n] = _month_mean(prm, j, team_weight[k]) * share
-            u0[n] = uniform(key, 0)
-            u1[n] = uniform(key, 1)
+            u0[n] = uniform(cell_key, 0)
+            u1[n] = uniform(cell_key, 1)
             n += 1
-    first_try = k_nb >= 1.0   # gamma shape >= 1: the first attempt takes draws 0 and 1
+    return n
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+def _first_gamma_attempts(k_nb, counting, n):
+    """Each cell's Poisson mean: its negative-binomial mean, or, for a gamma shape of 1 or
+    more, gamma_draw's first attempt (draws 0 and 1) with whether it was accepted."""
+    mean, u0, u1 = counting.real[0], counting.real[1], counting.real[2]
+    accepted = counting.accepted
     accepted[:n] = False
-    lam = work[3, :n]
+    lam = counting.real[3, :n]
     for m in range(n):
         lam[m] = mean[m]
-    if first_try:
+    if k_nb >= 1.0:
         d = k_nb - 1.0 / 3.0
         c = 1.0 / math.sqrt(9.0 * d)
         for m in range(n):  # gamma_draw's first attempt, branch-free
@@ -111,28 +120,37 @@ def count_referrals(seed, path, prm, team_start, team_weight, referrals_end, cou
             exact = batch_log(u1[m]) < 0.5 * x2 + d - d * v3 + d * batch_log(v3)
             accepted[m] = (v > 0.0) & (squeeze | exact)
             lam[m] = d * v3 * (mean[m] / k_nb) * 1.0
-    p0 = work[4, :n]
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+def _cell_counts(k_nb, counting, n):
+    """Each cell's count: the gamma draws the first attempt did not settle, then the
+    Poisson by inversion (by poisson_draw for a mean of 30 or more)."""
+    n_months = counting.counts.shape[1]
+    cell, mean, u0, u1 = counting.ints[0], counting.real[0], counting.real[1], counting.real[2]
+    keys, lam = counting.keys, counting.real[3, :n]
+    p0 = counting.real[4, :n]
     for m in range(n):
         p0[m] = batch_exp(-lam[m])
-    draws = work_int[1, :n]   # the draw number of each cell's Poisson uniform
+    draws = counting.ints[1, :n]   # the draw number of each cell's Poisson uniform
     for m in range(n):
         key = keys[m]
-        draw = 0
+        draw = np.int64(0)   # (not a literal: see care._NO)
         if k_nb > 0.0:
-            if accepted[m]:
+            if counting.accepted[m]:
                 draw = 2
             else:
-                lam[m], draw = gamma_draw(key, 0, k_nb, mean[m] / k_nb)
+                lam[m], draw = gamma_draw(key, draw, k_nb, mean[m] / k_nb)
                 p0[m] = math.exp(-lam[m])
         draws[m] = draw
         u0[m] = uniform(key, draw)
-    found = work_int[2, :n]
+    found = counting.ints[2, :n]
     _poisson_inversions(u0, lam, p0, u1, found, n)
     for m in range(n):
         count = found[m]
         if not (0.0 < lam[m] < 30.0):
             count = poisson_draw(keys[m], draws[m], lam[m])[0]
-        counts[cell[m] // n_months, cell[m] % n_months] = count
+        counting.counts[cell[m] // n_months, cell[m] % n_months] = count
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
@@ -197,7 +215,7 @@ def _sort_month(times, keys, tmp_t, tmp_k, a, b):
         return
     for r in range(a, b, SORT_RUN):
         _sort_arrivals(times, keys, r, min(r + SORT_RUN, b))
-    width = SORT_RUN
+    width = np.int64(SORT_RUN)   # (not a literal: see care._NO)
     in_tmp = False
     while width < m:
         if in_tmp:
@@ -245,20 +263,36 @@ def _merge_runs(src_t, src_k, dst_t, dst_k, a, b, width):
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
-def screen_referrals(seed, path, prm, counts, team_start, referrals_end, first_year_a, first_year_b,
-               cal_edges, day_q, reason_cdf, ref_team, ref_time, ref_key, acc_team, acc_time,
-               acc_key, accept_t, rejected, slot, u, out, cal_out, reasons_out):
+def screen_referrals(key, prm, scenario, team_start, first_year, counts, refs, accepted, rows):
     """Each referral's team, arrival time (uniform in its month, in time order within the
-    month) and key, then screening, and the reasons for rejection. Returns the number
-    accepted; their team, referral time, key and acceptance time go to acc_team,
-    acc_time, acc_key and accept_t, in order: team by team, and in time order within a
-    team (every kernel after this one works on the accepted young people, in these
-    arrays' order; run_team takes each team's as a range)."""
-    base = stream_key(seed, S_REFERRAL, path)
+    month) and key, on the referrals' stream ``key``, then screening, and the reasons
+    for rejection. Returns the number accepted; their team, referral time, key and
+    acceptance time go to the first rows of ``accepted`` (People as long as the
+    referrals), in order: team by team, and in time order within a team (every kernel
+    after this one works on the accepted young people, in this order; run_team takes
+    each team's as a range). ``first_year``: (start, end) of the first year of referrals."""
+    _arrivals(key, counts, team_start, scenario.config[C_REFERRALS_END], refs, accepted)
+    for i in range(refs.time.shape[0]):  # the screening draws (vector instructions again)
+        refs.work[i] = uniform(refs.key[i], R_SCREEN)
+    n_acc, n_rej = _screen(prm, scenario, first_year, refs, accepted, rows)
+    reason_cdf = scenario.reason_cdf
+    if reason_cdf.shape[0] > 0:
+        for c in range(n_rej):
+            ref_key = refs.key[np.uint64(refs.rejected[c])]
+            rows.reasons[_categorical(uniform(ref_key, R_REASON), reason_cdf)] += 1.0
+    rows.out[O_REFERRALS] = refs.time.shape[0]
+    rows.out[O_REJECTED] = n_rej
+    return n_acc
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+def _arrivals(key, counts, team_start, referrals_end, refs, accepted):
+    """Each referral's team, key and arrival time, in time order within its month."""
+    ref_team, ref_time, ref_key, slot, u = refs.team, refs.time, refs.key, refs.slot, refs.work
     # each referral's month (its key, start and width) and place in the month ...
     i = 0
     for k in range(counts.shape[0]):
-        team_key = subkey(base, k)
+        team_key = subkey(key, k)
         for j in range(counts.shape[1]):
             a = team_start[k] + j * DAYS_PER_MONTH
             width = min(DAYS_PER_MONTH, referrals_end - a)
@@ -272,25 +306,34 @@ def screen_referrals(seed, path, prm, counts, team_start, referrals_end, first_y
                 i += 1
     # ... then the hashes, on contiguous arrays only: vector instructions
     for i in range(ref_time.shape[0]):
-        key = subkey(ref_key[i], slot[i])
-        ref_key[i] = key
-        ref_time[i] = ref_time[i] + u[i] * uniform(key, R_ARRIVAL)
-    first = 0
+        referral_key = subkey(ref_key[i], slot[i])
+        ref_key[i] = referral_key
+        ref_time[i] = ref_time[i] + u[i] * uniform(referral_key, R_ARRIVAL)
+    first = np.int64(0)   # (not a literal: see care._NO)
     for k in range(counts.shape[0]):
         for j in range(counts.shape[1]):
             m = counts[k, j]
             if m < SORT_MERGE_FROM:   # (inline here: the call cost a per cent of a path)
                 _sort_arrivals(ref_time, ref_key, first, first + m)
-            else:   # a big month (acc_time and acc_key are written only later)
-                _sort_month(ref_time, ref_key, acc_time, acc_key, first, first + m)
+            else:   # a big month (accepted's ref_time and key are written only later)
+                _sort_month(ref_time, ref_key, accepted.ref_time, accepted.key, first,
+                            first + m)
             first += m
-    for i in range(ref_time.shape[0]):  # the screening draws (vector instructions again)
-        u[i] = uniform(ref_key[i], R_SCREEN)
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+def _screen(prm, scenario, first_year, refs, accepted, rows):
+    """Screening, branch-free (acceptance is a coin toss): the accepted to ``accepted``, the
+    rejected's indices to refs.rejected, referrals and acceptances counted by calendar
+    quarter, and those in the first year. Returns (accepted, rejected)."""
+    cal_edges, day_q, cal_out = scenario.calendar_edges, scenario.day_quarter, rows.cal
+    first_year_a, first_year_b = first_year
+    ref_team, ref_time, ref_key, u = refs.team, refs.time, refs.key, refs.work
     accept_share = prm[P_ACCEPTANCE_SHARE]
     screening = prm[P_SCREENING_DAYS]
     n_acc = 0
     n_rej = 0
-    first_year = 0
+    in_first_year = 0
     # Referrals and acceptances are counted by calendar quarter in runs: a team's
     # referrals come in time order, so the quarter changes a few dozen times a path.
     # Adding 1 to a quarter's count in memory for each referral chained every
@@ -303,16 +346,16 @@ def screen_referrals(seed, path, prm, counts, team_start, referrals_end, first_y
     k_acc = -1
     run_acc = 0
     lo_acc, hi_acc = INF, -INF
-    for i in range(ref_time.shape[0]):  # branch-free: acceptance is a coin toss
+    for i in range(ref_time.shape[0]):
         t = ref_time[i]
-        first_year += (first_year_a <= t) & (t < first_year_b)
+        in_first_year += (first_year_a <= t) & (t < first_year_b)
         t_acc = t + screening
         acc = u[i] < accept_share
-        acc_team[n_acc] = ref_team[i]   # (written whether accepted or not: kept if so)
-        acc_time[n_acc] = t
-        acc_key[n_acc] = ref_key[i]
-        accept_t[n_acc] = t_acc
-        rejected[n_rej] = i
+        accepted.team[n_acc] = ref_team[i]   # (written whether accepted or not: kept if so)
+        accepted.ref_time[n_acc] = t
+        accepted.key[n_acc] = ref_key[i]
+        accepted.accept_t[n_acc] = t_acc
+        refs.rejected[n_rej] = i
         n_acc += acc
         n_rej += pick(acc, 0, 1)
         if not (lo_ref <= t < hi_ref):
@@ -329,14 +372,8 @@ def screen_referrals(seed, path, prm, counts, team_start, referrals_end, first_y
         run_acc += acc
     add_count(k_ref, run_ref, cal_out, K_REFERRALS)
     add_count(k_acc, run_acc, cal_out, K_ACCEPTED)
-    out[O_REFERRALS_FIRST_YEAR] += first_year
-    if reason_cdf.shape[0] > 0:
-        for c in range(n_rej):
-            key = ref_key[np.uint64(rejected[c])]
-            reasons_out[_categorical(uniform(key, R_REASON), reason_cdf)] += 1.0
-    out[O_REFERRALS] = ref_time.shape[0]
-    out[O_REJECTED] = n_rej
-    return n_acc
+    rows.out[O_REFERRALS_FIRST_YEAR] += in_first_year
+    return n_acc, n_rej
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)

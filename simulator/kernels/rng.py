@@ -1,4 +1,8 @@
-"""TODO docstring."""
+"""Counter-based random numbers (SplitMix64): every draw is a pure function of (seed,
+stream, path, entity, draw number), so results do not depend on threads or chunks, and
+scenarios that differ in one parameter share their draws. Uniforms, exponentials, the
+normal quantile and truncated normals, gamma and Poisson draws, and the per-path
+uniforms of the uncertain parameters."""
 import math
 
 import numpy as np
@@ -118,9 +122,10 @@ def truncation(za, zb):
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", inline="always")
-def truncated_std_normal(u, sign, plo, phi, flip, no_mass, z_near):
-    """The standard normal truncated as ``truncation`` says, at uniform u (increasing in
-    u; branch-free, so that a loop of draws vectorises)."""
+def truncated_std_normal(u, law):
+    """The standard normal truncated as ``law`` (truncation's tuple) says, at uniform u
+    (increasing in u; branch-free, so that a loop of draws vectorises)."""
+    sign, plo, phi, flip, no_mass, z_near = law
     z = sign * batch_norm_ppf(plo + pick(flip, 1.0 - u, u) * (phi - plo))
     return pick(no_mass, z_near, z)
 

@@ -1,4 +1,7 @@
-"""TODO docstring."""
+"""Branch-free arithmetic: log, exp and the normal quantile written out in arithmetic and
+bit operations, and a select, so that loops over many draws compile to vector
+instructions (libm's scalar calls cannot be vectorised without SVML, which the PyPI
+llvmlite lacks)."""
 import math
 
 import numpy as np
@@ -11,12 +14,9 @@ from .cache import FASTMATH
 INF = np.inf
 
 
-# log, exp and the normal quantile written out in arithmetic and bit operations,
-# with no calls and no branches, so that a loop over many draws compiles to
-# vector instructions (libm's scalar calls cannot be vectorised without SVML,
-# which the PyPI llvmlite lacks). Same algorithms as fdlibm's log and exp (within
-# one ulp of libm) and the same Acklam quantile as norm_ppf. For finite inputs:
-# batch_log clamps x up to the smallest normal number, batch_exp to [-708, 709].
+# Same algorithms as fdlibm's log and exp (within one ulp of libm) and the same Acklam
+# quantile as rng.norm_ppf. For finite inputs: batch_log clamps x up to the smallest
+# normal number, batch_exp to [-708, 709].
 @intrinsic
 def _float_bits(typingctx, x):
     """The bits of a float64, as an int64 (a reinterpretation, not a conversion)."""

@@ -29,11 +29,41 @@ Every line is in pounds; the conservation identity
 construction each quarter and is checked in :mod:`simulator.engine`.
 """
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
 
 from .cache import FASTMATH
+
+
+class PaymentTerms(NamedTuple):
+    """The outcomes contract's terms of payment."""
+    price: float          # pounds a care day saved
+    lag: int              # quarters from an assessment to its payment
+    clawback: bool        # whether a cohort's fall in days saved is paid back
+    cap: float            # on total payments (< 0: no cap)
+    last_q: int           # the calendar quarter of the last payment
+
+
+class FinanceTerms(NamedTuple):
+    """The SPV's terms of finance."""
+    commitment: float     # the investors' commitment
+    reserve: float        # the cash the SPV keeps
+    tranche: float        # > 0: capital is called in whole tranches
+    dist_from_q: int      # the first quarter that distributes
+    wind_up_q: int        # the SPV's last quarter: nothing is called from it on
+    investor_share: float  # of the surplus once drawn capital is returned
+
+
+class CostRates(NamedTuple):
+    """What the service costs, in pounds at the contract start."""
+    team_quarter: float   # a team, a quarter
+    per_case: float       # a case started
+    flex_fund: float      # flexible fund a case started
+    set_up: float         # in the first quarter
+    licence_year: float   # the programme licence, a team a year
+    management_quarter: float  # the SPV's management fee, a quarter
 
 # Lines of the SPV cash-flow table (columns of ``lines``).
 L_PAYMENTS = 0
@@ -48,19 +78,18 @@ N_LINES = 8
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
-def cohort_payments(baseline_days, care_days, event_counts, event_prices, price, lag,
-                    clawback, cap, last_q, payments):
+def cohort_payments(baseline_days, care_days, event_counts, event_prices, terms, payments):
     """Outcome payments by calendar quarter; returns True if the cap was reached.
 
     baseline_days, care_days: (band, cohorts) days of cohort c in calendar quarter
     c + j at [j, c] (a cohort's days fall in the ``band`` quarters from its own);
-    event_counts: (quarters, events) outcome events assessed in each quarter.
-    ``cap`` < 0 means no cap; ``payments`` (quarters,) is overwritten.
+    event_counts: (quarters, events) outcome events assessed in each quarter, paid
+    event_prices each; ``terms``: PaymentTerms; ``payments`` (quarters,) is overwritten.
     """
     band, n_c = baseline_days.shape
     work = np.empty(payment_work_size(band, n_c, payments.shape[0]))
-    return cohort_payments_into(baseline_days, care_days, event_counts, event_prices, price,
-                                lag, clawback, cap, last_q, payments, work)
+    return cohort_payments_into(baseline_days, care_days, event_counts, event_prices, terms,
+                                payments, work)
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
@@ -70,10 +99,11 @@ def payment_work_size(band, n_cohorts, n_quarters):
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
-def cohort_payments_into(baseline_days, care_days, event_counts, event_prices, price, lag,
-                         clawback, cap, last_q, payments, work):
+def cohort_payments_into(baseline_days, care_days, event_counts, event_prices, terms, payments,
+                         work):
     """cohort_payments with the caller's work array (payment_work_size long, overwritten):
     a path's kernels allocate nothing."""
+    price, lag, clawback, cap, last_q = terms
     n_q = payments.shape[0]
     band, n_c = baseline_days.shape
     # Each cohort's true-up at its quarters' assessments, an offset j at a time over all
@@ -126,13 +156,13 @@ def reserve_target(payments, costs, reserve, k, wind_up_q):
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
-def spv_cash_flows(payments, costs, scheduled, commitment, reserve, tranche, dist_from_q,
-                   wind_up_q, investor_share, lines):
+def spv_cash_flows(payments, costs, scheduled, terms, lines):
     """Fill ``lines`` (quarters, N_LINES); returns capital drawn.
 
     ``scheduled[k]``: capital the drawdown schedule draws in quarter k (zeros without
-    one); ``tranche`` > 0 calls whole tranches. Nothing is called from ``wind_up_q`` on.
+    one); ``terms``: FinanceTerms. Nothing is called from the wind-up quarter on.
     """
+    commitment, reserve, tranche, dist_from_q, wind_up_q, investor_share = terms
     n_q = payments.shape[0]
     balance = 0.0
     drawn = 0.0
@@ -184,16 +214,16 @@ QUARTER_DAYS = 365.25 / 4.0
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
-def quarterly_costs(team_days, starts, per_team_quarter, per_case, flex_fund, set_up,
-                    licence_year, management_quarter, inflated, final_q, costs):
+def quarterly_costs(team_days, starts, rates, inflated, final_q, costs):
     """Service costs by calendar quarter (pounds, inflated from the contract start).
 
     team_days[k]: days of team activity in quarter k, summed over teams (pro rata
     team and licence costs); starts[k]: cases started (per-case cost and flexible
     fund); set-up in the first quarter; the management fee every quarter to final_q, the
     SPV's last (the later of the last payment's and the service end's); inflated[k]: the
-    price level in quarter k (1 at the contract start).
+    price level in quarter k (1 at the contract start); ``rates``: CostRates.
     """
+    per_team_quarter, per_case, flex_fund, set_up, licence_year, management_quarter = rates
     for k in range(costs.shape[0]):
         c = (per_team_quarter * team_days[k] / QUARTER_DAYS
              + licence_year * team_days[k] / 365.25

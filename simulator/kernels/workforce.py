@@ -1,8 +1,10 @@
-"""TODO docstring."""
+"""The workforce: therapist posts, leavers, vacancies and therapists in waiting."""
 import numpy as np
 from numba import njit
 
 from ..layout import (
+    C_SERVICE_END,
+    C_THERAPISTS_IN_WAITING,
     DAYS_PER_YEAR,
     EV_FILL,
     EV_LEAVE,
@@ -13,12 +15,12 @@ from ..layout import (
     P_LEAVING_RATE,
     P_VACANCY_MEAN_DAYS,
     P_VACANCY_SHAPE,
-    S_THERAPIST,
 )
 from .binning import add_interval
 from .cache import FASTMATH
-from .rng import exponential, gamma_draw, stream_key, subkey
+from .rng import exponential, gamma_draw, subkey
 from .vector import INF
+from .work import Staffing
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
@@ -33,25 +35,26 @@ def _add_event(ev_t, ev_p, ev_k, n_ev, t, p, kind):
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
-def simulate_workforce(seed, path, prm, team_start, team_size, n_in_waiting, service_end,
-                       cal_edges, cal_out, out, posts, times, keys, ev_t, ev_p, ev_k):
-    """Therapist posts over time: staffing events (time, post, kind) into ev_t, ev_p, ev_k in
-    time order, and each post's team into posts[0]. Returns the number of events, or -1
-    if they did not fit (the caller makes more room and simulates the path again).
+def simulate_workforce(key, prm, scenario, team_start, staffing, rows):
+    """Therapist posts over time, on the therapists' stream ``key``: staffing events (time,
+    post, kind) into staffing's ev_t, ev_p, ev_k in time order, and each post's team into
+    posts[0]; therapist and vacancy days into the path's rows. Returns the number of
+    events, or -1 if they did not fit (the caller makes more room and simulates the path
+    again).
 
     Each post starts staffed at its team's start. A leaver's post is filled at
     once by a therapist in waiting if one is free (the reserve is then
     re-recruited), otherwise it stays vacant until a recruitment completes.
     A completed recruitment fills the longest-vacant post, or joins the reserve.
-    Work arrays (the caller's): posts (2, posts), times (4, posts + n_in_waiting + 1),
-    keys (posts,).
     """
-    n_teams = team_start.shape[0]
-    n_posts = posts.shape[1]
-    posts[:] = 0
+    cfg = scenario.config
+    service_end = cfg[C_SERVICE_END]
+    edges = scenario.calendar_edges
+    ev_t, ev_p, ev_k, keys = staffing.ev_t, staffing.ev_p, staffing.ev_k, staffing.keys
+    post_draws = staffing.posts[1]
+    n_posts = staffing.posts.shape[1]
+    times = staffing.times
     times[:] = INF
-    post_team = posts[0]
-    post_draws = posts[1]
     leave_at = times[0, :n_posts]
     vacant_since = times[1, :n_posts]
     staffed_since = times[2, :n_posts]
@@ -59,21 +62,8 @@ def simulate_workforce(seed, path, prm, team_start, team_size, n_in_waiting, ser
     leave_rate = prm[P_LEAVING_RATE] / DAYS_PER_YEAR
     vac_mean = prm[P_VACANCY_MEAN_DAYS]
     vac_shape = prm[P_VACANCY_SHAPE]
-
-    n_ev = 0
-    base = stream_key(seed, S_THERAPIST, path)
-    p = 0
-    for k in range(n_teams):
-        for _ in range(team_size[k]):
-            post_team[p] = k
-            keys[p] = subkey(base, p)
-            staffed_since[p] = team_start[k]
-            leave_at[p] = _tenure_end(team_start[k], keys[p], post_draws, p, leave_rate)
-            n_ev = _add_event(ev_t, ev_p, ev_k, n_ev, team_start[k], p, EV_FILL)
-            p += 1
-    # initial fills in time order (teams may be listed out of order)
-    _sort_events(ev_t, ev_p, ev_k, n_ev)
-    in_reserve = n_in_waiting
+    n_ev = _first_fills(key, team_start, scenario.team_size, staffing, leave_rate)
+    in_reserve = int(cfg[C_THERAPISTS_IN_WAITING])
     leavers = 0
     while True:
         p_leave = np.argmin(leave_at)
@@ -84,7 +74,7 @@ def simulate_workforce(seed, path, prm, team_start, team_size, n_in_waiting, ser
         if leave_at[p_leave] <= recruit_done[r_done]:
             p = p_leave
             leavers += 1
-            _close_staffed(p, t, staffed_since, team_start, post_team, cal_edges, cal_out)
+            _close_staffed(p, t, staffed_since, edges, rows.cal)
             n_ev = _add_event(ev_t, ev_p, ev_k, n_ev, t, p, EV_LEAVE)
             if vac_mean > 0.0:
                 v, post_draws[p] = gamma_draw(keys[p], post_draws[p], vac_shape,
@@ -104,24 +94,65 @@ def simulate_workforce(seed, path, prm, team_start, team_size, n_in_waiting, ser
             recruit_done[r_done] = INF
             p = np.argmin(vacant_since)
             if vacant_since[p] < INF:
-                _add_vacancy(vacant_since[p], t, cal_edges, cal_out, out)
+                _add_vacancy(vacant_since[p], t, edges, rows)
                 vacant_since[p] = INF
                 staffed_since[p] = t
                 leave_at[p] = _tenure_end(t, keys[p], post_draws, p, leave_rate)
                 n_ev = _add_event(ev_t, ev_p, ev_k, n_ev, t, p, EV_FILL)
             else:
                 in_reserve += 1
-    for p in range(n_posts):
-        if vacant_since[p] < service_end:
-            _add_vacancy(vacant_since[p], service_end, cal_edges, cal_out, out)
-        if staffed_since[p] < service_end:
-            _close_staffed(p, service_end, staffed_since, team_start, post_team, cal_edges, cal_out)
-    out[O_LEAVERS] = leavers
+    _close_posts(service_end, staffing, edges, rows)
+    rows.out[O_LEAVERS] = leavers
     if n_ev < 0:
         return -1
     # events sorted by time; ties keep generation order (leave before its instant fill)
     _sort_events(ev_t, ev_p, ev_k, n_ev)
     return n_ev
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+def _first_fills(key, team_start, team_size, staffing, leave_rate):
+    """Every post, staffed from its team's start: its team, stream and first tenure, and
+    its first fill among the events (in time order: teams may be listed out of order).
+    Returns the number of events."""
+    post_team, post_draws = staffing.posts[0], staffing.posts[1]
+    post_draws[:] = 0
+    staffed_since = staffing.times[2]
+    leave_at = staffing.times[0]
+    n_ev = np.int64(0)   # (not literals: see care._NO)
+    p = np.int64(0)
+    for k in range(team_start.shape[0]):
+        for _ in range(team_size[k]):
+            post_team[p] = k
+            staffing.keys[p] = subkey(key, p)
+            staffed_since[p] = team_start[k]
+            leave_at[p] = _tenure_end(team_start[k], staffing.keys[p], post_draws, p,
+                                      leave_rate)
+            n_ev = _add_event(staffing.ev_t, staffing.ev_p, staffing.ev_k, n_ev,
+                              team_start[k], p, EV_FILL)
+            p += 1
+    _sort_events(staffing.ev_t, staffing.ev_p, staffing.ev_k, n_ev)
+    return n_ev
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+def _close_posts(service_end, staffing, edges, rows):
+    """At the service end: every open vacancy and staffed spell binned up to it."""
+    n_posts = staffing.posts.shape[1]
+    vacant_since = staffing.times[1, :n_posts]
+    staffed_since = staffing.times[2, :n_posts]
+    for p in range(n_posts):
+        if vacant_since[p] < service_end:
+            _add_vacancy(vacant_since[p], service_end, edges, rows)
+        if staffed_since[p] < service_end:
+            _close_staffed(p, service_end, staffed_since, edges, rows.cal)
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+def staffing_events(staffing, n_ev):
+    """The staffing bundle with its events cut to the n_ev made."""
+    return Staffing(staffing.times, staffing.keys, staffing.posts, staffing.ev_t[:n_ev],
+                    staffing.ev_p[:n_ev], staffing.ev_k[:n_ev])
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
@@ -148,13 +179,13 @@ def _tenure_end(t, key, post_draws, p, leave_rate):
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
-def _add_vacancy(a, b, cal_edges, cal_out, out):
-    out[O_VACANCY_DAYS] += b - a
-    add_interval(a, b, cal_edges, cal_out, K_VACANCY_DAYS, 1.0)
+def _add_vacancy(a, b, edges, rows):
+    rows.out[O_VACANCY_DAYS] += b - a
+    add_interval(a, b, edges, rows.cal, K_VACANCY_DAYS, 1.0)
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
-def _close_staffed(p, t, staffed_since, team_start, post_team, cal_edges, cal_out):
+def _close_staffed(p, t, staffed_since, cal_edges, cal_out):
     a = staffed_since[p]
     if a < t:
         add_interval(a, t, cal_edges, cal_out, K_THERAPIST_DAYS, 1.0)

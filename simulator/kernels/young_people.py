@@ -1,4 +1,4 @@
-"""TODO docstring."""
+"""The accepted young people's draws: age, prior care, care-entry rate, treatment length."""
 import math
 
 from numba import njit
@@ -34,8 +34,7 @@ from .vector import batch_exp, batch_log, pick
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
-def draw_young_people(prm, cfg, n_acc, acc_key, acc_time, age0, prior, rate0, care_key, care_e0,
-                  care_x1, care_e2, care_x3, length, noncompleted, female):
+def draw_young_people(prm, cfg, people):
     """Each accepted young person's age, prior care, care-entry rate, care stream key,
     first two care-entry targets and spell-length draws (care draws 0 to 3; a walk
     that needs more makes them), treatment length (if treated), and whether they
@@ -44,20 +43,26 @@ def draw_young_people(prm, cfg, n_acc, acc_key, acc_time, age0, prior, rate0, ca
     In passes: the uniforms (hashes), then their transformation by log, exp and the
     normal quantile in place, in a loop of arithmetic only; both compile to vector
     instructions (the arrays are contiguous, in the order of the young people)."""
+    n_acc = people.key.shape[0]
+    acc_key, acc_time, age0, prior, rate0 = (people.key, people.ref_time, people.age0,
+                                             people.prior, people.rate0)
+    care_key, care_e0, care_x1, care_e2, care_x3 = (people.care_key, people.care_e0,
+                                                    people.care_x1, people.care_e2,
+                                                    people.care_x3)
+    length, noncompleted, female = people.length, people.noncompleted, people.female
     entry_base = prm[P_ENTRY_RATE] / DAYS_PER_YEAR * prm[P_DRIFT_MULTIPLIER]
     age_mean = prm[P_AGE_MEAN]
     age_sd = prm[P_AGE_SD]
     age_lo = cfg[C_AGE_MIN]
     age_hi = cfg[C_AGE_MAX]
-    a_sign, a_plo, a_phi, a_flip, a_nil, a_near = truncation((age_lo - age_mean) / age_sd,
-                                                             (age_hi - age_mean) / age_sd)
+    age_law = truncation((age_lo - age_mean) / age_sd, (age_hi - age_mean) / age_sd)
     drift_trend = prm[P_DRIFT_TREND]
     prior_share = prm[P_PRIOR_CARE_SHARE]
     prior_hr = prm[P_PRIOR_CARE_HR]
     length_mu = math.log(prm[P_TREATMENT_MEDIAN_DAYS])
     length_sigma = ((math.log(prm[P_SHORT_THRESHOLD_DAYS]) - length_mu)
                     / norm_ppf(prm[P_SHARE_UNDER_THRESHOLD]))
-    l_sign, l_plo, l_phi, l_flip, l_nil, l_near = truncation(
+    length_law = truncation(
         (math.log(cfg[C_MIN_TREATMENT_DAYS]) - length_mu) / length_sigma,
         (math.log(cfg[C_MAX_TREATMENT_DAYS]) - length_mu) / length_sigma)
     noncompletion = prm[P_NONCOMPLETION_SHARE]
@@ -76,16 +81,14 @@ def draw_young_people(prm, cfg, n_acc, acc_key, acc_time, age0, prior, rate0, ca
         noncompleted[c] = uniform(key, R_NONCOMPLETION) < noncompletion
         female[c] = uniform(key, R_FEMALE) < female_share
     for c in range(n_acc):  # inverse CDFs: age truncated normal, length truncated lognormal
-        age = age_mean + age_sd * truncated_std_normal(age0[c], a_sign, a_plo, a_phi, a_flip,
-                                                       a_nil, a_near)
+        age = age_mean + age_sd * truncated_std_normal(age0[c], age_law)
         age0[c] = min(max(age, age_lo), age_hi)
         care_e0[c] = -batch_log(care_e0[c])
         care_x1[c] = -batch_log(care_x1[c])
         care_e2[c] = -batch_log(care_e2[c])
         care_x3[c] = -batch_log(care_x3[c])
         length[c] = batch_exp(length_mu + length_sigma
-                              * truncated_std_normal(length[c], l_sign, l_plo, l_phi, l_flip,
-                                                     l_nil, l_near))
+                              * truncated_std_normal(length[c], length_law))
         rate0[c] = entry_base * pick(prior[c], prior_hr, 1.0)
     if drift_trend != 0.0:
         for c in range(n_acc):
