@@ -9,7 +9,7 @@ or its scheduled draw); at wind-up the SPV has handed back everything, so
 distributions = capital drawn + outcome payments - costs paid.
 
 A kernel (:mod:`simulator.kernels.invariants`) finds each path's worst breach of each
-invariant (a pass over the calendar-quarter outputs, on all cores); a breach raises
+invariant (a pass over the calendar-quarter outputs); a breach raises
 :class:`FinancialInvariantError` naming the path, the quarter and the amount.
 """
 from __future__ import annotations

@@ -99,7 +99,7 @@ def count_at(t, edges, day_q, out, col, w):
         out[k, col] += w
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
 def add_count(k, n, out, col):
     """Add the count n to quarter k of out[:, col] (nothing if k is -1 or past the last)."""
     if 0 <= k < out.shape[0]:

@@ -238,11 +238,14 @@ def care_outcomes(prm, scenario, people, work, rows):
     rules = walk_rules(prm, cfg)
     days = (scenario.calendar_edges, scenario.day_quarter, binning.q_slope, rows.qsr,
             binning.k_slope, rows.cal, work.checks)
-    treated_bins = (Q_CARE_TREATED, K_CARE_TREATED, binning.cohort_slope[CO_TREATED],
-                    binning.cohort_days[CO_TREATED], work.in_care[0])
-    untreated_bins = (Q_CARE_COUNTERFACTUAL, K_CARE_COUNTERFACTUAL,
+    # what each walk bins into: columns (not literals, so that one walk serves both),
+    # cohort band, in-care flags at the outcome events
+    untreated_bins = (np.int64(Q_CARE_COUNTERFACTUAL), np.int64(K_CARE_COUNTERFACTUAL),
                       binning.cohort_slope[CO_COUNTERFACTUAL],
                       binning.cohort_days[CO_COUNTERFACTUAL], work.in_care[1])
+    treated_bins = (np.int64(Q_CARE_TREATED), np.int64(K_CARE_TREATED),
+                    binning.cohort_slope[CO_TREATED], binning.cohort_days[CO_TREATED],
+                    work.in_care[0])
     # totals over young people, kept in registers and written once: kept in out, each add
     # waited for the one before (the compiler cannot tell out from the other arrays)
     child_days = 0.0
@@ -269,17 +272,23 @@ def care_outcomes(prm, scenario, people, work, rows):
         # then the treated one, on the same draws. Treatment without effect (hazard
         # ratios of 1) walks by the counterfactual's rule, so its spells are the
         # counterfactual's to the last bit, and the payments at hazard ratio 1 the
-        # no-effect payments exactly.
-        cf = _walk(person, _NO, tx, walk_window, rules, untreated_bins, days)
+        # no-effect payments exactly. Most treated young people never enter care: the
+        # treated walk is skipped when the whole treated hazard to the horizon (closed
+        # form if it is piecewise constant in three pieces) stays below the first target.
         no_effect = tx[0] == 1.0 and tx[1] == 1.0
+        skip_treated = not no_effect and rules[0] and (
+            _treated_hazard(r, s, e, window[2], people.rate0[i], tx[0], tx[1])
+            < people.care_e0[i])
+        cf = 0.0
         tr = 0.0
-        # Most treated young people never enter care: the treated walk is skipped when
-        # the whole treated hazard to the horizon (closed form if it is piecewise constant
-        # in three pieces) stays below the first entry target.
-        if no_effect or not (rules[0] and (
-                _treated_hazard(r, s, e, window[2], people.rate0[i], tx[0], tx[1])
-                < people.care_e0[i])):
-            tr = _walk(person, not no_effect, tx, walk_window, rules, treated_bins, days)
+        for who in range(2 - skip_treated):   # the counterfactual walk, then the treated one
+            bins = untreated_bins if who == 0 else treated_bins
+            days_in = _walk(person, (who == 1) and not no_effect, tx, walk_window, rules, bins,
+                            days)
+            if who == 0:
+                cf = days_in
+            else:
+                tr = days_in
         _count_events(window[2], days, scenario.event_months.shape[0], work)
         care_days_cf += cf
         care_days_tr += tr

@@ -1,21 +1,22 @@
 """Each path's worst breach of each financial invariant (layout.INVARIANTS), in one pass
 over its calendar-quarter outputs; :mod:`simulator.invariants` raises on them."""
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .. import layout as L
 from ..layout import INVARIANTS
 from .cache import FASTMATH
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", parallel=True)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def breaches(cal, cfg, schedule, tol):
     """(worst excess, its quarter) of each invariant (columns, INVARIANTS' order), path by
-    path: two (paths, invariants) arrays."""
+    path: two (paths, invariants) arrays. One thread: a pass over the outputs is quick,
+    and a parallel loop compiled for longer."""
     n = cal.shape[0]
     worst = np.zeros((n, len(INVARIANTS)))
     at = np.zeros((n, len(INVARIANTS)), np.int64)
-    for i in prange(n):
+    for i in range(n):
         _path_breaches(cal[i], cfg, schedule, tol, worst[i], at[i])
     return worst, at
 

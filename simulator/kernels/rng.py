@@ -35,7 +35,7 @@ def subkey(key, x):
     return _mix64(key ^ _mix64(np.uint64(x) + _GOLDEN))
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", inline="always")
 def stream_key(seed, stream, path):
     return subkey(_mix64(np.uint64(seed) + _GOLDEN * np.uint64(stream)), path)
 
