@@ -31,7 +31,7 @@ import pandas as pd
 
 from . import compare, engine, metrics
 from .compose import NUMERIC_KINDS, Override, ResolvedScenario, format_key, key_info, parse_key
-from .schema import iter_params
+from .schema import Scenario, iter_params
 from .yamlfiles import Problem, ScenarioError
 
 MODES = ("set", "scale", "power")
@@ -111,13 +111,15 @@ class Probe:
                                  for k in self.keys])
 
     def start(self) -> float:
+        """Where the search starts: the scenario's value of the first parameter (the mean
+        of an uncertain one), or 1 for a scale."""
         if self.mode != "set":
             return 1.0
-        dist = dict(iter_params(self.base.scenario)).get(self.keys[0])
-        if dist is None:
+        value = scenario_value(self.base.scenario, self.keys[0])
+        if value is None:
             raise ScenarioError([Problem(f"--param {self.keys[0]}", None, self.keys[0],
                                          "is null in the scenario: give --low and --high")])
-        return float(dist.mean())
+        return value
 
     def __call__(self, x: float) -> Evaluation:
         x = float(x)
@@ -137,6 +139,21 @@ class Probe:
         except ScenarioError:
             return False
         return True
+
+
+def scenario_value(scenario: Scenario, key: str) -> float | None:
+    """The number a scenario sets at ``key`` (an uncertain parameter's mean), or None
+    where it sets none."""
+    value: Any = scenario
+    for step in parse_key(key):
+        value = value[step] if isinstance(step, int) else getattr(value, step, None)
+        if value is None:
+            return None
+    if hasattr(value, "dist"):
+        return float(value.mean())
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
 
 
 @dataclass

@@ -12,7 +12,7 @@ from simulator import engine, metrics
 from simulator.cli import main
 from simulator.compose import load_composed
 from simulator.loader import ScenarioError
-from simulator.stress import NoCrossing, Probe, breakeven, rank_correlations
+from simulator.stress import NoCrossing, Probe, breakeven, rank_correlations, scenario_value
 
 from helpers import ESSEX, with_money
 
@@ -234,3 +234,24 @@ def test_rank_correlations_on_a_known_relation():
     assert list(table.parameter) == ["a", "b"]
     assert table.spearman_rho.iloc[0] > 0.9 and table.rho_low95.iloc[0] < table.spearman_rho.iloc[0]
     assert table.share.sum() == pytest.approx(1.0)
+
+
+def test_breakeven_starts_from_whatever_value_the_scenario_sets():
+    """A plain number (the contract price) is a start as much as an uncertain parameter's
+    mean; only a key the scenario leaves null needs --low and --high. The command a
+    commissioner would type runs as written."""
+    essex = load_composed(ESSEX).scenario
+    assert scenario_value(essex, "contract.price_per_care_day_saved") == 50.0
+    assert scenario_value(essex, "treatment.hazard_ratio_during") == pytest.approx(
+        essex.treatment.hazard_ratio_during.mean())
+    assert scenario_value(essex, "workforce.teams[0].therapists") == float(
+        essex.workforce.teams[0].therapists)
+    assert scenario_value(essex, "treatment.effect_half_life_days") is None
+    result = CliRunner().invoke(main, [
+        "breakeven", str(ESSEX), "--param", "contract.price_per_care_day_saved",
+        "--metric", "investor.irr.p50", "--target", "0.06", "--paths", "300", "--json"])
+    assert result.exit_code == 0, result.output
+    found = json.loads(result.stdout)
+    assert found["params"] == ["contract.price_per_care_day_saved"]
+    assert 20.0 < found["value"] < 120.0 and found["metric_at_value"] == pytest.approx(0.06,
+                                                                                         abs=1e-3)
