@@ -348,6 +348,7 @@ class _PathColumns:
     params: np.ndarray
     uncertain: list[str]
     attrs: dict[str, Any]
+    path_start: int = 0   # the number of the first path
 
     def column(self, name: str) -> np.ndarray:
         return self.out[:, OUTPUT_COLUMNS.index(name)]
@@ -356,7 +357,7 @@ class _PathColumns:
         import pandas as pd
         n = self.out.shape[0]
         frame = pd.DataFrame(self.out, columns=OUTPUT_COLUMNS, copy=False)
-        frame.insert(0, "path", np.arange(n, dtype=np.int64))
+        frame.insert(0, "path", np.arange(self.path_start, self.path_start + n, dtype=np.int64))
         frame["children_treated"] = frame["started"]
         for i, name in enumerate(self.reason_names):
             frame[f"rejected_{name}"] = self.reasons[:, i]
@@ -413,19 +414,22 @@ def output_array(shape: tuple[int, ...]) -> np.ndarray:
 
 
 def simulate(scenario: Scenario, paths: int | None = None, seed: int | None = None,
-             chunk_paths: int | None = None, progress: bool | None = False) -> SimulationResult:
-    """Run the Monte Carlo simulation of ``scenario``.
+             chunk_paths: int | None = None, progress: bool | None = False,
+             path_start: int = 0) -> SimulationResult:
+    """Run the Monte Carlo simulation of ``scenario``: paths path_start .. path_start +
+    paths - 1 (a path depends on its number, the scenario and the seed only).
 
     ``paths``, ``seed`` and ``chunk_paths`` default to the scenario's
-    ``simulation`` section. Results depend on (scenario, seed, paths) only.
-    ``progress=None`` shows a progress bar when stderr is a terminal.
+    ``simulation`` section. ``progress=None`` shows a progress bar when stderr is a
+    terminal.
     """
     sim = scenario.simulation
     n = sim.paths if paths is None else int(paths)
     seed = sim.seed if seed is None else int(seed)
     chunk = sim.chunk_paths if chunk_paths is None else int(chunk_paths)
-    if n < 1 or chunk < 1 or seed < 0:
-        raise ValueError("paths and chunk_paths must be positive and seed non-negative")
+    if n < 1 or chunk < 1 or seed < 0 or path_start < 0:
+        raise ValueError("paths and chunk_paths must be positive, seed and path_start "
+                         "non-negative")
     lay = layout(scenario)
     check_memory(scenario, n, lay)
     if progress is not False:
@@ -438,7 +442,7 @@ def simulate(scenario: Scenario, paths: int | None = None, seed: int | None = No
     totals = output_array((n, L.N_T))   # for the reconciliation checks
     # every path's parameters at once (they depend on the path number only): a bad draw
     # is reported before any simulating, and one call costs less than one per chunk
-    params = draw_parameters(scenario, seed, 0, n)
+    params = draw_parameters(scenario, seed, path_start, n)
     _check_referral_volume(params, lay)
     _check_staffing(params, lay)
     starts = range(0, n, chunk)
@@ -447,7 +451,7 @@ def simulate(scenario: Scenario, paths: int | None = None, seed: int | None = No
     workers = threads()
     for a in starts:
         b = min(a + chunk, n)
-        run_chunk(np.uint64(seed), a, params[a:b], arrays,
+        run_chunk(np.uint64(seed), path_start + a, params[a:b], arrays,
                   L.Outputs(out[a:b], qsr[a:b], cal[a:b], reasons[a:b], totals[a:b]), workers)
         if bar is not None:
             bar.update(b - a)
@@ -459,10 +463,10 @@ def simulate(scenario: Scenario, paths: int | None = None, seed: int | None = No
     if scenario.contract and scenario.contract.cap is not None:
         attrs["cap"] = scenario.contract.cap
     columns = _PathColumns(out, reasons, lay.reason_names, params,
-                           uncertain_parameters(scenario), attrs)
+                           uncertain_parameters(scenario), attrs, path_start)
     check_conservation({name: columns.column(name) for name in _CONSERVED}, qsr, cal, totals,
                        attrs)
-    invariants.check_waterfall(cal, lay)
+    invariants.check_waterfall(cal, lay, path_start)
     cache.mark_warm()
     return SimulationResult(scenario, seed, qsr, cal, lay.calendar_quarters, lay.reason_names,
                             columns)

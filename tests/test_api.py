@@ -1,0 +1,65 @@
+"""The Python API: simulate() over any range of paths, results as pandas frames."""
+import numpy as np
+import pandas as pd
+import pytest
+
+import simulator
+from simulator import layout as L
+
+from helpers import ESSEX
+
+
+@pytest.fixture(scope="module")
+def essex():
+    return simulator.load_scenario(ESSEX)
+
+
+def test_two_ranges_of_paths_concatenated_are_the_whole_run(essex):
+    """Paths [0, 300) and [300, 600) are paths [0, 600): a path depends on its number only."""
+    whole = simulator.simulate(essex, paths=600, seed=5)
+    first = simulator.simulate(essex, paths=300, seed=5)
+    second = simulator.simulate(essex, paths=300, seed=5, path_start=300)
+    assert second.path_start == 300 and second.paths["path"].tolist() == list(range(300, 600))
+    joined = pd.concat([first.paths, second.paths], ignore_index=True)
+    pd.testing.assert_frame_equal(joined, whole.paths, check_exact=True)
+    assert np.array_equal(np.concatenate([first.by_quarter("outcome_payments"),
+                                          second.by_quarter("outcome_payments")]),
+                          whole.by_quarter("outcome_payments"))
+
+
+def test_overrides_are_checked_and_applied_like_set(essex):
+    cheaper = simulator.load_scenario(ESSEX, {"contract.price_per_care_day_saved": 25})
+    assert cheaper.scenario.contract.price_per_care_day_saved == 25
+    a = simulator.simulate(essex, paths=200, seed=3)
+    b = simulator.simulate(cheaper, paths=200, seed=3)
+    # common random numbers: the service is the same, every path is paid less
+    assert np.array_equal(a.paths["care_days_treated"], b.paths["care_days_treated"])
+    assert (b.paths["outcome_payments"] < a.paths["outcome_payments"]).all()
+    with pytest.raises(simulator.api.ScenarioError, match="price_per_care_day_saved"):
+        simulator.load_scenario(ESSEX, {"contract.price_per_care_day_saved": -1})
+
+
+def test_the_frames_hold_the_summary_and_the_quarterly_table(essex):
+    r = simulator.simulate(essex, paths=400, seed=2)
+    flat = r.summary_frame.set_index("figure")["value"]
+    assert flat["investor.multiple.mean"] == pytest.approx(r.paths["multiple"].mean(), rel=1e-12)
+    assert flat["paths"] == 400
+    q = r.quarters
+    assert list(q.columns) == ["quarter_start", "financial_year", "line", "statistic", "value"]
+    pay = q[(q.line == "outcome_payments") & (q.statistic == "mean")].set_index("quarter_start")
+    by_path = r.by_quarter("outcome_payments")
+    assert np.allclose(pay["value"].to_numpy(), by_path.mean(axis=0).to_numpy(), rtol=1e-12,
+                       atol=1e-9)
+    assert by_path.shape == (400, len(r.simulation.calendar_quarters))
+    assert set(L.CALENDAR_QUARTER_COLUMNS) >= {"outcome_payments", "capital_calls"}
+    with pytest.raises(KeyError, match="not a quarterly line"):
+        r.by_quarter("multiple")
+
+
+def test_importing_the_package_loads_neither_numba_nor_pandas():
+    import subprocess
+    import sys
+    code = "import sys, simulator; print('numba' in sys.modules, 'pandas' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["False", "False"]
