@@ -41,9 +41,11 @@ def run_scenario(loaded: LoadedScenario, out_dir: str | Path, *, paths: int | No
                        extra={"outputs": ["paths.parquet", "quarters.parquet", "summary.json",
                                           reports.CHARTS_FILE, reports.REPORT_FILE,
                                           "manifest.json"], **(manifest_extra or {})})
-    summary = metrics.summary(result)
+    # the quarterly table's work arrays first: the frame of paths the summary makes
+    # (kept) then reuses their memory, which costs less than new memory
     quarters = metrics.quarters_table(result)
     charts = reports.chart_data(result)
+    summary = metrics.summary(result)
     # built from the same values `sibsim report` reads back, so a rebuild is byte-identical
     columns = [c for c in reports.PATH_COLUMNS if c in result.paths]
     report = reports.build_report(reports.RunData(summary, meta, quarters, charts,

@@ -23,29 +23,36 @@ _BLOCK = 1024      # paths whose rows are copied together (their rows stay in ca
 
 
 @njit(cache=True, parallel=True)
-def line_figures(cal, parts, signs, cumulative, divisor, qs, out):
+def line_figures(cal, parts, signs, cumulative, divisor, qs, lanes, out):
     """Fill out[line, quarter] with (mean, then each percentile of qs) over paths.
 
     Line i is the sum of signs[i, j] * cal[:, :, parts[i, j]] over its parts (a part
     < 0 is unused), summed over the quarters so far if cumulative[i], and divided by
-    divisor[i, quarter]."""
+    divisor[i, quarter]. The lines are shared among ``lanes`` (the threads), each
+    with one set of work arrays: new memory costs more than the work done in it."""
     n_paths, n_lines = cal.shape[0], parts.shape[0]
     columns = np.empty((cal.shape[2], n_paths))   # one quarter of cal, a row a column
-    running = np.zeros((n_lines, n_paths))        # the cumulative lines' sums so far
-    values = np.empty((n_lines, n_paths))         # one quarter of every line
-    kept = np.empty((n_lines, n_paths))           # the values within the brackets
-    within = np.empty((n_lines, n_paths), np.bool_)
+    sums_at = np.cumsum(cumulative) - 1           # each cumulative line's row of running
+    running = np.zeros((max(sums_at[-1] + 1, 1), n_paths))   # their sums so far
+    values = np.empty((lanes, n_paths))           # a lane's line, one quarter
+    kept = np.empty((lanes, n_paths))             # its values within the brackets
+    within = np.empty((lanes, n_paths), np.bool_)
     for k in range(cal.shape[1]):
         for b in prange((n_paths + _BLOCK - 1) // _BLOCK):
             _copy_quarter(cal, k, b * _BLOCK, min((b + 1) * _BLOCK, n_paths), columns)
-        for i in prange(n_lines):
-            _line_values(columns, parts[i], signs[i], cumulative[i], divisor[i, k],
-                         running[i], values[i])
-            out[i, k, 0] = _sum(values[i]) / n_paths
-            if _all_equal(values[i]):   # (a quarter of zeros, say: common)
-                out[i, k, 1:] = values[i, 0]
-            else:
-                _percentiles(values[i], qs, kept[i], within[i], out[i, k, 1:])
+        for lane in prange(lanes):
+            for i in range(lane, n_lines, lanes):   # (every lanes-th: the costly lines spread)
+                _line_values(columns, parts[i], signs[i], cumulative[i], divisor[i, k],
+                             running[max(sums_at[i], 0)], values[lane])   # (row 0: unused)
+                _figures(values[lane], qs, kept[lane], within[lane], out[i, k])
+
+
+@njit(cache=True)
+def percentiles(values, qs):
+    """numpy's linear percentiles qs (0-100) of values: finite, and reordered in place."""
+    out = np.empty(qs.shape[0])
+    _percentiles(values, qs, np.empty_like(values), np.empty(values.shape[0], np.bool_), out)
+    return out
 
 
 @njit(cache=True)
@@ -75,6 +82,16 @@ def _line_values(columns, parts, signs, cumulative, divisor, running, values):
     if divisor != 1.0:   # (a division costs more than the rest)
         for p in range(n):
             values[p] /= divisor
+
+
+@njit(cache=True)
+def _figures(values, qs, kept, within, out):
+    """out = (mean, then each percentile of qs) of values (reordered in place)."""
+    out[0] = _sum(values) / values.shape[0]
+    if _all_equal(values):   # (a quarter of zeros, say: common)
+        out[1:] = values[0]
+    else:
+        _percentiles(values, qs, kept, within, out[1:])
 
 
 @njit(cache=True)
