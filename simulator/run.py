@@ -41,11 +41,11 @@ def run_scenario(loaded: LoadedScenario, out_dir: str | Path, *, paths: int | No
                        extra={"outputs": ["paths.parquet", "quarters.parquet", "summary.json",
                                           reports.CHARTS_FILE, reports.REPORT_FILE,
                                           "manifest.json"], **(manifest_extra or {})})
-    # the quarterly table's work arrays first: the frame of paths the summary makes
-    # (kept) then reuses their memory, which costs less than new memory
+    # the summary first: its frame of paths lets go of arrays whose memory the quarterly
+    # table's work arrays then reuse (which costs less than new memory)
+    summary = metrics.summary(result)
     quarters = metrics.quarters_table(result)
     charts = reports.chart_data(result)
-    summary = metrics.summary(result)
     # built from the same values `sibsim report` reads back, so a rebuild is byte-identical
     columns = [c for c in reports.PATH_COLUMNS if c in result.paths]
     report = reports.build_report(reports.RunData(summary, meta, quarters, charts,
