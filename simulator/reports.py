@@ -69,18 +69,17 @@ def chart_data(result) -> dict[str, Any]:
     q = result.by_tracking_quarter
     child = q[:, :, L.Q_CHILD_DAYS]
     n_q = q.shape[1]
-    child_by_quarter = np.ascontiguousarray(child.T)   # (a quarter's paths together)
 
     def proportions(col: int) -> dict[str, list]:
         care = q[:, :, col]
         with np.errstate(invalid="ignore", divide="ignore"):
             pooled = care.sum(axis=0) / child.sum(axis=0)
-        care_by_quarter = np.ascontiguousarray(care.T)
         p05 = np.full(n_q, np.nan)
         p95 = np.full(n_q, np.nan)
-        for j in range(n_q):   # the paths tracked in the quarter (child days in it)
-            tracked = child_by_quarter[j] > 0
-            per_path = care_by_quarter[j, tracked] / child_by_quarter[j, tracked]
+        for j in range(n_q):   # a quarter at a time: small arrays, their memory reused
+            days = np.ascontiguousarray(child[:, j])
+            tracked = days > 0   # (the paths with child days in the quarter)
+            per_path = np.ascontiguousarray(care[:, j])[tracked] / days[tracked]
             per_path = per_path[~np.isnan(per_path)]   # (as nanpercentile took them)
             if np.isfinite(per_path).any():
                 p05[j], p95[j] = percentiles(per_path, np.array([5.0, 95.0]))
