@@ -161,15 +161,14 @@ def _next_quarter(start):
 
 def quarters_table(result: SimulationResult) -> pd.DataFrame:
     """Per calendar quarter: mean and p05/p50/p95 of each line across paths."""
-    from .engine import threads
-    from .kernels.quantiles import line_figures
+    from .kernels.quantiles import lanes, line_figures
 
     cal = np.ascontiguousarray(result.by_calendar_quarter)
     names, spec = _line_specs(result)
     parts, signs, cumulative, divisor = spec
     figures = np.empty((len(names), cal.shape[1], 4))
-    line_figures(cal, parts, signs, cumulative, divisor, np.array([5.0, 50.0, 95.0]),
-                 threads(), figures)
+    line_figures(cal, parts, signs, cumulative, divisor, np.array([5.0, 50.0, 95.0]), lanes(),
+                 figures)
     table: dict[str, Any] = {
         "quarter_start": list(result.calendar_quarters),
         "financial_year": [financial_year(q) for q in result.calendar_quarters]}

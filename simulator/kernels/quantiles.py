@@ -12,6 +12,7 @@ few picks them. Percentiles are numpy's default ("linear"): the same values.
 """
 import math
 
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -20,6 +21,11 @@ from . import cache  # noqa: F401  (before any kernel: see the module)
 _SMALL = 16        # a range this short is sorted
 _SAMPLED = 4096    # fewer values are selected directly, more through a sample
 _BLOCK = 1024      # paths whose rows are copied together (their rows stay in cache)
+
+
+def lanes() -> int:
+    """The lanes line_figures shares the lines among: one a thread numba runs on."""
+    return numba.get_num_threads()
 
 
 @njit(cache=True, parallel=True)
