@@ -1,13 +1,14 @@
 """The engine's speed as ratios measured side by side in one run, on the Essex scenario.
 
     python benchmarks/bench_engine.py [--paths N] [--reference-paths M] [--records DIR]
-                                      [--no-compile]
+                                      [--no-compile] [--cli-paths P]
 
 Ratios, not targets in paths a second: the machines this runs on vary in speed more
 than the code does. Printed: the engine on one thread against the plain-Python
 reference, two threads against one, the contract and waterfall's share of a path, and
-a whole `sibsim run`'s marginal rate against the kernels'; and, in seconds, the start
-of a second process and a cold compile into an empty cache.
+a whole `sibsim run`'s marginal rate against the kernels' (runs of P/4 and P paths,
+P = --cli-paths, by default --paths) and against its own simulation's; and, in seconds,
+the start of a second process and a cold compile into an empty cache.
 
 Compile time is excluded (one warm-up run first); the numba kernels are cached on
 disk, so the start-up of a second process is timed separately. The rates are the
@@ -66,6 +67,9 @@ def main() -> None:
                     help="folder whose bench.jsonl gets this run's figures")
     ap.add_argument("--no-compile", dest="compile", action="store_false",
                     help="skip the cold compile into an empty cache (the slowest step)")
+    ap.add_argument("--cli-paths", type=int,
+                    help="paths of the larger of the two `sibsim run`s whose marginal rate "
+                         "is measured (default: --paths; 200000 needs about 2 GB of memory)")
     args = ap.parse_args()
 
     import numba
@@ -124,9 +128,14 @@ def main() -> None:
         command = time.perf_counter() - t0
 
     compile_seconds = cold_compile(args.scenario) if args.compile else None
-    small = max(args.paths // 4, 1)
-    cli_small, cli_big = (run_command(args.scenario, n) for n in (small, args.paths))
-    cli_rate = (args.paths - small) / max(cli_big - cli_small, 1e-9)
+    cli_paths = args.cli_paths or args.paths
+    small = max(cli_paths // 4, 1)
+    (cli_small, sim_small), (cli_big, sim_big) = (run_command(args.scenario, scenario.name, n)
+                                                  for n in (small, cli_paths))
+    cli_rate = (cli_paths - small) / max(cli_big - cli_small, 1e-9)
+    # the same runs' own simulation: its rate in a new process, memory touched for the
+    # first time, and not the best of a few
+    cli_sim_rate = (cli_paths - small) / max(sim_big - sim_small, 1e-9)
 
     print(f"machine: {machine()}")
     print(f"scenario: {scenario.name}   threads: {threads}")
@@ -143,7 +152,8 @@ def main() -> None:
     print(f"  the contract and waterfall's share of a path:  "
           f"{1 - numba_rate / service_rate:8.0%}")
     print(f"  sibsim run's marginal rate against the kernels': {cli_rate / numba_rate:6.2f}x "
-          f"(runs of {small:,} and {args.paths:,} paths)")
+          f"(runs of {small:,} and {cli_paths:,} paths)")
+    print(f"    and against its own simulation's:             {cli_rate / cli_sim_rate:6.2f}x")
     print(f"second process, import + load + first 16 paths: {inner:.2f} s "
           f"(whole process {process:.2f} s); sibsim run --paths 16: {command:.2f} s")
     if compile_seconds is not None:
@@ -154,7 +164,9 @@ def main() -> None:
         "paths_per_second": {"service_only": service_rate, "with_waterfall": numba_rate,
                              "first_run": args.paths / fresh,
                              "one_thread_with_waterfall": one_rate,
-                             "reference": ref_rate, "sibsim_run_marginal": cli_rate},
+                             "reference": ref_rate, "sibsim_run_marginal": cli_rate,
+                             "sibsim_run_simulation_marginal": cli_sim_rate},
+        "sibsim_run_paths": [small, cli_paths],
         "seconds": {"first_call": warm, "second_process_to_16_paths": inner,
                     "second_process_whole": process, "sibsim_run_16_paths": command,
                     "cold_compile": compile_seconds},
@@ -194,13 +206,16 @@ def cold_compile(scenario: str) -> float:
         return time.perf_counter() - t0
 
 
-def run_command(scenario: str, paths: int) -> float:
-    """Seconds of a whole `sibsim run` of ``paths`` paths (every output file written)."""
+def run_command(scenario: str, name: str, paths: int) -> tuple[float, float]:
+    """Seconds of a whole `sibsim run` of ``paths`` paths (every output file written),
+    and of its simulation (the run's manifest)."""
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()
         subprocess.run([sys.executable, "-m", "simulator", "run", scenario, "--paths",
                         str(paths), "--quiet", "--out", out], check=True)
-        return time.perf_counter() - t0
+        seconds = time.perf_counter() - t0
+        manifest = json.loads((Path(out) / name / "manifest.json").read_text())
+        return seconds, manifest["elapsed_seconds"]
 
 
 if __name__ == "__main__":

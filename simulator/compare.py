@@ -9,12 +9,9 @@ sqrt(n)`` for means and probabilities, a paired bootstrap for percentiles.
 """
 from __future__ import annotations
 
-import collections
-import functools
-import hashlib
 import math
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +20,7 @@ import pandas as pd
 
 BOOTSTRAP_SAMPLES = 200
 BOOTSTRAP_SEED = 20240501  # fixed: standard errors are reproducible
-RESAMPLE_BLOCK_VALUES = 1 << 22   # path indices in one block of resamples (32 MB)
+RESAMPLE_BLOCK_VALUES = 1 << 22   # path indices in one batch of resamples (32 MB)
 
 
 def _care_proportion(f: pd.DataFrame) -> np.ndarray:
@@ -163,63 +160,29 @@ def _summary_se(summary: dict, metric: str) -> float | None:
     return None
 
 
-def _resamples(n: int) -> Iterator[np.ndarray]:
-    """The bootstrap's resamples of n paths, as blocks of rows of path indices (a block
-    holds at most about RESAMPLE_BLOCK_VALUES indices, so memory stays small for big
-    runs). The rows are made by one generator call each, in order, as they always were,
-    so the standard errors do not depend on the blocks. They depend on n alone, so
-    when they fit in one block they are kept for the next metric or run of n paths
-    (a batch summary asks for them a dozen times a variant)."""
-    if n * BOOTSTRAP_SAMPLES <= RESAMPLE_BLOCK_VALUES:
-        yield _one_block(n)
-        return
+def _bootstrap(statistic: Callable[..., np.ndarray], *series: np.ndarray) -> np.ndarray:
+    """``statistic`` of each of BOOTSTRAP_SAMPLES resamples of the paths, the same resample
+    of every series (paired): one draw of every resample's path indices, in batches of
+    about RESAMPLE_BLOCK_VALUES indices so that memory stays small for big runs (a
+    resample's indices are one generator call either way: the same numbers)."""
+    n = len(series[0])
     rng = np.random.default_rng(BOOTSTRAP_SEED)
-    per_block = max(1, RESAMPLE_BLOCK_VALUES // max(n, 1))
-    done = 0
-    while done < BOOTSTRAP_SAMPLES:
-        k = min(per_block, BOOTSTRAP_SAMPLES - done)
-        yield np.stack([rng.integers(0, n, n) for _ in range(k)])
-        done += k
+    per_batch = max(1, RESAMPLE_BLOCK_VALUES // n)
+    draws = []
+    for done in range(0, BOOTSTRAP_SAMPLES, per_batch):
+        rows = rng.integers(0, n, (min(per_batch, BOOTSTRAP_SAMPLES - done), n))
+        draws.append(statistic(*(x[rows] for x in series)))
+    return np.concatenate(draws)
 
 
-@functools.lru_cache(maxsize=4)
-def _one_block(n: int) -> np.ndarray:
-    rng = np.random.default_rng(BOOTSTRAP_SEED)
-    rows = np.stack([rng.integers(0, n, n) for _ in range(BOOTSTRAP_SAMPLES)])
-    rows.flags.writeable = False   # shared by every caller
-    return rows
-
-
-def _statistics(x: np.ndarray, rows: np.ndarray, stat: str) -> np.ndarray:
-    """statistic(x[r], stat) for each row r of ``rows``. A percentile of finite values is
-    taken along the rows in one call (the same numbers as row by row: numpy's percentile
-    works on each row alone); one call per row cost far more than the percentile itself,
-    and the batch summary table spent most of its time here."""
-    if stat != "cvar05" and stat != "mean" and np.isfinite(x).all():
-        return np.percentile(x[rows], int(stat[1:]), axis=1)
-    return np.array([statistic(x[r], stat) for r in rows])
-
-
-_RESAMPLED: collections.OrderedDict[tuple, np.ndarray] = collections.OrderedDict()
-_RESAMPLED_KEPT = 64
-
-
-def _resampled(x: np.ndarray, stat: str) -> np.ndarray:
-    """statistic(x[r], stat) for every resample r, kept for the values' next use (by their
-    content: a batch summary asks for a base's resampled percentiles once for its own
-    standard error and again for every variant's paired difference)."""
-    key = (hashlib.blake2b(np.ascontiguousarray(x).tobytes(), digest_size=16).digest(),
-           len(x), stat)
-    values = _RESAMPLED.get(key)
-    if values is None:
-        values = np.concatenate([_statistics(x, rows, stat) for rows in _resamples(len(x))])
-        values.flags.writeable = False
-        _RESAMPLED[key] = values
-        while len(_RESAMPLED) > _RESAMPLED_KEPT:
-            _RESAMPLED.popitem(last=False)
-    else:
-        _RESAMPLED.move_to_end(key)
-    return values
+def _statistics(resampled: np.ndarray, stat: str) -> np.ndarray:
+    """statistic(row, stat) for each row of resampled (reordered: a copy of the paths'
+    values). A percentile of finite values is taken along the rows in one call (the same
+    numbers as row by row: numpy's percentile works on each row alone); one call per
+    row cost far more than the percentile itself."""
+    if stat != "cvar05" and stat != "mean" and np.isfinite(resampled).all():
+        return np.percentile(resampled, int(stat[1:]), axis=-1, overwrite_input=True)
+    return np.array([statistic(row, stat) for row in resampled])
 
 
 def _spread(draws: np.ndarray) -> float:
@@ -242,7 +205,7 @@ def standard_error(metric: str, frame: pd.DataFrame | None = None,
     if spec.stat == "mean":
         x = x[np.isfinite(x)]
         return float(x.std(ddof=1) / math.sqrt(len(x))) if len(x) > 1 else math.nan
-    return _spread(_resampled(x, spec.stat))
+    return _spread(_bootstrap(lambda x: _statistics(x, spec.stat), x))
 
 
 def paired_difference_se(metric: str, variant: pd.DataFrame, base: pd.DataFrame) -> float | None:
@@ -255,4 +218,5 @@ def paired_difference_se(metric: str, variant: pd.DataFrame, base: pd.DataFrame)
         d = x - y
         d = d[np.isfinite(d)]
         return float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else math.nan
-    return _spread(_resampled(x, spec.stat) - _resampled(y, spec.stat))
+    return _spread(_bootstrap(
+        lambda x, y: _statistics(x, spec.stat) - _statistics(y, spec.stat), x, y))

@@ -340,12 +340,13 @@ def _check_parameters(params: np.ndarray, path_start: int) -> None:
 @dataclass
 class _PathColumns:
     """What the one-row-per-path frame is made of: the kernel's outputs (one column a
-    name of OUTPUT_COLUMNS), the rejection counts by reason and the drawn parameters."""
+    name of OUTPUT_COLUMNS), the rejection counts by reason and the drawn parameters.
+    The frame is made once (SimulationResult.paths): its arrays are rearranged then."""
 
     out: np.ndarray
-    reasons: np.ndarray
+    reasons: np.ndarray | None       # (let go once the frame has its columns)
     reason_names: list[str]
-    params: np.ndarray
+    params: np.ndarray | None
     uncertain: list[str]
     attrs: dict[str, Any]
     path_start: int = 0   # the number of the first path
@@ -354,17 +355,35 @@ class _PathColumns:
         return self.out[:, OUTPUT_COLUMNS.index(name)]
 
     def frame(self) -> pd.DataFrame:
+        """The frame of paths (made once: the arrays are rearranged as it is made)."""
         import pandas as pd
         n = self.out.shape[0]
-        frame = pd.DataFrame(self.out, columns=OUTPUT_COLUMNS, copy=False)
-        frame.insert(0, "path", np.arange(self.path_start, self.path_start + n, dtype=np.int64))
-        frame["children_treated"] = frame["started"]
-        for i, name in enumerate(self.reason_names):
-            frame[f"rejected_{name}"] = self.reasons[:, i]
-        for name in self.uncertain:
-            frame[f"param.{name}"] = self.params[:, PARAM_COLUMNS[name]]
+        columns = {"path": np.arange(self.path_start, self.path_start + n, dtype=np.int64)}
+        reasons = self.by_column(self.reasons[:, :len(self.reason_names)])
+        params = self.by_column(self.params[:, [PARAM_COLUMNS[p] for p in self.uncertain]])
+        # the drawn parameters let go first: the outputs' copy then reuses their memory
+        # (new memory costs more than the copying)
+        self.reasons = self.params = None
+        # the outputs column by column from here on (the kernels' row-major array let
+        # go): the frame's columns are contiguous, and pyarrow writes them uncopied
+        self.out = self.by_column(self.out).T
+        columns.update(zip(OUTPUT_COLUMNS, self.out.T))
+        columns["children_treated"] = self.column("started")
+        columns.update(zip([f"rejected_{name}" for name in self.reason_names], reasons))
+        columns.update(zip([f"param.{name}" for name in self.uncertain], params))
+        frame = pd.DataFrame(columns, copy=False)
         frame.attrs.update(self.attrs)
         return frame
+
+    @staticmethod
+    def by_column(rows: np.ndarray, block: int = 4096) -> np.ndarray:
+        """A (paths, columns) array as (columns, paths), each column contiguous: copied a
+        block of paths at a time, whose rows stay in cache while its columns are written
+        (numpy's copy of the transpose reads every row once per column)."""
+        columns = np.empty(rows.shape[::-1], rows.dtype)
+        for a in range(0, rows.shape[0], block):
+            columns[:, a:a + block] = rows[a:a + block].T
+        return columns
 
 
 @dataclass

@@ -310,6 +310,10 @@ def _json_default(x):
 
 
 def write_parquet(path: Path, frame: pd.DataFrame, metadata: dict[str, Any] | None = None) -> None:
+    """``frame`` as a parquet file (its contiguous numeric columns taken as they are).
+    Without dictionary encoding: most columns hold a value of their own on every path,
+    and trying the dictionary on each took three quarters of the writing, for a file 2%
+    smaller."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -319,7 +323,7 @@ def write_parquet(path: Path, frame: pd.DataFrame, metadata: dict[str, Any] | No
         meta[b"sibsim"] = json.dumps(metadata, default=_json_default).encode()
         table = table.replace_schema_metadata(meta)
     with naming_errors(path):
-        pq.write_table(table, path)
+        pq.write_table(table, path, use_dictionary=False)
 
 
 def write_text_atomic(path: Path, text: str) -> bool:

@@ -18,9 +18,15 @@ if TYPE_CHECKING:
     from .engine import SimulationResult
 
 
-def _mean_se(x: np.ndarray) -> dict[str, float]:
+def _finite(x) -> np.ndarray:
+    """x as float64 without its undefined values (copied only if it has some)."""
     x = np.asarray(x, dtype=np.float64)
-    x = x[np.isfinite(x)]
+    finite = np.isfinite(x)
+    return x if finite.all() else x[finite]
+
+
+def _mean_se(x: np.ndarray) -> dict[str, float]:
+    x = _finite(x)
     if len(x) == 0:
         return {"mean": math.nan, "se": math.nan}
     se = float(x.std(ddof=1) / math.sqrt(len(x))) if len(x) > 1 else math.nan
@@ -28,14 +34,17 @@ def _mean_se(x: np.ndarray) -> dict[str, float]:
 
 
 def _quantiles(x: np.ndarray, qs=(5, 50, 95)) -> dict[str, float]:
-    x = np.asarray(x, dtype=np.float64)
-    x = x[np.isfinite(x)]
+    x = _finite(x)
     if len(x) == 0:
         return {f"p{q:02d}": math.nan for q in qs}
-    return {f"p{q:02d}": float(np.percentile(x, q)) for q in qs}
+    # numpy's percentiles, found by a quickselect of the few values near them
+    from .kernels.quantiles import percentiles
+
+    return {f"p{q:02d}": float(v) for q, v in zip(qs, percentiles(x.copy(), np.array(qs, float)))}
 
 
 def _stats(x, qs=(5, 50, 95)) -> dict[str, float]:
+    x = _finite(x)
     return {**_mean_se(x), **_quantiles(x, qs)}
 
 
@@ -96,8 +105,8 @@ def summary(result: SimulationResult) -> dict[str, Any]:
     if result.scenario.finance is not None:
         multiple = f.multiple.to_numpy()
         irr = f.irr.to_numpy()
-        tail = multiple[multiple <= np.percentile(multiple, 5)]
         var95 = float(np.percentile(multiple, 5))
+        tail = multiple[multiple <= var95]
         out["investor"] = {
             "commitment": result.scenario.finance.commitment,
             "multiple": _stats(multiple),
@@ -152,13 +161,14 @@ def _next_quarter(start):
 
 def quarters_table(result: SimulationResult) -> pd.DataFrame:
     """Per calendar quarter: mean and p05/p50/p95 of each line across paths."""
-    from .kernels.quantiles import line_figures
+    from .kernels.quantiles import lanes, line_figures
 
     cal = np.ascontiguousarray(result.by_calendar_quarter)
     names, spec = _line_specs(result)
     parts, signs, cumulative, divisor = spec
     figures = np.empty((len(names), cal.shape[1], 4))
-    line_figures(cal, parts, signs, cumulative, divisor, np.array([5.0, 50.0, 95.0]), figures)
+    line_figures(cal, parts, signs, cumulative, divisor, np.array([5.0, 50.0, 95.0]), lanes(),
+                 figures)
     table: dict[str, Any] = {
         "quarter_start": list(result.calendar_quarters),
         "financial_year": [financial_year(q) for q in result.calendar_quarters]}

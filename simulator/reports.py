@@ -64,6 +64,8 @@ def chart_data(result) -> dict[str, Any]:
     untreated counterfactual (pooled over paths: care days / child days, and the
     p05-p95 of the per-path proportion) and the contract's baseline.
     """
+    from .kernels.quantiles import percentiles
+
     q = result.by_tracking_quarter
     child = q[:, :, L.Q_CHILD_DAYS]
     n_q = q.shape[1]
@@ -72,12 +74,15 @@ def chart_data(result) -> dict[str, Any]:
         care = q[:, :, col]
         with np.errstate(invalid="ignore", divide="ignore"):
             pooled = care.sum(axis=0) / child.sum(axis=0)
-            per_path = np.where(child > 0, care / np.where(child > 0, child, 1.0), np.nan)
-        has = np.isfinite(per_path).any(axis=0)
         p05 = np.full(n_q, np.nan)
         p95 = np.full(n_q, np.nan)
-        if has.any():
-            p05[has], p95[has] = np.nanpercentile(per_path[:, has], [5, 95], axis=0)
+        for j in range(n_q):   # a quarter at a time: small arrays, their memory reused
+            days = np.ascontiguousarray(child[:, j])
+            tracked = days > 0   # (the paths with child days in the quarter)
+            per_path = np.ascontiguousarray(care[:, j])[tracked] / days[tracked]
+            per_path = per_path[~np.isnan(per_path)]   # (as nanpercentile took them)
+            if np.isfinite(per_path).any():
+                p05[j], p95[j] = percentiles(per_path, np.array([5.0, 95.0]))
         return {"pooled": _floats(pooled), "p05": _floats(p05), "p95": _floats(p95)}
 
     contract = result.scenario.contract

@@ -41,6 +41,8 @@ def run_scenario(loaded: LoadedScenario, out_dir: str | Path, *, paths: int | No
                        extra={"outputs": ["paths.parquet", "quarters.parquet", "summary.json",
                                           reports.CHARTS_FILE, reports.REPORT_FILE,
                                           "manifest.json"], **(manifest_extra or {})})
+    # the summary first: its frame of paths lets go of arrays whose memory the quarterly
+    # table's work arrays then reuse (which costs less than new memory)
     summary = metrics.summary(result)
     quarters = metrics.quarters_table(result)
     charts = reports.chart_data(result)

@@ -21,7 +21,8 @@ def test_the_benchmark_runs_end_to_end_and_appends_a_record(tmp_path):
     for label in ("machine:", "numba engine, service only", "numba engine + waterfall",
                   "plain-Python reference", "ratios, measured in this run",
                   "against the reference", "threads against one", "waterfall's share",
-                  "marginal rate against the kernels'", "second process",
+                  "marginal rate against the kernels'", "against its own simulation's",
+                  "second process",
                   "record appended to"):
         assert label in out, (label, out)
     assert "cold compile" not in out   # --no-compile
@@ -29,5 +30,7 @@ def test_the_benchmark_runs_end_to_end_and_appends_a_record(tmp_path):
     assert len(records) == 2   # appended, not overwritten
     assert records[0]["machine"] and records[0]["scenario"] == "essex_mst"
     assert records[0]["paths_per_second"]["sibsim_run_marginal"] > 0
+    assert records[0]["paths_per_second"]["sibsim_run_simulation_marginal"] > 0
+    assert records[0]["sibsim_run_paths"] == [16, 64]
     assert records[1]["seconds"]["cold_compile"] is None
     assert {"commit", "utc", "seconds"} <= set(records[1])

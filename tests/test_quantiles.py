@@ -20,8 +20,17 @@ def _lines(cal, divisor):
             cal[:, :, 3] / divisor]
 
 
+def _unlike_the_sample(cal):
+    """cal with the paths the kernel samples (every step-th, for a sample of about
+    n^(2/3) paths) far above the others: the sample's brackets miss the percentiles."""
+    n = cal.shape[0]
+    cal[::max(n // int(n ** (2.0 / 3.0)), 1)] += 10.0
+    return cal
+
+
 @pytest.mark.parametrize("n", [1, 2, 3, 17, 100, 4096, 4097, 30_000])
-@pytest.mark.parametrize("kind", ["uniform", "ties", "zeros", "capped", "sorted", "heavy"])
+@pytest.mark.parametrize("kind", ["uniform", "ties", "zeros", "capped", "sorted", "heavy",
+                                  "sample_unlike"])
 def test_line_figures_are_numpys_mean_and_percentiles(n, kind):
     rng = np.random.default_rng(n)
     shape = (n, 6, 4)
@@ -30,14 +39,16 @@ def test_line_figures_are_numpys_mean_and_percentiles(n, kind):
            "zeros": lambda: np.zeros(shape),
            "capped": lambda: np.minimum(rng.random(shape) * 2, 1.0) * 7.1e6,
            "sorted": lambda: np.sort(rng.random(shape), axis=0),
-           "heavy": lambda: rng.standard_cauchy(shape)}[kind]()
+           "heavy": lambda: rng.standard_cauchy(shape),
+           "sample_unlike": lambda: _unlike_the_sample(rng.random(shape))}[kind]()
     days = np.array([90.0, 91, 92, 92, 90, 91])
     parts = np.array([[0, -1], [1, 2], [3, -1]], np.int64)
     signs = np.array([[1.0, 0.0], [1.0, -1.0], [1.0, 0.0]])
     cumulative = np.array([False, True, False])
     divisor = np.vstack([np.ones(6), np.ones(6), days])
     out = np.empty((3, 6, 4))
-    Q.line_figures(cal, parts, signs, cumulative, divisor, QS, out)
+    lanes = 1 + n % 4   # (any number of lanes gives the same figures)
+    Q.line_figures(cal, parts, signs, cumulative, divisor, QS, lanes, out)
     for i, line in enumerate(_lines(cal, days)):
         assert np.array_equal(out[i, :, 0], line.mean(axis=0)), (i, "mean")
         assert np.array_equal(out[i, :, 1:].T, np.percentile(line, QS, axis=0)), (i, kind)
@@ -58,3 +69,19 @@ def test_the_quarterly_table_is_the_same_as_numpys():
         assert np.array_equal(table[f"{name}_mean"], x.mean(axis=0)), name
         for q in (5, 50, 95):
             assert np.array_equal(table[f"{name}_p{q:02d}"], np.percentile(x, q, axis=0)), name
+
+
+@pytest.mark.parametrize("n", [1, 2, 17, 4097, 30_000])
+@pytest.mark.parametrize("kind", ["uniform", "ties", "heavy", "inf"])
+def test_percentiles_are_numpys(n, kind):
+    """The summary's and charts' percentiles (of finite values, or infinite ones) are
+    numpy's, to the last bit."""
+    rng = np.random.default_rng(n)
+    x = {"uniform": lambda: rng.random(n),
+         "ties": lambda: rng.integers(0, 3, n).astype(float),
+         "heavy": lambda: rng.standard_cauchy(n),
+         "inf": lambda: np.where(rng.random(n) < 0.1, np.inf, rng.random(n))}[kind]()
+    qs = np.array([5.0, 50.0, 95.0])
+    with np.errstate(invalid="ignore"):   # (numpy's inf - inf, between two infinite values)
+        expected = np.percentile(x, qs)
+    assert np.array_equal(Q.percentiles(x.copy(), qs), expected, equal_nan=True)

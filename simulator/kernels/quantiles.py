@@ -1,126 +1,227 @@
 """Means and exact percentiles across paths of the quarterly lines, as numba kernels.
 
 The fan-chart table (metrics.quarters_table) needs, for each line and calendar
-quarter, the mean and a few percentiles over every path. numpy's percentile sorts
-a strided copy of each column: most of a big run's time after its simulation.
-Here a quarter at a time, every line's values are gathered in one pass over the
-paths (each path's row of the quarter read once, paths shared by the cores), and
-then, line by line on the cores, the order statistics the percentiles need
-are selected together by a three-way quickselect that descends only into the parts
-holding them. Percentiles are numpy's default ("linear"): the same values.
+quarter, the mean and a few percentiles over every path. A quarter at a time, its
+columns of the calendar-quarter array are copied out in blocks of paths (each path's
+row read once, the blocks shared by the cores); then, line by line on the cores, the
+line's values are made from those columns, summed in path order (the mean numpy
+and numba take along paths) and, unless all equal, their percentiles found: a sample
+brackets each order statistic the percentiles need, one branch-free pass counts the
+values below each bracket and copies out those within, and a quickselect among these
+few picks them. Percentiles are numpy's default ("linear"): the same values.
 """
 import math
 
+import numba
 import numpy as np
 from numba import njit, prange
 
 _SMALL = 16        # a range this short is sorted
 _SAMPLED = 4096    # fewer values are selected directly, more through a sample
+_BLOCK = 1024      # paths whose rows are copied together (their rows stay in cache)
+
+
+def lanes() -> int:
+    """The lanes line_figures shares the lines among: one a thread numba runs on."""
+    return numba.get_num_threads()
 
 
 @njit(cache=True, parallel=True)
-def line_figures(cal, parts, signs, cumulative, divisor, qs, out):
+def line_figures(cal, parts, signs, cumulative, divisor, qs, lanes, out):
     """Fill out[line, quarter] with (mean, then each percentile of qs) over paths.
 
     Line i is the sum of signs[i, j] * cal[:, :, parts[i, j]] over its parts (a part
     < 0 is unused), summed over the quarters so far if cumulative[i], and divided by
-    divisor[i, quarter]."""
+    divisor[i, quarter]. The lines are shared among ``lanes`` (the threads), each
+    with one set of work arrays: new memory costs more than the work done in it."""
     n_paths, n_lines = cal.shape[0], parts.shape[0]
-    running = np.zeros((n_paths, n_lines))   # the cumulative lines' sums so far
-    values = np.empty((n_lines, n_paths))    # one quarter of every line
-    scratch = np.empty((n_lines, n_paths))
+    columns = np.empty((cal.shape[2], n_paths))   # one quarter of cal, a row a column
+    sums_at = np.cumsum(cumulative) - 1           # each cumulative line's row of running
+    running = np.zeros((max(sums_at[-1] + 1, 1), n_paths))   # their sums so far
+    values = np.empty((lanes, n_paths))           # a lane's line, one quarter
+    kept = np.empty((lanes, n_paths))             # its values within the brackets
+    within = np.empty((lanes, n_paths), np.bool_)
     for k in range(cal.shape[1]):
-        # every line's value of the quarter, path by path (each path's row read once;
-        # indexed here, not through views of the arrays, which threads would share)
-        for p in prange(n_paths):
-            for i in range(n_lines):
-                v = 0.0
-                for j in range(parts.shape[1]):
-                    if parts[i, j] >= 0:
-                        v += signs[i, j] * cal[p, k, parts[i, j]]
-                if cumulative[i]:
-                    running[p, i] += v
-                    v = running[p, i]
-                if divisor[i, k] != 1.0:   # (a division costs more than the rest)
-                    v /= divisor[i, k]
-                values[i, p] = v
-        for i in prange(n_lines):
-            out[i, k, 0] = values[i].mean()
-            _percentiles(values[i], qs, scratch[i], out[i, k, 1:])
+        for b in prange((n_paths + _BLOCK - 1) // _BLOCK):
+            _copy_quarter(cal, k, b * _BLOCK, min((b + 1) * _BLOCK, n_paths), columns)
+        for lane in prange(lanes):
+            for i in range(lane, n_lines, lanes):   # (every lanes-th: the costly lines spread)
+                _line_values(columns, parts[i], signs[i], cumulative[i], divisor[i, k],
+                             running[max(sums_at[i], 0)], values[lane])   # (row 0: unused)
+                _figures(values[lane], qs, kept[lane], within[lane], out[i, k])
 
 
 @njit(cache=True)
-def _percentiles(values, qs, scratch, out):
+def percentiles(values, qs):
+    """numpy's linear percentiles qs (0-100) of values: finite, and reordered in place."""
+    out = np.empty(qs.shape[0])
+    _percentiles(values, qs, np.empty_like(values), np.empty(values.shape[0], np.bool_), out)
+    return out
+
+
+@njit(cache=True)
+def _copy_quarter(cal, k, start, end, columns):
+    """columns[:, start:end] = cal[start:end, k, :].T, a column at a time (the paths'
+    rows, read in by the first, stay in cache for the others)."""
+    for c in range(cal.shape[2]):
+        for p in range(start, end):
+            columns[c, p] = cal[p, k, c]
+
+
+@njit(cache=True)
+def _line_values(columns, parts, signs, cumulative, divisor, running, values):
+    """One quarter of a line, every path: the same operations, in the same order, as
+    the sum over its parts path by path (so the same values to the last bit)."""
+    n = values.shape[0]
+    values[:] = 0.0
+    for j in range(parts.shape[0]):
+        if parts[j] >= 0:
+            column = columns[parts[j]]
+            for p in range(n):
+                values[p] += signs[j] * column[p]
+    if cumulative:
+        for p in range(n):
+            running[p] += values[p]
+            values[p] = running[p]
+    if divisor != 1.0:   # (a division costs more than the rest)
+        for p in range(n):
+            values[p] /= divisor
+
+
+@njit(cache=True)
+def _figures(values, qs, kept, within, out):
+    """out = (mean, then each percentile of qs) of values (reordered in place)."""
+    out[0] = _sum(values) / values.shape[0]
+    if _all_equal(values):   # (a quarter of zeros, say: common)
+        out[1:] = values[0]
+    else:
+        _percentiles(values, qs, kept, within, out[1:])
+
+
+@njit(cache=True)
+def _sum(values):
+    """The sum in path order: numba's mean, and numpy's along the paths axis."""
+    total = 0.0
+    for p in range(values.shape[0]):
+        total += values[p]
+    return total
+
+
+@njit(cache=True)
+def _all_equal(values):
+    """Whether every value equals the first (counted branch-free, so vectorised)."""
+    first = values[0]
+    differ = 0
+    for p in range(values.shape[0]):
+        differ += values[p] != first
+    return differ == 0
+
+
+@njit(cache=True)
+def _percentiles(values, qs, kept, within, out):
     """numpy's linear percentiles qs (0-100) of values (reordered in place) into out
-    (scratch: a work array as long as values)."""
+    (kept and within: work arrays as long as values)."""
     n = values.shape[0]
     m = qs.shape[0]
-    if values.min() == values.max():   # (a quarter of zeros, say: common)
-        out[:m] = values[0]
-        return
-    r0 = np.empty(m, np.int64)
+    ranks = np.empty(2 * m, np.int64)   # each percentile's two neighbouring ranks
     for j in range(m):
-        r0[j] = int(math.floor((n - 1) * (qs[j] / 100.0)))
+        r0 = int(math.floor((n - 1) * (qs[j] / 100.0)))
+        ranks[2 * j] = r0
+        ranks[2 * j + 1] = min(r0 + 1, n - 1)
+    at = np.empty(2 * m)
     if n <= _SAMPLED:
-        _select_ranks(values, r0)
-        for j in range(m):
-            out[j] = _lerp(values[r0[j]], values[min(r0[j] + 1, n - 1)],
-                           (n - 1) * (qs[j] / 100.0) - r0[j])
-        return
-    # Floyd and Rivest's way: each pair of ranks is bracketed between two values of a
-    # sample, one pass counts the values below each bracket and keeps those within it,
-    # and the ranks are selected among those. Where a bracket misses, among them all.
-    sample = np.sort(values[::n // int(n ** (2.0 / 3.0))])
-    low = np.empty(m)
-    high = np.empty(m)
+        _select(values, np.sort(ranks))
+        for j in range(2 * m):
+            at[j] = values[ranks[j]]
+    else:
+        _order_statistics(values, ranks, kept, within, at)
     for j in range(m):
-        _brackets(sample, r0[j] / (n - 1), low, high, j)
-    for j in range(m):
-        r1 = min(r0[j] + 1, n - 1)
-        below, found = _bracketed(values, low[j], high[j], scratch)
-        if below <= r0[j] and r1 < below + found:
-            within = scratch[:found]
-            _select(within, np.array([r0[j] - below, r1 - below], np.int64))
-            a, b = within[r0[j] - below], within[r1 - below]
-        else:
-            _select(values, np.array([r0[j], r1], np.int64))
-            a, b = values[r0[j]], values[r1]
-        out[j] = _lerp(a, b, (n - 1) * (qs[j] / 100.0) - r0[j])
+        out[j] = _lerp(at[2 * j], at[2 * j + 1], (n - 1) * (qs[j] / 100.0) - ranks[2 * j])
 
 
 @njit(cache=True)
-def _bracketed(values, low, high, kept):
-    """(how many values are below low, how many lie in [low, high]), the latter copied
-    to the start of kept. Branch-free: every value is written, kept only if within."""
-    below = 0
-    found = 0
-    for v in values:
-        below += v < low
-        kept[found] = v
-        found += (v >= low) & (v <= high)
-    return below, found
+def _order_statistics(values, ranks, kept, within, at):
+    """at[j] = the ranks[j]-th smallest of values (ranks in pairs, a percentile's two),
+    selected among the values within the brackets a sample gives; among all values
+    where a bracket misses (rarely: it is three standard deviations wide)."""
+    low, high = _brackets(values, ranks)
+    below, upto, found = _bracketed(values, low, high, within, kept)
+    before = np.cumsum(upto - below) - (upto - below)   # kept from the lower brackets
+    wanted = np.full(ranks.shape[0], -1, np.int64)       # each rank's place in kept
+    for j in range(ranks.shape[0]):
+        for c in range(low.shape[0]):
+            if below[c] <= ranks[j] < upto[c]:
+                wanted[j] = ranks[j] - below[c] + before[c]
+    if np.all(wanted >= 0):
+        _select(kept[:found], np.sort(wanted))
+        for j in range(ranks.shape[0]):
+            at[j] = kept[wanted[j]]
+    else:
+        _select(values, np.sort(ranks))
+        for j in range(ranks.shape[0]):
+            at[j] = values[ranks[j]]
 
 
 @njit(cache=True)
-def _brackets(sample, f, low, high, j):
-    """Sample values either side of the fraction f of the way up, three standard
-    deviations of a sample rank apart: the rank's value lies between them."""
-    s = sample.shape[0]
-    spread = 3.0 * math.sqrt(s * f * (1.0 - f)) + 2.0
-    low[j] = sample[max(int(f * (s - 1) - spread), 0)]
-    high[j] = sample[min(int(f * (s - 1) + spread) + 1, s - 1)]
-
-
-@njit(cache=True)
-def _select_ranks(values, r0):
-    """Select each rank of r0 and the rank above it (values reordered in place)."""
+def _brackets(values, ranks):
+    """Disjoint intervals, in order, that most likely hold the order statistics ranks
+    (in pairs): Floyd and Rivest's, from a sample of about n^(2/3) values, each pair's
+    between sample values three standard deviations of a sample rank either side."""
     n = values.shape[0]
-    ks = np.empty(2 * r0.shape[0], np.int64)
-    for j in range(r0.shape[0]):
-        ks[2 * j] = r0[j]
-        ks[2 * j + 1] = min(r0[j] + 1, n - 1)
-    ks.sort()
-    _select(values, ks)
+    sample = values[::n // int(n ** (2.0 / 3.0))].copy()
+    s = sample.shape[0]
+    sides = np.empty(ranks.shape[0], np.int64)   # each pair's lower and upper sample rank
+    for j in range(0, ranks.shape[0], 2):
+        f = ranks[j] / (n - 1)
+        spread = 3.0 * math.sqrt(s * f * (1.0 - f)) + 2.0
+        sides[j] = max(int(f * (s - 1) - spread), 0)
+        sides[j + 1] = min(int(f * (s - 1) + spread) + 1, s - 1)
+    _select(sample, np.sort(sides))
+    return _merged(sample[sides[0::2]], sample[sides[1::2]])
+
+
+@njit(cache=True)
+def _merged(low, high):
+    """The intervals [low[j], high[j]], overlapping ones merged, in order."""
+    order = np.argsort(low)
+    merged_low = np.empty(low.shape[0])
+    merged_high = np.empty(low.shape[0])
+    c = -1
+    for j in order:
+        if c >= 0 and low[j] <= merged_high[c]:
+            merged_high[c] = max(merged_high[c], high[j])
+        else:
+            c += 1
+            merged_low[c] = low[j]
+            merged_high[c] = high[j]
+    return merged_low[:c + 1], merged_high[:c + 1]
+
+
+@njit(cache=True)
+def _bracketed(values, low, high, within, kept):
+    """For each interval c, the values below low[c] and up to high[c] (counts), and the
+    values within any interval copied, in path order, to the start of kept (returns
+    the two counts and how many were kept). Branch-free loops: vectorised, but the copy."""
+    n = values.shape[0]
+    below = np.empty(low.shape[0], np.int64)
+    upto = np.empty(low.shape[0], np.int64)
+    within[:] = False
+    for c in range(low.shape[0]):
+        lo, hi = low[c], high[c]
+        count_below = 0
+        count_upto = 0
+        for p in range(n):
+            v = values[p]
+            count_below += v < lo
+            count_upto += v <= hi
+            within[p] |= (v >= lo) & (v <= hi)
+        below[c] = count_below
+        upto[c] = count_upto
+    found = 0
+    for p in range(n):
+        kept[found] = values[p]   # (written always, kept only if within)
+        found += within[p]
+    return below, upto, found
 
 
 @njit(cache=True)
@@ -133,7 +234,7 @@ def _lerp(a, b, t):
 @njit(cache=True)
 def _select(a, ks):
     """Reorder a so that a[k] is its k-th smallest value for every k of ks (sorted): a
-    three-way quickselect descending only into the ranges that hold some k."""
+    quickselect descending only into the ranges that hold some k."""
     stack = np.empty((64 + 2 * ks.shape[0], 4), np.int64)   # (lo, hi, first k, end of ks)
     _push(stack, 0, 0, a.shape[0], 0, ks.shape[0])
     top = 1
@@ -145,16 +246,29 @@ def _select(a, ks):
         if hi - lo <= _SMALL or top >= stack.shape[0] - 2:
             a[lo:hi].sort()   # (a deep stack means bad pivots: sorting ends it)
             continue
-        lt, gt = _partition3(a, lo, hi)
-        m0 = k0
-        while m0 < k1 and ks[m0] < lt:
-            m0 += 1
-        m1 = m0
-        while m1 < k1 and ks[m1] < gt:   # ks in [lt, gt) hold the pivot already
-            m1 += 1
-        _push(stack, top, lo, lt, k0, m0)
-        _push(stack, top + 1, gt, hi, m1, k1)
+        x, y, z = a[lo], a[(lo + hi) // 2], a[hi - 1]
+        pivot = max(min(x, y), min(max(x, y), z))   # the median of three
+        split = _partition(a, lo, hi, pivot, False)
+        if split == lo:   # nothing below the pivot: its ties go first, where they belong
+            split = _partition(a, lo, hi, pivot, True)
+            if split == lo:   # (nothing equal either: a NaN)
+                a[lo:hi].sort()
+                continue
+            _push(stack, top, split, hi, _first_from(ks, k0, k1, split), k1)
+            top += 1
+            continue
+        m = _first_from(ks, k0, k1, split)
+        _push(stack, top, lo, split, k0, m)
+        _push(stack, top + 1, split, hi, m, k1)
         top += 2
+
+
+@njit(cache=True)
+def _first_from(ks, k0, k1, split):
+    """The first of ks[k0:k1] (sorted) at or after split (k1 if none)."""
+    while k0 < k1 and ks[k0] < split:
+        k0 += 1
+    return k0
 
 
 @njit(cache=True, inline="always")
@@ -166,21 +280,14 @@ def _push(stack, at, lo, hi, k0, k1):
 
 
 @njit(cache=True)
-def _partition3(a, lo, hi):
-    """Partition a[lo:hi] around the median of three into < pivot, == pivot, > pivot;
-    returns (start, end) of the equal part."""
-    x, y, z = a[lo], a[(lo + hi) // 2], a[hi - 1]
-    pivot = max(min(x, y), min(max(x, y), z))
-    lt, i, gt = lo, lo, hi
-    while i < gt:
+def _partition(a, lo, hi, pivot, ties):
+    """Move the values of a[lo:hi] below pivot (and equal to it, if ties) to its start;
+    returns where the rest start. Branch-free (Lomuto's, every value swapped): a
+    mispredicted branch per value cost more than the swaps."""
+    split = lo
+    for i in range(lo, hi):
         v = a[i]
-        if v < pivot:
-            a[i], a[lt] = a[lt], v
-            lt += 1
-            i += 1
-        elif v > pivot:
-            gt -= 1
-            a[i], a[gt] = a[gt], v
-        else:
-            i += 1
-    return lt, gt
+        a[i] = a[split]
+        a[split] = v
+        split += (v < pivot) | (ties & (v == pivot))
+    return split
