@@ -5,7 +5,7 @@ The Python API (:mod:`simulator.api`): :func:`load_scenario`, :func:`simulate` a
 Imported on first use, so that ``import simulator`` (and the ``sibsim`` command's
 start) does not load numba and pandas for nothing.
 """
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = ["Result", "__version__", "load_scenario", "simulate"]
 

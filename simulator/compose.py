@@ -42,7 +42,6 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from . import __version__
 from .overrides import (
     MISSING,
     NUMERIC_KINDS,
@@ -64,6 +63,7 @@ from .overrides import (
     problem_at,
 )
 from .schema import Scenario
+from .version import __version__
 from .yamlfiles import (
     SCENARIO_SECTIONS,
     LoadedScenario,

@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import __version__
 from .provenance import git_commit
+from .version import __version__
 
 # pandas before 3.0 reads floats to about 15 digits unless asked for "round_trip"; from
 # 3.0 its default parser is exact and the option is deprecated (a warning on every read).

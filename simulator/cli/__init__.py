@@ -17,8 +17,8 @@ import sys
 
 import click
 
-from .. import __version__
 from ..collector import resume_collector
+from ..version import __version__
 from .options import EXIT_FAILED, EXIT_INVALID
 
 # isort: split
