@@ -11,10 +11,11 @@ values below each bracket and copies out those within, and a quickselect among t
 few picks them. Percentiles are numpy's default ("linear"): the same values.
 """
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 _SMALL = 16        # a range this short is sorted
 _SAMPLED = 4096    # fewer values are selected directly, more through a sample
@@ -22,33 +23,58 @@ _BLOCK = 1024      # paths whose rows are copied together (their rows stay in ca
 
 
 def lanes() -> int:
-    """The lanes line_figures shares the lines among: one a thread numba runs on."""
+    """The lanes line_figures shares the lines among: one a thread the kernels run on."""
     return numba.get_num_threads()
 
 
-@njit(cache=True, parallel=True)
 def line_figures(cal, parts, signs, cumulative, divisor, qs, lanes, out):
     """Fill out[line, quarter] with (mean, then each percentile of qs) over paths.
 
     Line i is the sum of signs[i, j] * cal[:, :, parts[i, j]] over its parts (a part
     < 0 is unused), summed over the quarters so far if cumulative[i], and divided by
-    divisor[i, quarter]. The lines are shared among ``lanes`` (the threads), each
-    with one set of work arrays: new memory costs more than the work done in it."""
-    n_paths, n_lines = cal.shape[0], parts.shape[0]
+    divisor[i, quarter]. The lines are shared among ``lanes`` threads, each with one
+    set of work arrays (new memory costs more than the work done in it); the kernels
+    release the GIL, so Python's threads run them side by side."""
+    n_paths = cal.shape[0]
     columns = np.empty((cal.shape[2], n_paths))   # one quarter of cal, a row a column
     sums_at = np.cumsum(cumulative) - 1           # each cumulative line's row of running
     running = np.zeros((max(sums_at[-1] + 1, 1), n_paths))   # their sums so far
     values = np.empty((lanes, n_paths))           # a lane's line, one quarter
     kept = np.empty((lanes, n_paths))             # its values within the brackets
     within = np.empty((lanes, n_paths), np.bool_)
-    for k in range(cal.shape[1]):
-        for b in prange((n_paths + _BLOCK - 1) // _BLOCK):
-            _copy_quarter(cal, k, b * _BLOCK, min((b + 1) * _BLOCK, n_paths), columns)
-        for lane in prange(lanes):
-            for i in range(lane, n_lines, lanes):   # (every lanes-th: the costly lines spread)
-                _line_values(columns, parts[i], signs[i], cumulative[i], divisor[i, k],
-                             running[max(sums_at[i], 0)], values[lane])   # (row 0: unused)
-                _figures(values[lane], qs, kept[lane], within[lane], out[i, k])
+    spec = (parts, signs, cumulative, divisor, sums_at)
+    shares = np.linspace(0, n_paths, lanes + 1).astype(np.int64)   # each lane's paths
+    with ThreadPoolExecutor(lanes) as pool:
+        for k in range(cal.shape[1]):
+            _each(pool, [(_copy_blocks, cal, k, shares[lane], shares[lane + 1], columns)
+                         for lane in range(lanes)])
+            _each(pool, [(_lane_figures, lane, lanes, k, columns, spec, running,
+                          (values[lane], kept[lane], within[lane]), qs, out)
+                         for lane in range(lanes)])
+
+
+def _each(pool, calls):
+    """Each (kernel, *arguments) of calls on the pool's threads; returns when all are done."""
+    for done in [pool.submit(*call) for call in calls]:
+        done.result()
+
+
+@njit(cache=True, nogil=True)
+def _copy_blocks(cal, k, start, end, columns):
+    """_copy_quarter for paths start .. end - 1, _BLOCK paths at a time."""
+    for a in range(start, end, _BLOCK):
+        _copy_quarter(cal, k, a, min(a + _BLOCK, end), columns)
+
+
+@njit(cache=True, nogil=True)
+def _lane_figures(lane, lanes, k, columns, spec, running, work, qs, out):
+    """Quarter k's figures of every lanes-th line from ``lane`` (the costly lines spread)."""
+    parts, signs, cumulative, divisor, sums_at = spec
+    values, kept, within = work
+    for i in range(lane, parts.shape[0], lanes):
+        _line_values(columns, parts[i], signs[i], cumulative[i], divisor[i, k],
+                     running[max(sums_at[i], 0)], values)   # (row 0: unused)
+        _figures(values, qs, kept, within, out[i, k])
 
 
 @njit(cache=True)
