@@ -505,7 +505,7 @@ def kernels_cached() -> bool:
 def _say_if_compiling() -> None:
     if not kernels_cached():
         print("compiling the simulation kernels: once after installing or changing them, "
-              "one to two minutes on 2 cores ...", file=sys.stderr, flush=True)
+              "about a minute on 2 cores ...", file=sys.stderr, flush=True)
 
 
 def load_kernels(scenario: Scenario, say: bool = True) -> float:
