@@ -202,3 +202,25 @@ if __name__ == "__main__":
     for line in private_imports():
         print("  " + line)
     sys.exit(0)
+
+
+def test_kernels_are_short_take_few_arguments_and_alone_import_numba():
+    """Kernels a newcomer can read: none longer than 80 lines or taking more than ten
+    arguments (related arrays travel as named tuples), and numba imported under
+    simulator/kernels only."""
+    long_or_wide = []
+    for path in sorted((ROOT / "simulator" / "kernels").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > 80 or len(node.args.args) > 10:
+                    long_or_wide.append(f"{path.name}:{node.name} ({lines} lines, "
+                                        f"{len(node.args.args)} arguments)")
+    assert not long_or_wide, long_or_wide
+    numba_users = [str(path.relative_to(ROOT)) for path in (ROOT / "simulator").rglob("*.py")
+                   if "kernels" not in path.parts
+                   and any(isinstance(n, ast.Import | ast.ImportFrom)
+                           and "numba" in (getattr(n, "module", None) or "")
+                           + " ".join(a.name for a in n.names)
+                           for n in ast.walk(ast.parse(path.read_text())))]
+    assert numba_users == []
