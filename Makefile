@@ -32,6 +32,8 @@ install: $(STAMP) $(BYTECODE)
 
 run: $(STAMP) $(BYTECODE)
 	$(BIN)/sibsim run scenarios/essex_mst.yaml --out results $(if $(PATHS),--paths $(PATHS))
+	@echo "The report: results/essex_mst/report.html (open it in a browser)."
+	@echo "sibsim is $(BIN)/sibsim: type that, or run '. $(BIN)/activate' first and then sibsim."
 
 # ruff's lint first (pyproject.toml's [tool.ruff]; a finding fails the target before any
 # test runs, and `ruff check --fix` mends most), then the test suite and the notebooks

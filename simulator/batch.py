@@ -242,14 +242,15 @@ def run_batch(plan: Plan, out_dir: str | Path, *, progress: bool | None = None,
                 continue
             t0 = time.perf_counter()
             try:
-                run_scenario(r.variant.loaded, out, paths=r.paths, seed=r.seed, progress=progress,
-                             manifest_extra=_manifest_extra(r))
+                done = run_scenario(r.variant.loaded, out, paths=r.paths, seed=r.seed,
+                                    progress=progress, manifest_extra=_manifest_extra(r))
             except Exception as exc:  # noqa: BLE001 - one bad variant must not stop the night
                 outcome.failed[r.name] = f"{type(exc).__name__}: {exc}"
                 echo(f"{tag}: FAILED: {exc}")
                 continue
             outcome.ran.append(r.name)
-            echo(f"{tag}: {r.paths:,} paths in {time.perf_counter() - t0:.1f} s")
+            echo(f"{tag}: {r.paths:,} paths in {time.perf_counter() - t0:.1f} s"
+                 + (f" (replaced: {done.replaced})" if done.replaced else ""))
         table = summary_table(plan, out, outcome.failed)
         outcome.summary_path = out / SUMMARY_FILE
         outcome.summary_written = write_text_atomic(outcome.summary_path,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,26 @@ class RunOutput:
     result: engine.SimulationResult
     manifest: dict
     summary: dict
+    replaced: str | None = None   # what the run replaced in its folder (replaced_text)
+
+
+def previous_run(folder: Path) -> dict | None:
+    """The manifest of the results a run would replace in ``folder``, if any."""
+    try:
+        return json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def replaced_text(previous: dict | None, manifest: dict) -> str | None:
+    """What a run replaced, in words (None: nothing), saying so when the earlier results
+    were another scenario's (another file or other contents under the same name)."""
+    if not previous:
+        return None
+    what = (f"{previous.get('scenario', '?')}, {previous.get('paths', 0):,} paths, seed "
+            f"{previous.get('seed', '?')}")
+    other = previous.get("scenario_sha256") != manifest.get("scenario_sha256")
+    return f"{'another scenario: ' if other else ''}{what}"
 
 
 def run_scenario(loaded: LoadedScenario, out_dir: str | Path, *, paths: int | None = None,
@@ -51,6 +72,7 @@ def run_scenario(loaded: LoadedScenario, out_dir: str | Path, *, paths: int | No
     report = reports.build_report(reports.RunData(summary, meta, quarters, charts,
                                                   result.paths[columns]))
     folder = Path(out_dir) / scenario.name
+    previous = previous_run(folder)
     with io.atomic_folder(folder) as tmp:
         io.write_parquet(tmp / "paths.parquet", result.paths,
                          {k: meta[k] for k in ("scenario", "seed", "paths", "package_version")})
@@ -60,4 +82,4 @@ def run_scenario(loaded: LoadedScenario, out_dir: str | Path, *, paths: int | No
         with io.naming_errors(tmp / reports.REPORT_FILE):
             (tmp / reports.REPORT_FILE).write_text(report, encoding="utf-8")
         io.write_json(tmp / "manifest.json", meta)
-    return RunOutput(folder, result, meta, summary)
+    return RunOutput(folder, result, meta, summary, replaced_text(previous, meta))

@@ -344,3 +344,20 @@ def test_writers_racing_for_one_output_folder_leave_one_whole_result(tmp_path):
     contents = {p.read_text() for p in target.iterdir()}
     assert len(list(target.iterdir())) == files and len(contents) == 1
     assert [p.name for p in tmp_path.iterdir()] == ["essex_mst"]
+
+
+def test_a_run_says_what_it_replaced_and_whether_it_was_another_scenario(tmp_path):
+    """Results replaced in a folder are named (scenario, paths, seed), and a folder of the
+    same name holding another scenario's results says so."""
+    from click.testing import CliRunner
+
+    from simulator.cli import main
+    first = CliRunner().invoke(main, ["run", str(ESSEX), "--paths", "30", "--out", str(tmp_path)])
+    assert first.exit_code == 0 and "replaced" not in first.stdout
+    again = CliRunner().invoke(main, ["run", str(ESSEX), "--paths", "40", "--out", str(tmp_path)])
+    assert again.exit_code == 0
+    assert "(replaced the results there: essex_mst, 30 paths, seed 20121101)" in again.stdout
+    other = CliRunner().invoke(main, ["run", str(ESSEX), "--paths", "20", "--out", str(tmp_path),
+                                      "--set", "contract.price_per_care_day_saved=60"])
+    assert other.exit_code == 0
+    assert "replaced the results there: another scenario: essex_mst, 40 paths" in other.stdout

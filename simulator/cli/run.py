@@ -63,6 +63,8 @@ def _print_headline(output, elapsed: float) -> None:
     click.echo(f"{output.result.scenario.name}: {n:,} paths in {elapsed:.1f} s (simulated in "
                f"{simulated:.2f} s, {n / max(simulated, 1e-9):,.0f} paths/s; figures, report "
                f"and files {max(elapsed - simulated, 0.0):.2f} s) -> {output.folder}")
+    if output.replaced:
+        click.echo(f"  (replaced the results there: {output.replaced})")
     rows = headline_rows(output.summary)
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
