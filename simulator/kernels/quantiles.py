@@ -156,7 +156,7 @@ def _percentiles(values, qs, kept, within, out):
         ranks[2 * j + 1] = min(r0 + 1, n - 1)
     at = np.empty(2 * m)
     if n <= _SAMPLED:
-        _select(values, np.sort(ranks))
+        _select(values, _sorted(ranks))
         for j in range(2 * m):
             at[j] = values[ranks[j]]
     else:
@@ -179,11 +179,11 @@ def _order_statistics(values, ranks, kept, within, at):
             if below[c] <= ranks[j] < upto[c]:
                 wanted[j] = ranks[j] - below[c] + before[c]
     if np.all(wanted >= 0):
-        _select(kept[:found], np.sort(wanted))
+        _select(kept[:found], _sorted(wanted))
         for j in range(ranks.shape[0]):
             at[j] = kept[wanted[j]]
     else:
-        _select(values, np.sort(ranks))
+        _select(values, _sorted(ranks))
         for j in range(ranks.shape[0]):
             at[j] = values[ranks[j]]
 
@@ -202,14 +202,14 @@ def _brackets(values, ranks):
         spread = 3.0 * math.sqrt(s * f * (1.0 - f)) + 2.0
         sides[j] = max(int(f * (s - 1) - spread), 0)
         sides[j + 1] = min(int(f * (s - 1) + spread) + 1, s - 1)
-    _select(sample, np.sort(sides))
+    _select(sample, _sorted(sides))
     return _merged(sample[sides[0::2]], sample[sides[1::2]])
 
 
 @njit(cache=True)
 def _merged(low, high):
     """The intervals [low[j], high[j]], overlapping ones merged, in order."""
-    order = np.argsort(low)
+    order = _sorted(np.arange(low.shape[0]), low)
     merged_low = np.empty(low.shape[0])
     merged_high = np.empty(low.shape[0])
     c = -1
@@ -248,6 +248,21 @@ def _bracketed(values, low, high, within, kept):
         kept[found] = values[p]   # (written always, kept only if within)
         found += within[p]
     return below, upto, found
+
+
+@njit(cache=True)
+def _sorted(x, by=None):
+    """A sorted copy of the few values x (a handful of ranks or brackets; by: sorted by
+    by[x] instead), by insertion: numba's general sort compiled for longer than it ran."""
+    out = x.copy()
+    for i in range(1, out.shape[0]):
+        v = out[i]
+        j = i
+        while j > 0 and (out[j - 1] > v if by is None else by[out[j - 1]] > by[v]):
+            out[j] = out[j - 1]
+            j -= 1
+        out[j] = v
+    return out
 
 
 @njit(cache=True)
