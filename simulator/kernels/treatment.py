@@ -99,7 +99,7 @@ def median_binned(a, n, lo, hi, counts, work):
             b_h = b
             break
         below += counts[b]
-    m = 0
+    m = np.int64(0)   # (not a literal: see care._NO)
     for c in range(n):   # branch-free: which values are kept is a coin toss
         x = a[c]
         b = _bin(x, lo, scale, top)
