@@ -164,10 +164,16 @@ def test_resume_reruns_only_what_changed(tmp_path):
     assert again.ran == [] and again.skipped == EXPECTED and not again.summary_written
     f = scen / "stress" / "fewer.yaml"
     f.write_text(f.read_text().replace("scale: 0.7", "scale: 0.6"))
-    third = run_batch(plan_batch([scen]), out)
+    said = []
+    third = run_batch(plan_batch([scen]), out, echo=said.append)
     assert third.ran == ["small_fewer"] and third.summary_written
+    # the variant's earlier results, of the file as it was, are named as replaced
+    assert any("small_fewer" in m and "(replaced: another scenario: small_fewer" in m
+               for m in said), said
     fewer = plan_batch([scen], paths=60)
-    assert run_batch(fewer, out).ran == EXPECTED  # another path count is another result
+    said.clear()
+    assert run_batch(fewer, out, echo=said.append).ran == EXPECTED  # another path count
+    assert sum("(replaced: small" in m for m in said) == len(EXPECTED), said
 
 
 # --------------------------------------------------------------------------- kill and resume
