@@ -39,7 +39,7 @@ from .yamlfiles import Problem, ScenarioError, read_bytes
 
 LOCK_FILE = ".sibsim-batch.lock"
 OUTPUTS = ("paths.parquet", "quarters.parquet", "summary.json", "charts.json", "report.html",
-           "manifest.json")
+           "results.xlsx", "manifest.json")
 # paths.parquet columns the headline figures are computed from
 HEADLINE_COLUMNS = ["multiple", "loss", "irr", "capital_drawn", "outcome_payments",
                     "cap_reached", "net_saving", "no_effect_payments", "deadweight_share",
@@ -223,6 +223,7 @@ def run_batch(plan: Plan, out_dir: str | Path, *, progress: bool | None = None,
     """Run every unfinished variant of ``plan`` into ``out_dir``; rebuild batch_summary.csv."""
     from .reports import BATCH_REPORT_FILE, SUMMARY_FILE, write_batch_report
     from .run import run_scenario
+    from .workbook import SUMMARY_WORKBOOK, write_batch_workbook
 
     out = Path(out_dir)
     outcome = Outcome()
@@ -255,6 +256,9 @@ def run_batch(plan: Plan, out_dir: str | Path, *, progress: bool | None = None,
         outcome.summary_path = out / SUMMARY_FILE
         outcome.summary_written = write_text_atomic(outcome.summary_path,
                                                     table.to_csv(index=False))
+        book = out / SUMMARY_WORKBOOK
+        if outcome.summary_written or not book.exists():   # (the same table: kept as it is)
+            write_batch_workbook(book, table)
         outcome.report_path = out / BATCH_REPORT_FILE
         try:
             outcome.report_written = write_batch_report(out)

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import engine, io, metrics, reports
+from . import engine, io, metrics, reports, workbook
 from .yamlfiles import LoadedScenario
 
 
@@ -42,7 +42,7 @@ def run_scenario(loaded: LoadedScenario, out_dir: str | Path, *, paths: int | No
                  seed: int | None = None, chunk_paths: int | None = None,
                  progress: bool | None = None, manifest_extra: dict | None = None) -> RunOutput:
     """Simulate ``loaded``; write paths.parquet, quarters.parquet, summary.json, charts.json,
-    report.html and manifest.json.
+    report.html, results.xlsx and manifest.json.
 
     ``manifest_extra`` adds keys to manifest.json (a composed scenario's sources and
     overrides, a batch variant's hash)."""
@@ -61,7 +61,8 @@ def run_scenario(loaded: LoadedScenario, out_dir: str | Path, *, paths: int | No
                        started=started, finished=finished,
                        extra={"outputs": ["paths.parquet", "quarters.parquet", "summary.json",
                                           reports.CHARTS_FILE, reports.REPORT_FILE,
-                                          "manifest.json"], **(manifest_extra or {})})
+                                          workbook.WORKBOOK_FILE, "manifest.json"],
+                              **(manifest_extra or {})})
     # the summary first: its frame of paths lets go of arrays whose memory the quarterly
     # table's work arrays then reuse (which costs less than new memory)
     summary = metrics.summary(result)
@@ -81,5 +82,8 @@ def run_scenario(loaded: LoadedScenario, out_dir: str | Path, *, paths: int | No
         io.write_json(tmp / reports.CHARTS_FILE, charts)
         with io.naming_errors(tmp / reports.REPORT_FILE):
             (tmp / reports.REPORT_FILE).write_text(report, encoding="utf-8")
+        with io.naming_errors(tmp / workbook.WORKBOOK_FILE):
+            workbook.write_workbook(tmp / workbook.WORKBOOK_FILE, summary, quarters,
+                                    result.paths, scenario)
         io.write_json(tmp / "manifest.json", meta)
     return RunOutput(folder, result, meta, summary, replaced_text(previous, meta))
