@@ -132,6 +132,16 @@ class Result:
         tidy.insert(3, "statistic", parts[1])
         return tidy.drop(columns="column")
 
+    def to_excel(self, path: str | Path) -> Path:
+        """Write the results as a workbook (``sibsim run``'s results.xlsx: headline,
+        inputs, quarterly cash flows, payments by year, investors' distribution, sample
+        paths); returns its path."""
+        from . import workbook
+        path = Path(path)
+        workbook.write_workbook(path, self.summary, metrics.quarters_table(self.simulation),
+                                self.paths, self.scenario.scenario)
+        return path
+
     def by_quarter(self, line: str) -> pd.DataFrame:
         """One calendar-quarter line path by path: a row a path, a column a quarter.
 

@@ -63,3 +63,12 @@ def test_importing_the_package_loads_neither_numba_nor_pandas():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.split()
     assert out == ["False", "False"]
+
+
+def test_a_result_writes_the_runs_workbook(essex, tmp_path):
+    r = simulator.simulate(essex, paths=150, seed=4)
+    book = pd.read_excel(r.to_excel(tmp_path / "r.xlsx"), sheet_name=None)
+    head = book["Headline"].set_index(["section", "figure"])
+    assert head.loc[("investor", "multiple"), "mean"] == pytest.approx(
+        r.summary["investor"]["multiple"]["mean"], rel=1e-12)
+    assert len(book["Sample of paths"]) == 150
