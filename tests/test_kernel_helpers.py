@@ -10,7 +10,7 @@ from numba import njit
 from scipy.special import ndtri
 
 from simulator import layout as L
-from simulator.kernels.chunk import PATHS_PER_TAKE, _fetch_add
+from simulator.kernels.chunk import PATHS_PER_TAKE, take_paths
 from simulator.kernels.contract import compounded
 from simulator.kernels.referrals import SORT_MERGE_FROM, _poisson_inversions, _sort_month
 from simulator.kernels.rng import _poisson_inversion, _u53_float, norm_ppf, uniform
@@ -151,12 +151,11 @@ def test_sort_events_is_a_stable_sort_by_time():
 @njit(nogil=True)
 def _claim(taken, claims, per_take):
     """simulate_chunk's way of sharing out paths, counting how often each is claimed."""
-    n = claims.shape[0]
     while True:
-        a = _fetch_add(taken, per_take)
-        if a >= n:
+        a, b = take_paths(taken, claims.shape[0], per_take)
+        if a == b:
             break
-        for i in range(a, min(a + per_take, n)):
+        for i in range(a, b):
             claims[i] += 1
 
 

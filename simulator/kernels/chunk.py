@@ -82,16 +82,14 @@ def simulate_chunk(taken, seed, path_start, params, scenario, outputs):
     (path_totals) read from its outputs just written (while they are in the cache,
     rather than in a pass over the finished arrays afterwards). The thread's workspace
     grows to what its paths need."""
-    ws = Workspace(np.empty(WORKSPACE_FIRST[0]), np.empty(WORKSPACE_FIRST[1], np.int64),
-                   np.empty(WORKSPACE_FIRST[2], np.uint64),
-                   np.empty(WORKSPACE_FIRST[3], np.bool_))
+    ws = _workspace(WORKSPACE_FIRST[0], WORKSPACE_FIRST[1], WORKSPACE_FIRST[2],
+                    WORKSPACE_FIRST[3])
     ev_cap = np.int64(EVENTS_FIRST)
-    n = params.shape[0]
     while True:
-        a = _fetch_add(taken, PATHS_PER_TAKE)
-        if a >= n:
+        a, b = take_paths(taken, params.shape[0], PATHS_PER_TAKE)
+        if a == b:
             break
-        for i in range(a, min(a + PATHS_PER_TAKE, n)):
+        for i in range(a, b):
             rows = Outputs(outputs.out[i], outputs.qsr[i], outputs.cal[i], outputs.reasons[i],
                            outputs.totals[i])
             while True:
@@ -107,10 +105,23 @@ def simulate_chunk(taken, seed, path_start, params, scenario, outputs):
                 if done == EVENTS_FULL:
                     ev_cap *= 2
                 else:
-                    ws = Workspace(np.empty(2 * ws.f.shape[0]),
-                                   np.empty(2 * ws.i.shape[0], np.int64),
-                                   np.empty(2 * ws.u.shape[0], np.uint64),
-                                   np.empty(2 * ws.b.shape[0], np.bool_))
+                    ws = _workspace(2 * ws.f.shape[0], 2 * ws.i.shape[0], 2 * ws.u.shape[0],
+                                    2 * ws.b.shape[0])
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", inline="always")
+def take_paths(taken, n, per_take):
+    """The next paths [a, b) a thread takes from the shared counter ``taken`` (at most
+    per_take of the n; a == b when none are left)."""
+    a = min(_fetch_add(taken, per_take), n)
+    return a, min(a + per_take, n)
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", inline="always")
+def _workspace(n_f, n_i, n_u, n_b):
+    """A thread's workspace of these many float, int, unsigned and bool elements."""
+    return Workspace(np.empty(n_f), np.empty(n_i, np.int64), np.empty(n_u, np.uint64),
+                     np.empty(n_b, np.bool_))
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
