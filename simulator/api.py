@@ -5,6 +5,8 @@
 >>> r.paths            # one row a path                                  # doctest: +SKIP
 >>> r.quarters         # tidy: quarter, line, statistic, value          # doctest: +SKIP
 >>> r.summary["investor"]["multiple"]["mean"]                           # doctest: +SKIP
+>>> r.write("results") # the folder `sibsim run` writes                 # doctest: +SKIP
+>>> b = simulator.run_batch(["scenarios/stress"], paths=2000)           # doctest: +SKIP
 
 Paths are numbered from ``path_start``; a path's random numbers depend on its number
 only, so ``simulate(s, paths=1000)`` and ``simulate(s, paths=1000, path_start=1000)``
@@ -12,8 +14,11 @@ are the two halves of ``simulate(s, paths=2000)``, path for path.
 """
 from __future__ import annotations
 
+import datetime as dt
 import functools
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +30,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-__all__ = ["Result", "ScenarioError", "load_scenario", "simulate"]
+__all__ = ["Batch", "Result", "ScenarioError", "load_scenario", "run_batch", "simulate"]
 
 
 def load_scenario(path: str | Path,
@@ -74,9 +79,12 @@ def simulate(scenario: ResolvedScenario, paths: int | None = None, seed: int | N
     -------
     Result
     """
+    started = dt.datetime.now(dt.UTC)
     result = engine.simulate(scenario.scenario, paths=paths, seed=seed, path_start=path_start,
                              progress=progress)
-    return Result(scenario, result)
+    from .run import Timing
+    timing = Timing(started, dt.datetime.now(dt.UTC), scenario.scenario.simulation.chunk_paths)
+    return Result(scenario, result, timing)
 
 
 class Result:
@@ -90,10 +98,12 @@ class Result:
         The per-path arrays the frames are made from.
     """
 
-    def __init__(self, scenario: ResolvedScenario, simulation: engine.SimulationResult):
+    def __init__(self, scenario: ResolvedScenario, simulation: engine.SimulationResult,
+                 timing=None):
         self.scenario = scenario
         self.simulation = simulation
         self.seed = simulation.seed
+        self._timing = timing
 
     def __repr__(self) -> str:
         return (f"<Result {self.scenario.scenario.name}: {len(self.paths):,} paths from "
@@ -132,6 +142,29 @@ class Result:
         tidy.insert(3, "statistic", parts[1])
         return tidy.drop(columns="column")
 
+    @functools.cached_property
+    def headline(self) -> pd.DataFrame:
+        """The headline figures ``sibsim run`` prints: figure and value, as text."""
+        import pandas as pd
+        return pd.DataFrame(metrics.headline_rows(self.summary), columns=["figure", "value"])
+
+    @functools.cached_property
+    def inputs(self) -> pd.DataFrame:
+        """Every input: value or distribution, description with unit, and its source
+        (FITTED, ASSUMPTION, CITED, SET or DEFAULT) with the scenario file's note."""
+        from .workbook import inputs_frame
+        return inputs_frame(self.scenario)
+
+    def write(self, out: str | Path = "results") -> Path:
+        """Write the folder ``sibsim run --out OUT`` writes, ``OUT/<scenario name>``
+        (paths.parquet, quarters.parquet, summary.json, report.html, results.xlsx,
+        manifest.json), atomically; returns that folder."""
+        from .run import Timing, write_run
+        now = dt.datetime.now(dt.UTC)
+        timing = self._timing or Timing(now, now, self.scenario.scenario.simulation.chunk_paths)
+        return write_run(self.scenario, self.simulation, out, timing, summary=self.summary,
+                         manifest_extra=self.scenario.manifest_extra()).folder
+
     def to_excel(self, path: str | Path) -> Path:
         """Write the results as a workbook (``sibsim run``'s results.xlsx: headline,
         inputs, quarterly cash flows, payments by year, investors' distribution, sample
@@ -139,8 +172,43 @@ class Result:
         from . import workbook
         path = Path(path)
         workbook.write_workbook(path, self.summary, metrics.quarters_table(self.simulation),
-                                self.paths, self.scenario.scenario)
+                                self.paths, self.scenario)
         return path
+
+    def against_targets(self, targets: str | Path) -> pd.DataFrame:
+        """This run against a targets file's published figures (as ``sibsim calibrate``
+        shows them): a row a target, with the simulated value, its 95% Monte Carlo
+        interval, the tolerance, the role (fit or held out) and whether it is met."""
+        import pandas as pd
+
+        from . import calibrate
+        rows = []
+        for c in calibrate.compare(self.simulation, calibrate.load_targets(targets).targets):
+            t, e = c.target, c.simulated
+            rows.append({"target": t.name, "role": t.role, "published": t.published,
+                         "bound": t.kind, "tolerance": t.absolute_tolerance,
+                         "simulated": e.value, "low": e.low, "high": e.high, "met": c.ok})
+        return pd.DataFrame(rows)
+
+    def difference(self, base: Result, figure: str) -> pd.Series:
+        """This run's ``figure`` (e.g. ``investor.multiple.mean``) less ``base``'s, with its
+        standard error: paired path by path when both ran the same seed and paths (common
+        random numbers: the paths differ only by the scenarios' difference), else as
+        independent runs."""
+        import pandas as pd
+
+        from . import compare
+        spec = compare.path_metric(figure)
+        if spec is None:
+            raise KeyError(f"{figure!r} has no per-path definition; one of "
+                           f"{', '.join(compare.HEADLINE_METRICS)}")
+        mine, theirs = (compare.statistic(spec.values(r.paths), spec.stat) for r in (self, base))
+        paired = (self.seed == base.seed and len(self.paths) == len(base.paths)
+                  and self.path_start == base.path_start)
+        se = (compare.paired_difference_se(figure, self.paths, base.paths) if paired else
+              math.hypot(compare.standard_error(figure, self.paths),
+                         compare.standard_error(figure, base.paths)))
+        return pd.Series({"difference": mine - theirs, "se": se, "paired": paired}, name=figure)
 
     def by_quarter(self, line: str) -> pd.DataFrame:
         """One calendar-quarter line path by path: a row a path, a column a quarter.
@@ -157,6 +225,38 @@ class Result:
             :, :, CALENDAR_QUARTER_COLUMNS.index(line)]
         return pd.DataFrame(values, index=pd.Index(self.paths["path"], name="path"),
                             columns=pd.Index(self.simulation.calendar_quarters, name="quarter"))
+
+
+@dataclass
+class Batch:
+    """A batch's results: ``table`` (batch_summary.csv: a row a variant, its figures and
+    paired differences from its base), the ``folder``, the report's path, and the
+    variants that ``failed`` (name: reason)."""
+
+    folder: Path
+    table: pd.DataFrame
+    report: Path | None
+    failed: dict[str, str]
+
+
+def run_batch(inputs: Sequence[str | Path], out: str | Path = "results", *,
+              paths: int | None = None, progress: bool | None = False) -> Batch:
+    """Run every scenario, stress and sweep in ``inputs`` (files or folders) as
+    ``sibsim batch`` does, into ``out``; variants finished earlier are kept.
+
+    Raises
+    ------
+    ScenarioError
+        Every problem of every file, before anything is simulated.
+    """
+    import pandas as pd
+
+    from . import batch
+    outcome = batch.run_batch(batch.plan_batch(list(inputs), paths=paths), out,
+                              progress=progress)
+    report = outcome.report_path if outcome.report_written or (
+        outcome.report_path and outcome.report_path.exists()) else None
+    return Batch(Path(out), pd.read_csv(outcome.summary_path), report, dict(outcome.failed))
 
 
 def _flat(tree: Mapping[str, Any], prefix: str = ""):

@@ -41,31 +41,48 @@ def replaced_text(previous: dict | None, manifest: dict) -> str | None:
 def run_scenario(loaded: LoadedScenario, out_dir: str | Path, *, paths: int | None = None,
                  seed: int | None = None, chunk_paths: int | None = None,
                  progress: bool | None = None, manifest_extra: dict | None = None) -> RunOutput:
-    """Simulate ``loaded``; write paths.parquet, quarters.parquet, summary.json, charts.json,
-    report.html, results.xlsx and manifest.json.
+    """Simulate ``loaded``; write its folder ``out_dir/<name>`` (:func:`write_run`).
 
     ``manifest_extra`` adds keys to manifest.json (a composed scenario's sources and
     overrides, a batch variant's hash)."""
-    scenario = loaded.scenario
-    sim = scenario.simulation
-    paths = sim.paths if paths is None else paths
-    seed = sim.seed if seed is None else seed
+    sim = loaded.scenario.simulation
     chunk_paths = sim.chunk_paths if chunk_paths is None else chunk_paths
     started = dt.datetime.now(dt.UTC)
-    result = engine.simulate(scenario, paths=paths, seed=seed, chunk_paths=chunk_paths,
+    result = engine.simulate(loaded.scenario, paths=paths, seed=seed, chunk_paths=chunk_paths,
                              progress=progress)
     finished = dt.datetime.now(dt.UTC)
+    return write_run(loaded, result, out_dir, Timing(started, finished, chunk_paths),
+                     manifest_extra=manifest_extra)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """When a simulation ran, and in chunks of how many paths (for its manifest)."""
+
+    started: dt.datetime
+    finished: dt.datetime
+    chunk_paths: int
+
+
+def write_run(loaded: LoadedScenario, result: engine.SimulationResult, out_dir: str | Path,
+              timing: Timing, *, summary: dict | None = None,
+              manifest_extra: dict | None = None) -> RunOutput:
+    """Write a simulation's folder ``out_dir/<name>`` atomically: paths.parquet,
+    quarters.parquet, summary.json, charts.json, report.html, results.xlsx and
+    manifest.json (``summary``: metrics.summary(result), if made already)."""
+    scenario = loaded.scenario
+    paths = len(result.paths)
     meta = io.manifest(scenario_name=scenario.name, scenario_file=str(loaded.path),
-                       scenario_sha256=loaded.sha256, seed=seed, paths=paths,
-                       chunk_paths=chunk_paths, threads=engine.threads(),
-                       started=started, finished=finished,
+                       scenario_sha256=loaded.sha256, seed=result.seed, paths=paths,
+                       chunk_paths=timing.chunk_paths, threads=engine.threads(),
+                       started=timing.started, finished=timing.finished,
                        extra={"outputs": ["paths.parquet", "quarters.parquet", "summary.json",
                                           reports.CHARTS_FILE, reports.REPORT_FILE,
                                           workbook.WORKBOOK_FILE, "manifest.json"],
                               **(manifest_extra or {})})
     # the summary first: its frame of paths lets go of arrays whose memory the quarterly
     # table's work arrays then reuse (which costs less than new memory)
-    summary = metrics.summary(result)
+    summary = metrics.summary(result) if summary is None else summary
     quarters = metrics.quarters_table(result)
     charts = reports.chart_data(result)
     # built from the same values `sibsim report` reads back, so a rebuild is byte-identical
@@ -84,6 +101,6 @@ def run_scenario(loaded: LoadedScenario, out_dir: str | Path, *, paths: int | No
             (tmp / reports.REPORT_FILE).write_text(report, encoding="utf-8")
         with io.naming_errors(tmp / workbook.WORKBOOK_FILE):
             workbook.write_workbook(tmp / workbook.WORKBOOK_FILE, summary, quarters,
-                                    result.paths, scenario)
+                                    result.paths, loaded)
         io.write_json(tmp / "manifest.json", meta)
     return RunOutput(folder, result, meta, summary, replaced_text(previous, meta))

@@ -19,6 +19,9 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
+from .citations import input_sources, source_of
+from .yamlfiles import LoadedScenario
+
 WORKBOOK_FILE = "results.xlsx"
 SUMMARY_WORKBOOK = "batch_summary.xlsx"   # sibsim batch's: a row a variant
 SAMPLE_PATHS = 200
@@ -49,11 +52,19 @@ def headline_frame(summary: Mapping[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["section", "figure", *STATS])
 
 
-def inputs_frame(scenario: BaseModel) -> pd.DataFrame:
-    """Every input of a scenario: its key, value or distribution (and mean), and the
-    schema's description, which gives its unit in brackets."""
-    return pd.DataFrame(list(_inputs(scenario, "")),
-                        columns=["input", "value", "distribution", "mean", "description"])
+def inputs_frame(loaded: LoadedScenario) -> pd.DataFrame:
+    """Every input of a scenario: its key, value or distribution (and mean), the
+    schema's description (which gives its unit in brackets), and its source: FITTED,
+    ASSUMPTION, CITED (a key of docs/sources.md), SET (an override) or DEFAULT, with
+    the scenario file's comment and line that say so."""
+    frame = pd.DataFrame(list(_inputs(loaded.scenario, "")),
+                         columns=["input", "value", "distribution", "mean", "description"])
+    sources = input_sources(getattr(loaded, "origins", {}))
+    found = [source_of(key, sources) for key in frame["input"]]
+    frame["source"] = [s.kind for s in found]
+    frame["source_note"] = [s.note for s in found]
+    frame["set_at"] = [s.where for s in found]
+    return frame
 
 
 def _inputs(model: BaseModel, prefix: str):
@@ -94,11 +105,11 @@ def investor_distribution(paths: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_workbook(path: Path, summary: Mapping[str, Any], quarters: pd.DataFrame,
-                   paths: pd.DataFrame, scenario: BaseModel) -> None:
+                   paths: pd.DataFrame, loaded: LoadedScenario) -> None:
     """Write the workbook to ``path`` (a new file: the caller's folder is temporary)."""
     sheets = {
         "Headline": headline_frame(summary),
-        "Inputs": inputs_frame(scenario),
+        "Inputs": inputs_frame(loaded),
         "Quarterly cash flows": quarters,
         "Payments by year": pd.DataFrame(
             summary.get("commissioner", {}).get("payments_by_financial_year", [])),

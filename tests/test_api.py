@@ -72,3 +72,66 @@ def test_a_result_writes_the_runs_workbook(essex, tmp_path):
     assert head.loc[("investor", "multiple"), "mean"] == pytest.approx(
         r.summary["investor"]["multiple"]["mean"], rel=1e-12)
     assert len(book["Sample of paths"]) == 150
+
+
+def test_a_result_writes_the_folder_sibsim_run_writes(essex, tmp_path):
+    import json
+
+    from simulator.run import run_scenario
+    r = simulator.simulate(essex, paths=120, seed=6)
+    folder = r.write(tmp_path / "api")
+    ran = run_scenario(essex, tmp_path / "cli", paths=120, seed=6, progress=False).folder
+    assert folder == tmp_path / "api" / "essex_mst"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in ran.iterdir())
+    pd.testing.assert_frame_equal(pd.read_parquet(folder / "paths.parquet"),
+                                  pd.read_parquet(ran / "paths.parquet"), check_exact=True)
+    assert json.loads((folder / "summary.json").read_text()) == \
+        json.loads((ran / "summary.json").read_text())
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert (manifest["paths"], manifest["seed"]) == (120, 6)
+
+
+def test_a_difference_is_paired_on_the_same_seed_and_paths(essex):
+    import math
+    base = simulator.simulate(essex, paths=300, seed=8)
+    dearer = simulator.simulate(essex.derive({"costs.per_team_per_quarter": {"scale": 1.2}}),
+                                 paths=300, seed=8)
+    d = dearer.paths["multiple"].to_numpy() - base.paths["multiple"].to_numpy()
+    paired = dearer.difference(base, "investor.multiple.mean")
+    assert bool(paired["paired"]) and paired["difference"] == pytest.approx(d.mean(), rel=1e-12)
+    assert paired["se"] == pytest.approx(d.std(ddof=1) / math.sqrt(300), rel=1e-9)
+    other = simulator.simulate(essex.derive({"costs.per_team_per_quarter": {"scale": 1.2}}),
+                               paths=300, seed=9)
+    independent = other.difference(base, "investor.multiple.mean")
+    se = [r.paths["multiple"].std(ddof=1) / math.sqrt(300) for r in (other, base)]
+    assert not independent["paired"]
+    assert independent["se"] == pytest.approx(math.hypot(*se), rel=1e-9)
+    assert independent["se"] > 10 * paired["se"]   # what common random numbers buy
+    same = base.difference(base, "investor.multiple.mean")
+    assert (same["difference"], same["se"]) == (0.0, 0.0)
+    with pytest.raises(KeyError, match="per-path definition"):
+        base.difference(base, "investor.multiple.colour")
+
+
+def test_a_run_against_the_published_targets(essex):
+    from helpers import ROOT
+    r = simulator.simulate(essex, paths=200, seed=2)
+    table = r.against_targets(ROOT / "scenarios" / "essex_targets.yaml").set_index("target")
+    served = table.loc["young people served"]
+    assert served["published"] == 388 and served["role"] == "fit"
+    assert served["simulated"] == pytest.approx(r.paths["started"].mean(), rel=1e-12)
+    assert served["low"] < served["simulated"] < served["high"]
+    within = table[table.bound == "within"]
+    inside = (within.simulated - within.published).abs() <= within.tolerance
+    assert (inside == within.met).all()
+
+
+def test_a_batch_from_python(tmp_path):
+    from helpers import ROOT
+    stress = ROOT / "scenarios" / "stress" / "essex_costs_plus20.yaml"
+    b = simulator.run_batch([stress], tmp_path, paths=60)
+    assert set(b.table["scenario"]) == {"essex_mst", "essex_costs_plus20"}
+    assert b.report.is_file() and not b.failed
+    row = b.table.set_index("scenario").loc["essex_costs_plus20"]
+    mine = pd.read_parquet(tmp_path / "essex_costs_plus20" / "paths.parquet")
+    assert row["investor.multiple.mean"] == pytest.approx(mine["multiple"].mean(), rel=1e-12)

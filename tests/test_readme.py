@@ -27,3 +27,18 @@ def _as_shell_expands(word: str, folder) -> list[str]:
     if "*" not in word:
         return [word]
     return sorted(str(p.relative_to(folder)) for p in folder.glob(word))
+
+
+def test_the_readme_python_runs_as_written(tmp_path):
+    """The "From Python" block, at fewer paths, in a folder holding the scenarios."""
+    readme = (ROOT / "README.md").read_text()
+    (block,) = re.findall(r"## From Python\n\n```python\n(.*?)```", readme, re.S)
+    assert "simulator.simulate(" in block and "run_batch(" in block
+    (tmp_path / "scenarios").symlink_to(ROOT / "scenarios")
+    code = block.replace("paths=2000", "paths=100")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "results" / "essex_mst" / "results.xlsx").is_file()
+    assert (tmp_path / "results" / "batch_summary.csv").is_file()
+    assert (tmp_path / "essex.xlsx").is_file()

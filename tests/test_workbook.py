@@ -54,6 +54,13 @@ def test_every_input_with_its_distribution_and_unit(run):
     referrals = inputs.loc["referrals.per_team_per_month"]
     assert referrals["distribution"].startswith("triangular(")
     assert referrals["mean"] == pytest.approx(5.0833333, rel=1e-6)
+    # each input's source, read from the comment on the line that sets it
+    assert referrals["source"] == "ASSUMPTION" and \
+        "scenarios/essex_uncertain.yaml:" in referrals["set_at"]
+    care_cost = inputs.loc["contract.care_cost_per_day"]
+    assert care_cost["source"] == "ASSUMPTION" and "essex_mst.yaml:" in care_cost["set_at"]
+    assert inputs.loc["treatment.median_days", "source"] == "CITED"
+    assert "[REES2019]" in inputs.loc["treatment.median_days", "source_note"]
 
 
 def test_money_in_pounds_shares_in_per_cent_and_frozen_headers(run):
