@@ -144,9 +144,14 @@ class Result:
 
     @functools.cached_property
     def headline(self) -> pd.DataFrame:
-        """The headline figures ``sibsim run`` prints: figure and value, as text."""
+        """The headline figures ``sibsim run`` prints: figure, value (as text) and what it
+        measures."""
         import pandas as pd
-        return pd.DataFrame(metrics.headline_rows(self.summary), columns=["figure", "value"])
+
+        from .narrative import HEADLINE_MEANING
+        return pd.DataFrame([(f, v, HEADLINE_MEANING.get(f, ""))
+                             for f, v in metrics.headline_rows(self.summary)],
+                            columns=["figure", "value", "meaning"])
 
     @functools.cached_property
     def inputs(self) -> pd.DataFrame:

@@ -244,7 +244,8 @@ def run_batch(plan: Plan, out_dir: str | Path, *, progress: bool | None = None,
             t0 = time.perf_counter()
             try:
                 done = run_scenario(r.variant.loaded, out, paths=r.paths, seed=r.seed,
-                                    progress=progress, manifest_extra=_manifest_extra(r))
+                                    progress=progress, manifest_extra=_manifest_extra(r),
+                                    sensitivity=False)
             except Exception as exc:  # noqa: BLE001 - one bad variant must not stop the night
                 outcome.failed[r.name] = f"{type(exc).__name__}: {exc}"
                 echo(f"{tag}: FAILED: {exc}")

@@ -13,8 +13,9 @@ report is plotly.js (about 4.8 MB) plus a few hundred kB:
 - ``quarters.parquet``: per calendar quarter, quantiles of each cash-flow and service
   line, including the running totals (cumulative payments, capital drawn, investor
   cash position) computed path by path in :func:`metrics.quarters_table`;
-- ``charts.json`` (written beside it by :func:`chart_data`): the care proportion by
-  quarter since tracking start, which no other output holds;
+- ``charts.json`` (written beside it by :func:`chart_data` and the run): the care
+  proportion by quarter since tracking start, every input with its source, and the
+  quick paired sensitivity the summary's sentences name (:mod:`narrative`);
 - ``summary.json``: headline figures, payments per financial year, cap, commitment;
 - histograms of a few ``paths.parquet`` columns (multiple, IRR, net saving, payments).
 
@@ -38,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from . import layout as L
-from . import metrics
+from . import metrics, narrative
 
 REPORT_FILE = "report.html"
 CHARTS_FILE = "charts.json"
@@ -155,6 +156,9 @@ def run_sections(data: RunData) -> tuple[str, str, list[tuple[str, str, list]]]:
     s = data.summary
     q = _active_quarters(data.quarters)
     sections: list[tuple[str, str, list]] = []
+    terms = _contract_section(data)
+    if terms:
+        sections.append(("contract", "Contract and assumptions", terms))
     if "investor" in s:
         sections.append(("investor", "Investor view", _investor_view(data, q)))
     if "commissioner" in s:
@@ -173,9 +177,11 @@ def run_sections(data: RunData) -> tuple[str, str, list[tuple[str, str, list]]]:
 
 def _headline_html(data: RunData) -> str:
     s, m = data.summary, data.manifest
-    rows = metrics.headline_rows(s)
-    head = _table([("figure", "value")], rows, caption="Headline figures (mean over paths "
-                  "unless stated; p05/p50/p95 are the 5th, 50th and 95th percentiles)")
+    rows = [(label, value, narrative.HEADLINE_MEANING.get(label, ""))
+            for label, value in metrics.headline_rows(s)]
+    head = _table([("figure", "value", "what it measures")], rows,
+                  caption="Headline figures (mean over paths unless stated; p05/p50/p95 are "
+                          "the 5th, 50th and 95th percentiles)")
     details = [("scenario", s.get("scenario", "")), ("paths", f"{s.get('paths', 0):,}"),
                ("seed", str(s.get("seed", "")))]
     for key, label in (("scenario_file", "scenario file"), ("package_version", "sibsim version"),
@@ -183,7 +189,100 @@ def _headline_html(data: RunData) -> str:
         if m.get(key):
             details.append((label, str(m[key])))
     run = _table([("item", "value")], details, caption="Run")
-    return f"<div class='tables'>{head}{run}</div>"
+    return f"{_in_brief(data)}<div class='tables'>{head}{run}</div>"
+
+
+def _in_brief(data: RunData) -> str:
+    charts = data.charts or {}
+    said = narrative.sentences(data.summary, charts.get("inputs"), charts.get("sensitivity"))
+    items = "".join(f"<li>{html.escape(x)}</li>" for x in said)
+    return f"<section id='in-brief'><h2>In brief</h2><ul>{items}</ul></section>" if said else ""
+
+
+# inputs shown as the contract's terms; the others are shown when they are assumptions,
+# fitted or uncertain (a figure rests on them)
+CONTRACT_SECTIONS = ("contract.", "finance.")
+_SOURCE_KINDS = ("ASSUMPTION", "FITTED")
+
+
+def _contract_section(data: RunData) -> list:
+    inputs = (data.charts or {}).get("inputs")
+    if not inputs:
+        return []
+    terms = [r for r in inputs if r["input"].startswith(CONTRACT_SECTIONS)]
+    assumed = [r for r in inputs if not r["input"].startswith(CONTRACT_SECTIONS)
+               and (r["source"] in _SOURCE_KINDS or r["distribution"] not in (None, "fixed"))]
+    items: list = [_inputs_table(terms, "Contract and finance terms"),
+                   _inputs_table(assumed, "Assumptions behind the figures: inputs not "
+                                          "published (ASSUMPTION), fitted to published "
+                                          "figures (FITTED), or uncertain (drawn per path)")]
+    sens = (data.charts or {}).get("sensitivity")
+    items += [f for f in (_sensitivity_figure(sens, fig) for fig in
+                          narrative.SENSITIVITY_FIGURES) if f]
+    return items
+
+
+def _inputs_table(rows: list[dict], caption: str) -> str:
+    body = [(key, value, _str(r["description"]), r["source"], _str(r["source_note"]))
+            for key, value, r in _collapsed_lists(rows)]
+    return _table([("input", "value", "what it is [unit]", "source", "why (scenario file)")],
+                  body, caption=caption, css="inputs")
+
+
+def _shown(r: dict) -> str:
+    if r["distribution"] not in (None, "fixed"):
+        return f"{r['distribution']}, mean {r['mean']:.4g}"
+    v = r["value"]
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return _str(v)
+    return f"{v:,.0f}" if abs(v) >= 1e4 else f"{v:,.6g}"
+
+
+def _collapsed_lists(rows: list[dict], most: int = 3):
+    """(key, value shown, row): a list of more than ``most`` entries (a drawdown schedule)
+    as one row a field, ``key[*].field``, its first and last values (all in results.xlsx)."""
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(re.sub(r"\[\d+\]", "[*]", r["input"], count=1), []).append(r)
+    for key, members in groups.items():
+        if len(members) <= most or "[*]" not in key:
+            yield from ((r["input"], _shown(r), r) for r in members)
+            continue
+        values = [_shown(r) for r in members]
+        same = len(set(values)) == 1
+        shown = (f"{values[0]} (all {len(values)})" if same
+                 else f"{values[0]} … {values[-1]} ({len(values)} entries)")
+        yield key, shown, members[0]
+
+
+SENSITIVITY_TITLES = {"investor.multiple.mean": "investors' mean multiple",
+                      "commissioner.net_saving.mean": "commissioner's mean net saving"}
+
+
+def _sensitivity_figure(sens: dict | None, figure: str) -> dict | None:
+    rows = [r for r in (sens or {}).get("rows", []) if r["figure"] == figure]
+    if not rows:
+        return None
+    rows.sort(key=lambda r: abs(r.get("high", r["base"]) - r.get("low", r["base"])))
+    base = rows[0]["base"]
+    step = sens["step"]
+    traces = []
+    for side, factor, color in (("low", 1 - step, BLUE), ("high", 1 + step, ORANGE)):
+        diff = [r[side] - base if side in r else None for r in rows]
+        se = [(r.get(f"{side}_se") or 0.0) * Z95 for r in rows]
+        traces.append({"type": "bar", "orientation": "h", "y": [r["input"] for r in rows],
+                       "x": diff, "base": base, "name": f"input × {factor:g}",
+                       "marker": {"color": color},
+                       "error_x": {"type": "data", "array": se, "visible": True,
+                                   "color": "black"}})
+    money = figure.startswith("commissioner")
+    what = SENSITIVITY_TITLES.get(figure, figure)
+    fig = _figure(traces, f"What moves the {what}: each input at ×{1 - step:g} and "
+                          f"×{1 + step:g} ({sens['paths']:,} paired paths; ±95% interval)",
+                  f"{what} ({'£' if money else '×'})", "input, scaled by (×)", x_money=money,
+                  markers=[(base, "base", GREY, 1.0)])
+    fig["layout"]["barmode"] = "overlay"
+    return fig
 
 
 def _active_quarters(q: pd.DataFrame) -> pd.DataFrame:
@@ -950,7 +1049,10 @@ th,td{border:1px solid #ddd;padding:.25rem .6rem;text-align:left;vertical-align:
 th{background:#f0f0f0}.tables{display:flex;flex-wrap:wrap;align-items:flex-start}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(560px,1fr));gap:1rem}
 .sib-chart{min-height:360px;border:1px solid #eee}.note{color:#555;font-size:.9rem}
-nav a{margin-right:1rem}
+nav a{margin-right:1rem}#in-brief li{margin:.3rem 0;max-width:70rem}
+.grid>div:has(>table.inputs){grid-column:1/-1}table.inputs{width:100%}
+table.inputs td{overflow-wrap:anywhere}
+table.inputs td:first-child,table.inputs td:nth-child(4){overflow-wrap:normal;white-space:nowrap}
 """
 
 
@@ -1011,10 +1113,11 @@ def _clean(x: Any) -> Any:
     return x
 
 
-def _table(head: list[tuple], rows: list[tuple], caption: str = "") -> str:
+def _table(head: list[tuple], rows: list[tuple], caption: str = "", css: str = "") -> str:
     cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
     thead = "".join("<tr>" + "".join(f"<th>{html.escape(str(c))}</th>" for c in h) + "</tr>"
                     for h in head)
     tbody = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>"
                     for r in rows)
-    return f"<table>{cap}<thead>{thead}</thead><tbody>{tbody}</tbody></table>"
+    cls = f" class='{css}'" if css else ""
+    return f"<table{cls}>{cap}<thead>{thead}</thead><tbody>{tbody}</tbody></table>"

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import engine, io, metrics, reports, workbook
+from . import engine, io, metrics, narrative, reports, workbook
 from .yamlfiles import LoadedScenario
 
 
@@ -40,7 +40,8 @@ def replaced_text(previous: dict | None, manifest: dict) -> str | None:
 
 def run_scenario(loaded: LoadedScenario, out_dir: str | Path, *, paths: int | None = None,
                  seed: int | None = None, chunk_paths: int | None = None,
-                 progress: bool | None = None, manifest_extra: dict | None = None) -> RunOutput:
+                 progress: bool | None = None, manifest_extra: dict | None = None,
+                 sensitivity: bool = True) -> RunOutput:
     """Simulate ``loaded``; write its folder ``out_dir/<name>`` (:func:`write_run`).
 
     ``manifest_extra`` adds keys to manifest.json (a composed scenario's sources and
@@ -52,7 +53,7 @@ def run_scenario(loaded: LoadedScenario, out_dir: str | Path, *, paths: int | No
                              progress=progress)
     finished = dt.datetime.now(dt.UTC)
     return write_run(loaded, result, out_dir, Timing(started, finished, chunk_paths),
-                     manifest_extra=manifest_extra)
+                     manifest_extra=manifest_extra, sensitivity=sensitivity)
 
 
 @dataclass(frozen=True)
@@ -66,10 +67,14 @@ class Timing:
 
 def write_run(loaded: LoadedScenario, result: engine.SimulationResult, out_dir: str | Path,
               timing: Timing, *, summary: dict | None = None,
-              manifest_extra: dict | None = None) -> RunOutput:
+              manifest_extra: dict | None = None, sensitivity: bool = True) -> RunOutput:
     """Write a simulation's folder ``out_dir/<name>`` atomically: paths.parquet,
     quarters.parquet, summary.json, charts.json, report.html, results.xlsx and
-    manifest.json (``summary``: metrics.summary(result), if made already)."""
+    manifest.json (``summary``: metrics.summary(result), if made already).
+
+    The report's data (charts.json) holds every input with its source and, with
+    ``sensitivity``, a quick paired sensitivity (narrative.quick_sensitivity: a batch
+    leaves it out, its report compares the variants)."""
     scenario = loaded.scenario
     paths = len(result.paths)
     meta = io.manifest(scenario_name=scenario.name, scenario_file=str(loaded.path),
@@ -84,7 +89,10 @@ def write_run(loaded: LoadedScenario, result: engine.SimulationResult, out_dir: 
     # table's work arrays then reuse (which costs less than new memory)
     summary = metrics.summary(result) if summary is None else summary
     quarters = metrics.quarters_table(result)
-    charts = reports.chart_data(result)
+    charts = {**reports.chart_data(result), "inputs": _records(workbook.inputs_frame(loaded))}
+    if sensitivity:
+        charts["sensitivity"] = narrative.quick_sensitivity(
+            loaded, result.seed, min(paths, narrative.SENSITIVITY_PATHS))
     # built from the same values `sibsim report` reads back, so a rebuild is byte-identical
     columns = [c for c in reports.PATH_COLUMNS if c in result.paths]
     report = reports.build_report(reports.RunData(summary, meta, quarters, charts,
@@ -104,3 +112,8 @@ def write_run(loaded: LoadedScenario, result: engine.SimulationResult, out_dir: 
                                     result.paths, loaded)
         io.write_json(tmp / "manifest.json", meta)
     return RunOutput(folder, result, meta, summary, replaced_text(previous, meta))
+
+
+def _records(frame) -> list[dict]:
+    """A frame's rows as JSON-ready dicts (missing values as None)."""
+    return frame.astype(object).where(frame.notna(), None).to_dict(orient="records")

@@ -117,7 +117,7 @@ def test_run_report_renders_in_headless_chromium(tmp_path):
     f.write_text(yaml.safe_dump({**with_money(), "name": "browser"}, sort_keys=False))
     out = run_scenario(load_scenario(f), tmp_path / "out", paths=200, seed=2, progress=False)
     n = check_in_browser(out.folder / reports.REPORT_FILE, ARTIFACTS / "report.png")
-    assert n == 15
+    assert n == 17
 
 
 def test_batch_report_renders_in_headless_chromium(tmp_path):
@@ -142,5 +142,5 @@ def test_static_images_with_kaleido(tmp_path):
     out = run_scenario(load_scenario(f), tmp_path / "out", paths=40, seed=2, progress=False)
     _, _, sections = reports.run_sections(reports.load_run(out.folder))
     files = reports.export_images(sections, out.folder / "figures")
-    assert len(files) == 15
+    assert len(files) == 17
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in files)
