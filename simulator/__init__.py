@@ -2,13 +2,14 @@
 
 The Python API (:mod:`simulator.api`): :func:`load_scenario`, :func:`simulate` and the
 :class:`Result` it returns, whose ``paths`` and ``quarters`` are pandas frames;
-:func:`run_batch` and its :class:`Batch`.
+:func:`run_batch` and its :class:`Batch`; :func:`design_contract`.
 Imported on first use, so that ``import simulator`` (and the ``sibsim`` command's
 start) does not load numba and pandas for nothing.
 """
 from .version import __version__
 
-_API = ("Batch", "Result", "ScenarioError", "load_scenario", "run_batch", "simulate")
+_API = ("Batch", "ContractDesign", "Result", "ScenarioError", "design_contract",
+        "load_scenario", "run_batch", "simulate")
 __all__ = [*_API, "__version__"]
 
 

@@ -30,7 +30,8 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-__all__ = ["Batch", "Result", "ScenarioError", "load_scenario", "run_batch", "simulate"]
+__all__ = ["Batch", "ContractDesign", "Result", "ScenarioError", "design_contract",
+           "load_scenario", "run_batch", "simulate"]
 
 
 def load_scenario(path: str | Path,
@@ -262,6 +263,84 @@ def run_batch(inputs: Sequence[str | Path], out: str | Path = "results", *,
     report = outcome.report_path if outcome.report_written or (
         outcome.report_path and outcome.report_path.exists()) else None
     return Batch(Path(out), pd.read_csv(outcome.summary_path), report, dict(outcome.failed))
+
+
+class ContractDesign:
+    """A contract design's answer (see :func:`design_contract`).
+
+    Attributes
+    ----------
+    grid : DataFrame
+        A row a candidate: its terms, figures, and whether it meets every requirement.
+    recommended : Series or None
+        The best candidate meeting every requirement (None: no candidate does).
+    binding : tuple or None
+        Without one: the requirement that binds at the nearest candidate, and by how much
+        it is missed there.
+    """
+
+    def __init__(self, search, found):
+        import pandas as pd
+        self._search, self._found = search, found
+        self.grid = found.grid
+        self.recommended = None if found.best is None else pd.Series(found.best)
+        self.binding = found.binding
+
+    @property
+    def frontier(self) -> pd.DataFrame:
+        """For each value of the first term varied, the best candidate meeting every
+        requirement."""
+        from .design import frontier
+        return frontier(self._found)
+
+    def figures(self, terms: Mapping[str, float]) -> pd.Series:
+        """Any terms' figures on the same paths (e.g. the terms a bond used)."""
+        import pandas as pd
+        return pd.Series(self._search.figures(terms, self._found.question.metrics))
+
+    def write(self, out: str | Path = "results") -> Path:
+        """Write ``OUT/<name>__design/`` as ``sibsim design`` does; returns the folder."""
+        from . import io
+        from .design import write_outputs
+        name = self._search.base.scenario.name
+        folder = Path(out) / f"{name}__design"
+        with io.atomic_folder(folder, marker="design.json") as tmp:
+            write_outputs(self._found, tmp, f"sibsim design: {name}")
+        return folder
+
+
+def design_contract(scenario: ResolvedScenario, vary: Mapping[str, Sequence[float]],
+                    require: Sequence[str] = (), maximise: str | None = None,
+                    minimise: str | None = None, paths: int = 10_000,
+                    seed: int | None = None) -> ContractDesign:
+    """Search contract terms for those that meet every requirement and make the objective
+    best, on common random numbers (``sibsim design``).
+
+    Parameters
+    ----------
+    scenario : ResolvedScenario
+    vary : mapping
+        Each term to vary and its ``(low, high)`` or ``(low, high, points)``, e.g.
+        ``{"contract.price_per_care_day_saved": (20, 120)}``.
+    require : sequence of str
+        Requirements such as ``"investor.irr.p50 >= 0.06"``.
+    maximise, minimise : str
+        The figure to make largest (or smallest), e.g. ``commissioner.net_saving.p50``.
+    paths, seed : int
+        The paths every candidate is judged on (seed: the scenario's by default).
+    """
+    from . import design as d
+    axes = tuple(d.parse_axis(f"{k}={':'.join(str(v) for v in bounds)}")
+                 for k, bounds in vary.items())
+    requirements = tuple(d.parse_requirement(r) for r in require)
+    objective = maximise or minimise
+    if objective is None or (maximise and minimise):
+        raise ValueError("give maximise or minimise (one of them)")
+    d.check_metric(objective, "maximise" if maximise else "minimise")
+    search = d.ContractSearch(scenario, paths,
+                              scenario.scenario.simulation.seed if seed is None else seed)
+    question = d.Question(axes, requirements, objective, bool(maximise))
+    return ContractDesign(search, d.search(search, question))
 
 
 def _flat(tree: Mapping[str, Any], prefix: str = ""):

@@ -442,6 +442,40 @@ def simulate(scenario: Scenario, paths: int | None = None, seed: int | None = No
     ``simulation`` section. ``progress=None`` shows a progress bar when stderr is a
     terminal.
     """
+    run = simulate_arrays(scenario, paths, seed, chunk_paths, progress, path_start)
+    attrs = {}
+    if scenario.finance:
+        attrs["commitment"] = scenario.finance.commitment
+    if scenario.contract and scenario.contract.cap is not None:
+        attrs["cap"] = scenario.contract.cap
+    o = run.outputs
+    columns = _PathColumns(o.out, o.reasons, run.layout.reason_names, run.params,
+                           uncertain_parameters(scenario), attrs, path_start)
+    check_conservation({name: columns.column(name) for name in _CONSERVED}, o.qsr, o.cal,
+                       o.totals, attrs)
+    invariants.check_waterfall(o.cal, run.layout, path_start)
+    cache.mark_warm()
+    return SimulationResult(scenario, run.seed, o.qsr, o.cal, run.layout.calendar_quarters,
+                            run.layout.reason_names, columns)
+
+
+@dataclass
+class ArrayRun:
+    """A simulation's raw arrays: the layout, the seed, each path's drawn parameters and
+    its outputs (with the contract's inputs in ``outputs.kept`` if they were kept)."""
+
+    layout: Layout
+    seed: int
+    params: np.ndarray
+    outputs: L.Outputs
+
+
+def simulate_arrays(scenario: Scenario, paths: int | None = None, seed: int | None = None,
+                    chunk_paths: int | None = None, progress: bool | None = False,
+                    path_start: int = 0, keep_contract_inputs: bool = False) -> ArrayRun:
+    """The simulation's arrays, before any check or table (see :func:`simulate`);
+    ``keep_contract_inputs``: keep what each path's contract read, to run the contract
+    alone under other terms (design.py)."""
     sim = scenario.simulation
     n = sim.paths if paths is None else int(paths)
     seed = sim.seed if seed is None else int(seed)
@@ -453,42 +487,29 @@ def simulate(scenario: Scenario, paths: int | None = None, seed: int | None = No
     check_memory(scenario, n, lay)
     if progress is not False:
         _say_if_compiling()
+    arrays = scenario_arrays(lay)
     n_cal = len(lay.calendar_quarters)
-    out = output_array((n, L.N_OUT))
-    qsr = output_array((n, lay.n_tracking_quarters, L.N_Q))
-    cal = output_array((n, n_cal, L.N_K))
-    reasons = output_array((n, max(len(lay.reason_names), 1)))
-    totals = output_array((n, L.N_T))   # for the reconciliation checks
+    outputs = L.Outputs(
+        output_array((n, L.N_OUT)), output_array((n, lay.n_tracking_quarters, L.N_Q)),
+        output_array((n, n_cal, L.N_K)), output_array((n, max(len(lay.reason_names), 1))),
+        output_array((n, L.N_T)),   # for the reconciliation checks
+        output_array((n, L.kept_width(arrays) if keep_contract_inputs else 0)))
     # every path's parameters at once (they depend on the path number only): a bad draw
     # is reported before any simulating, and one call costs less than one per chunk
     params = draw_parameters(scenario, seed, path_start, n)
     _check_referral_volume(params, lay)
     _check_staffing(params, lay)
-    starts = range(0, n, chunk)
     bar = _progress_bar(n, scenario.name, progress)
-    arrays = scenario_arrays(lay)
     workers = threads()
-    for a in starts:
+    for a in range(0, n, chunk):
         b = min(a + chunk, n)
         run_chunk(np.uint64(seed), path_start + a, params[a:b], arrays,
-                  L.Outputs(out[a:b], qsr[a:b], cal[a:b], reasons[a:b], totals[a:b]), workers)
+                  L.Outputs(*(x[a:b] for x in outputs)), workers)
         if bar is not None:
             bar.update(b - a)
     if bar is not None:
         bar.close()
-    attrs = {}
-    if scenario.finance:
-        attrs["commitment"] = scenario.finance.commitment
-    if scenario.contract and scenario.contract.cap is not None:
-        attrs["cap"] = scenario.contract.cap
-    columns = _PathColumns(out, reasons, lay.reason_names, params,
-                           uncertain_parameters(scenario), attrs, path_start)
-    check_conservation({name: columns.column(name) for name in _CONSERVED}, qsr, cal, totals,
-                       attrs)
-    invariants.check_waterfall(cal, lay, path_start)
-    cache.mark_warm()
-    return SimulationResult(scenario, seed, qsr, cal, lay.calendar_quarters, lay.reason_names,
-                            columns)
+    return ArrayRun(lay, seed, params, outputs)
 
 
 def threads() -> int:

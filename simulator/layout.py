@@ -268,6 +268,33 @@ class Outputs(NamedTuple):
     cal: np.ndarray             # (paths, calendar quarters, N_K)
     reasons: np.ndarray         # (paths, rejection reasons) rejected referrals by reason
     totals: np.ndarray          # (paths, N_T) the reconciliation checks' totals
+    kept: np.ndarray            # (paths, kept width) the contract's inputs, kept to run the
+                                # contract alone under other terms (width 0: not kept)
+
+
+# The configuration and parameters that only the contract and the waterfall read
+# (kernels/contract.py, and the invariants that check it): scenarios that differ in
+# these alone have the same service and care, path by path (recontract).
+CONTRACT_ONLY_CONFIG = (C_PRICE_PER_DAY, C_PAYMENT_LAG, C_CLAWBACK, C_CAP, C_LAST_PAYMENT_Q,
+                        C_HAS_FINANCE, C_COMMITMENT, C_RESERVE, C_TRANCHE,
+                        C_DISTRIBUTION_FROM_Q, C_INVESTOR_SHARE, C_DISCOUNT_RATE,
+                        C_WIND_UP_Q, C_DISCOUNT_RATE_QUARTER)
+CONTRACT_ONLY_PARAMS = (P_CARE_COST_PER_DAY, P_COST_TEAM_QUARTER, P_COST_PER_CASE,
+                        P_COST_FLEX_FUND, P_COST_SET_UP, P_COST_LICENCE_YEAR,
+                        P_COST_MANAGEMENT_QUARTER, P_COST_INFLATION)
+
+
+def kept_width(arrays: ScenarioArrays) -> int:
+    """Elements a path keeps of the contract's inputs (Outputs.kept): its care days by
+    tracking cohort (N_CO, band, cohorts), outcome events (2, calendar quarters, events)
+    and team starts (teams), in that order; 0 without a contract."""
+    cfg = arrays.config
+    if cfg[C_HAS_CONTRACT] < 0.5:
+        return 0
+    n_cal = arrays.calendar_edges.shape[0] - 1
+    band = min(int(cfg[C_COHORT_QUARTERS]), n_cal)
+    return (N_CO * band * int(cfg[C_COHORTS]) + 2 * n_cal * arrays.event_months.shape[0]
+            + arrays.team_start.shape[0])
 
 
 def _names(prefix: str) -> list[str]:

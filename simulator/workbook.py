@@ -116,10 +116,17 @@ def write_workbook(path: Path, summary: Mapping[str, Any], quarters: pd.DataFram
         "Investor distribution": investor_distribution(paths),
         "Sample of paths": paths.head(SAMPLE_PATHS),
     }
+    write_sheets(path, sheets, money_sheets=("Payments by year",))
+
+
+def write_sheets(path: Path, sheets: Mapping[str, pd.DataFrame],
+                 money_sheets: tuple[str, ...] = ()) -> None:
+    """Frames as the sheets of a new workbook at ``path``, formatted (money in pounds,
+    shares in per cent, frozen headers); every number is money in ``money_sheets``."""
     with pd.ExcelWriter(path, engine="openpyxl") as writer:
         for name, frame in sheets.items():
             frame.to_excel(writer, sheet_name=name, index=False)
-            _format(writer.sheets[name], frame, money=name == "Payments by year")
+            _format(writer.sheets[name], frame, money=name in money_sheets)
 
 
 def write_batch_workbook(path: Path, table: pd.DataFrame) -> None:

@@ -24,7 +24,7 @@ def test_an_edit_of_one_kernel_file_reaches_the_cached_kernels_that_call_it(tmp_
             "cfg = np.zeros(L.N_CONFIG)\n"
             "cfg[L.C_COMMITMENT], cfg[L.C_WIND_UP_Q], cfg[L.C_DISTRIBUTION_FROM_Q] = 100.0, 3, 3\n"
             "rows = L.Outputs(np.zeros(L.N_OUT), np.zeros((1, L.N_Q)), np.zeros((4, L.N_K)),\n"
-            "                 np.zeros(1), np.zeros(L.N_T))\n"
+            "                 np.zeros(1), np.zeros(L.N_T), np.zeros(0))\n"
             "_finance(cfg, np.array([0.0, 0.0, 0.0, 60.0]), np.array([40.0, 0.0, 0.0, 0.0]),\n"
             "         np.zeros(4), rows, np.zeros((4, W.N_LINES)), np.zeros(4))\n"
             "print(rows.out[L.O_CAPITAL_DRAWN])\n")

@@ -4,6 +4,7 @@ per command or close family.
 - :mod:`.validate`: ``validate`` and ``schema``;
 - :mod:`.run`: ``run``; :mod:`.calibrate`: ``calibrate``; :mod:`.baseline`: ``baseline``;
 - :mod:`.batch`: ``batch``; :mod:`.stress`: ``breakeven`` and ``sensitivity``;
+- :mod:`.design`: ``design``;
 - :mod:`.report`: ``report``;
 - :mod:`.options`: the exit codes and option types the commands share.
 
@@ -26,7 +27,7 @@ from .options import EXIT_FAILED, EXIT_INVALID
 # imported one level deeper, through a command module, numpy's typing code ran
 # measurably slower under Python 3.11 (on `sibsim --version`, `validate` and `run`),
 # a start-up cost for nothing.
-from . import baseline, batch, calibrate, report, run, stress, validate
+from . import baseline, batch, calibrate, design, report, run, stress, validate
 
 
 class _Commands(click.Group):
@@ -59,5 +60,5 @@ def main() -> None:
 
 for _command in (baseline.baseline, validate.validate, validate.schema, run.run,
                  calibrate.calibrate, batch.batch, stress.breakeven, stress.sensitivity,
-                 report.report):
+                 design.design, report.report):
     main.add_command(_command)

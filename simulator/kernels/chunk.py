@@ -31,7 +31,7 @@ from ..layout import (
 )
 from .cache import FASTMATH
 from .path import EVENTS_FULL, PATH_DONE, simulate_path
-from .work import EVENTS_FIRST, WORKSPACE_FIRST, Workspace
+from .work import EVENTS_FIRST, WORKSPACE_FIRST, new_workspace
 
 
 @intrinsic
@@ -82,7 +82,7 @@ def simulate_chunk(taken, seed, path_start, params, scenario, outputs):
     (path_totals) read from its outputs just written (while they are in the cache,
     rather than in a pass over the finished arrays afterwards). The thread's workspace
     grows to what its paths need."""
-    ws = _workspace(WORKSPACE_FIRST[0], WORKSPACE_FIRST[1], WORKSPACE_FIRST[2],
+    ws = new_workspace(WORKSPACE_FIRST[0], WORKSPACE_FIRST[1], WORKSPACE_FIRST[2],
                     WORKSPACE_FIRST[3])
     ev_cap = np.int64(EVENTS_FIRST)
     while True:
@@ -91,7 +91,7 @@ def simulate_chunk(taken, seed, path_start, params, scenario, outputs):
             break
         for i in range(a, b):
             rows = Outputs(outputs.out[i], outputs.qsr[i], outputs.cal[i], outputs.reasons[i],
-                           outputs.totals[i])
+                           outputs.totals[i], outputs.kept[i])
             while True:
                 rows.out[:] = 0.0
                 rows.qsr[:] = 0.0
@@ -105,7 +105,7 @@ def simulate_chunk(taken, seed, path_start, params, scenario, outputs):
                 if done == EVENTS_FULL:
                     ev_cap *= 2
                 else:
-                    ws = _workspace(2 * ws.f.shape[0], 2 * ws.i.shape[0], 2 * ws.u.shape[0],
+                    ws = new_workspace(2 * ws.f.shape[0], 2 * ws.i.shape[0], 2 * ws.u.shape[0],
                                     2 * ws.b.shape[0])
 
 
@@ -115,13 +115,6 @@ def take_paths(taken, n, per_take):
     per_take of the n; a == b when none are left)."""
     a = min(_fetch_add(taken, per_take), n)
     return a, min(a + per_take, n)
-
-
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", inline="always")
-def _workspace(n_f, n_i, n_u, n_b):
-    """A thread's workspace of these many float, int, unsigned and bool elements."""
-    return Workspace(np.empty(n_f), np.empty(n_i, np.int64), np.empty(n_u, np.uint64),
-                     np.empty(n_b, np.bool_))
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)

@@ -19,6 +19,7 @@ from .cache import FASTMATH
 from .capacity import run_capacity
 from .care import QSR_WIDTH, care_outcomes
 from .contract import contract_and_finance
+from .kept import keep_contract_inputs
 from .referrals import count_referrals, screen_referrals
 from .rng import stream_key
 from .treatment import treatment_figures, treatment_outcomes
@@ -82,6 +83,8 @@ def simulate_path(seed, path, prm, scenario, rows, ws, ev_cap):
     care_outcomes(prm, scenario, people, work, rows)
     _settle_days(scenario, work.binning, rows)
     if cfg[C_HAS_CONTRACT] > 0.5:
+        if rows.kept.shape[0] > 0:   # for the contract to run alone later (recontract)
+            keep_contract_inputs(work, rows.kept)
         contract_and_finance(prm, scenario, work.team_start, work.binning, work.money, rows)
     treatment_figures(prm, cfg, rows.out, n_ref, started, lengths, work.median_counts,
                       mats[0][F_MEDIAN])

@@ -152,6 +152,13 @@ class Queue(NamedTuple):
     open_post: np.ndarray     # and post
 
 
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", inline="always")
+def new_workspace(n_f, n_i, n_u, n_b):
+    """A thread's workspace of these many float, int, unsigned and bool elements."""
+    return Workspace(np.empty(n_f), np.empty(n_i, np.int64), np.empty(n_u, np.uint64),
+                     np.empty(n_b, np.bool_))
+
+
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
 def _take(buf, at, n):
     """n elements of the workspace array buf from offset at, and the offset after them.
