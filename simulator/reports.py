@@ -1,14 +1,15 @@
 """HTML reports people read: ``report.html`` per run, ``batch_report.html`` per batch.
 
-A report is one self-contained page: plotly.js inline once (in the page head, so it
-works offline), a headline table, then the investor, commissioner and service views,
-each chart a plotly figure written as a JSON spec and drawn by one script at the end.
+A report is one page: plotly.js loaded once in the page head (inline, so that the page
+works alone and offline, or from one file beside a batch's pages: :mod:`plotly_js`), a
+headline table, then the investor, commissioner and service views, each chart a plotly
+figure written as a JSON spec and drawn by one script at the end.
 Specs are plain dicts rather than ``plotly.graph_objects`` figures: building and
 validating a dozen graph objects costs about a second, which a batch of hundreds of
 variants would pay for every variant.
 
 Charts are drawn from pre-aggregated data only, never raw paths, so a 100,000-path
-report is plotly.js (about 4.8 MB) plus a few hundred kB:
+report is a few hundred kB (plus plotly.js, 4.8 MB, if inline):
 
 - ``quarters.parquet``: per calendar quarter, quantiles of each cash-flow and service
   line, including the running totals (cumulative payments, capital drawn, investor
@@ -19,12 +20,12 @@ report is plotly.js (about 4.8 MB) plus a few hundred kB:
 - histograms of a few ``paths.parquet`` columns (multiple, IRR, net saving, payments).
 
 Output is deterministic (fixed element ids, no timestamps but the run's own), so
-rebuilding a report from saved results (``sibsim report DIR``) gives the same bytes,
+rebuilding a report from saved results (``sibsim report DIR``, plotly.js loaded as the
+run's manifest records) gives the same bytes,
 and a rerun of a finished batch leaves ``batch_report.html`` untouched.
 """
 from __future__ import annotations
 
-import functools
 import html
 import json
 import math
@@ -38,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from . import layout as L
-from . import metrics
+from . import metrics, plotly_js
 
 REPORT_FILE = "report.html"
 CHARTS_FILE = "charts.json"
@@ -133,20 +134,32 @@ def load_run(folder: str | Path) -> RunData:
     return RunData(summary, manifest, pd.read_parquet(folder / "quarters.parquet"), charts, paths)
 
 
-def write_report(folder: str | Path) -> Path:
-    """Rebuild ``folder/report.html`` from the folder's saved results (atomically)."""
-    from .io import write_text_atomic
+def write_report(folder: str | Path, plotlyjs: str | None = None) -> Path:
+    """Rebuild ``folder/report.html`` from the folder's saved results (atomically),
+    loading plotly.js as its manifest records, or as ``plotlyjs`` says: a new choice is
+    then recorded, so that later rebuilds keep it."""
+    from .io import json_text, write_text_atomic
 
     folder = Path(folder)
+    data = load_run(folder)
+    recorded = plotly_js.recorded(data.manifest)
+    plotlyjs = plotlyjs or recorded
+    plotly_js.provide(plotly_js.results_of_run(folder), plotlyjs)
     target = folder / REPORT_FILE
-    write_text_atomic(target, build_report(load_run(folder)))
+    write_text_atomic(target, build_report(data, plotlyjs))
+    if plotlyjs != recorded and data.manifest:
+        # after the page: a kill in between leaves the old choice recorded, which the
+        # next rebuild follows
+        write_text_atomic(folder / "manifest.json",
+                          json_text({**data.manifest, "plotlyjs": plotlyjs}))
     return target
 
 
 # --------------------------------------------------------------------------- run report
-def build_report(data: RunData) -> str:
-    """The run report as one HTML page."""
-    return render_page(*run_sections(data))
+def build_report(data: RunData, plotlyjs: str | None = None) -> str:
+    """The run report as one HTML page (plotly.js as the manifest records, by default)."""
+    return render_page(*run_sections(data), plotlyjs or plotly_js.recorded(data.manifest),
+                       plotly_js.RUN_PAGE_TO_RESULTS)
 
 
 def run_sections(data: RunData) -> tuple[str, str, list[tuple[str, str, list]]]:
@@ -591,9 +604,12 @@ def _date(d) -> str:
 
 
 # --------------------------------------------------------------------------- batch report
-def build_batch_report(out_dir: str | Path) -> str:
-    """The batch report of ``out_dir`` (batch_summary.csv and the variant folders)."""
-    return render_page(*batch_sections(out_dir))
+def build_batch_report(out_dir: str | Path, plotlyjs: str | None = None) -> str:
+    """The batch report of ``out_dir`` (batch_summary.csv and the variant folders);
+    plotly.js loaded as its variants' pages load it, by default."""
+    out = Path(out_dir)
+    return render_page(*batch_sections(out), plotlyjs or batch_plotlyjs(out),
+                       plotly_js.BATCH_PAGE_TO_RESULTS)
 
 
 def batch_sections(out_dir: str | Path) -> tuple[str, str, list[tuple[str, str, list]]]:
@@ -615,12 +631,29 @@ def batch_sections(out_dir: str | Path) -> tuple[str, str, list[tuple[str, str, 
     return f"sibsim batch report: {out.resolve().name}", _batch_table_html(table), sections
 
 
-def write_batch_report(out_dir: str | Path) -> bool:
+def write_batch_report(out_dir: str | Path, plotlyjs: str | None = None) -> bool:
     """Write ``out_dir/batch_report.html`` atomically; False if it already held the same."""
     from .io import write_text_atomic
 
     out = Path(out_dir)
-    return write_text_atomic(out / BATCH_REPORT_FILE, build_batch_report(out))
+    plotlyjs = plotlyjs or batch_plotlyjs(out)
+    plotly_js.provide(out, plotlyjs)
+    return write_text_atomic(out / BATCH_REPORT_FILE, build_batch_report(out, plotlyjs))
+
+
+def batch_plotlyjs(out: Path) -> str:
+    """How the batch's pages load plotly.js: as its first variant's manifest records (a
+    batch writes every page one way); with no variant written, "file" if the folder holds
+    plotly.min.js."""
+    from .io import read_table
+
+    for name in read_table(out / SUMMARY_FILE)["scenario"]:
+        try:
+            manifest = json.loads((out / str(name) / "manifest.json").read_text())
+        except (OSError, ValueError):
+            continue
+        return plotly_js.recorded(manifest)
+    return "file" if (out / plotly_js.FILE_NAME).is_file() else "inline"
 
 
 def _batch_table_html(table: pd.DataFrame) -> str:
@@ -954,17 +987,10 @@ nav a{margin-right:1rem}
 """
 
 
-@functools.lru_cache(maxsize=1)
-def _plotly_js() -> str:
-    """plotly.js (4.8 MB, read from plotly's package once a process: a batch writes a
-    page for every variant)."""
-    from plotly.offline import get_plotlyjs
-
-    return get_plotlyjs()
-
-
-def render_page(title: str, intro_html: str, sections: list[tuple[str, str, list]]) -> str:
-    """One HTML page: plotly.js once in the head, then the sections' charts and notes."""
+def render_page(title: str, intro_html: str, sections: list[tuple[str, str, list]],
+                plotlyjs: str = "inline", to_results: str = "") -> str:
+    """One HTML page: plotly.js loaded once in the head (:func:`plotly_js.script`), then
+    the sections' charts and notes."""
     figures: dict[str, dict] = {}
     body = [f"<h1>{html.escape(title)}</h1>",
             "<nav>" + "".join(f"<a href='#{sid}'>{html.escape(name)}</a>"
@@ -988,7 +1014,7 @@ def render_page(title: str, intro_html: str, sections: list[tuple[str, str, list
               "Plotly.newPlot(id,fig.data,fig.layout,CONFIG);}\n")
     return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
             f"<title>{html.escape(title)}</title><style>{CSS}</style>"
-            f"<script type='text/javascript'>{_plotly_js()}</script></head>\n<body>\n"
+            f"{plotly_js.script(plotlyjs, to_results)}</head>\n<body>\n"
             + "\n".join(body) + f"\n<script type='text/javascript'>{script}</script>\n"
             "</body></html>\n")
 

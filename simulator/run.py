@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import engine, io, metrics, reports, workbook
+from . import engine, io, metrics, plotly_js, reports, workbook
 from .yamlfiles import LoadedScenario
 
 
@@ -40,11 +40,13 @@ def replaced_text(previous: dict | None, manifest: dict) -> str | None:
 
 def run_scenario(loaded: LoadedScenario, out_dir: str | Path, *, paths: int | None = None,
                  seed: int | None = None, chunk_paths: int | None = None,
-                 progress: bool | None = None, manifest_extra: dict | None = None) -> RunOutput:
+                 progress: bool | None = None, manifest_extra: dict | None = None,
+                 plotlyjs: str = "inline") -> RunOutput:
     """Simulate ``loaded``; write its folder ``out_dir/<name>`` (:func:`write_run`).
 
     ``manifest_extra`` adds keys to manifest.json (a composed scenario's sources and
-    overrides, a batch variant's hash)."""
+    overrides, a batch variant's hash); ``plotlyjs``: how report.html loads plotly.js
+    (plotly_js.CHOICES)."""
     sim = loaded.scenario.simulation
     chunk_paths = sim.chunk_paths if chunk_paths is None else chunk_paths
     started = dt.datetime.now(dt.UTC)
@@ -52,7 +54,7 @@ def run_scenario(loaded: LoadedScenario, out_dir: str | Path, *, paths: int | No
                              progress=progress)
     finished = dt.datetime.now(dt.UTC)
     return write_run(loaded, result, out_dir, Timing(started, finished, chunk_paths),
-                     manifest_extra=manifest_extra)
+                     manifest_extra=manifest_extra, plotlyjs=plotlyjs)
 
 
 @dataclass(frozen=True)
@@ -66,10 +68,11 @@ class Timing:
 
 def write_run(loaded: LoadedScenario, result: engine.SimulationResult, out_dir: str | Path,
               timing: Timing, *, summary: dict | None = None,
-              manifest_extra: dict | None = None) -> RunOutput:
+              manifest_extra: dict | None = None, plotlyjs: str = "inline") -> RunOutput:
     """Write a simulation's folder ``out_dir/<name>`` atomically: paths.parquet,
     quarters.parquet, summary.json, charts.json, report.html, results.xlsx and
-    manifest.json (``summary``: metrics.summary(result), if made already)."""
+    manifest.json (``summary``: metrics.summary(result), if made already); with
+    ``plotlyjs="file"``, also ``out_dir/plotly.min.js``, which the page loads."""
     scenario = loaded.scenario
     paths = len(result.paths)
     meta = io.manifest(scenario_name=scenario.name, scenario_file=str(loaded.path),
@@ -79,7 +82,7 @@ def write_run(loaded: LoadedScenario, result: engine.SimulationResult, out_dir: 
                        extra={"outputs": ["paths.parquet", "quarters.parquet", "summary.json",
                                           reports.CHARTS_FILE, reports.REPORT_FILE,
                                           workbook.WORKBOOK_FILE, "manifest.json"],
-                              **(manifest_extra or {})})
+                              **(manifest_extra or {}), "plotlyjs": plotlyjs})
     # the summary first: its frame of paths lets go of arrays whose memory the quarterly
     # table's work arrays then reuse (which costs less than new memory)
     summary = metrics.summary(result) if summary is None else summary
@@ -91,6 +94,7 @@ def write_run(loaded: LoadedScenario, result: engine.SimulationResult, out_dir: 
                                                   result.paths[columns]))
     folder = Path(out_dir) / scenario.name
     previous = previous_run(folder)
+    plotly_js.provide(out_dir, plotlyjs)   # before the page that loads it
     with io.atomic_folder(folder) as tmp:
         io.write_parquet(tmp / "paths.parquet", result.paths,
                          {k: meta[k] for k in ("scenario", "seed", "paths", "package_version")})

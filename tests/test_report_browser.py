@@ -46,6 +46,7 @@ def headless(*args, page: Path) -> subprocess.CompletedProcess:
     cmd = [chromium(), "--headless", "--disable-gpu", "--no-sandbox", "--hide-scrollbars",
            "--no-first-run", "--disable-extensions", "--disable-background-networking",
            "--enable-logging=stderr", "--v=0", "--virtual-time-budget=20000",
+           "--host-resolver-rules=MAP * ~NOTFOUND",   # no network: every name unresolvable
            "--window-size=1400,2400", *args, page.resolve().as_uri()]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120,
                           env={**os.environ, "HOME": str(page.parent)})
@@ -120,7 +121,7 @@ def test_run_report_renders_in_headless_chromium(tmp_path):
     assert n == 15
 
 
-def test_batch_report_renders_in_headless_chromium(tmp_path):
+def test_batch_pages_load_plotly_js_from_the_batch_folder_in_headless_chromium(tmp_path):
     base = with_money()
     base["simulation"]["paths"] = 60
     base["stresses"] = {"fewer": {"referrals.per_team_per_month": {"scale": 0.7}}}
@@ -128,10 +129,14 @@ def test_batch_report_renders_in_headless_chromium(tmp_path):
     scen = tmp_path / "scen"
     scen.mkdir()
     (scen / "small.yaml").write_text(yaml.safe_dump(base, sort_keys=False))
-    run_batch(plan_batch([scen]), tmp_path / "out")
-    n = check_in_browser(tmp_path / "out" / reports.BATCH_REPORT_FILE,
-                         ARTIFACTS / "batch_report.png")
-    assert n >= 5
+    out = tmp_path / "out"
+    run_batch(plan_batch([scen]), out)   # plotly.js as a file in the batch folder (the default)
+    batch_page = out / reports.BATCH_REPORT_FILE
+    variant_page = out / "small__fewer" / reports.REPORT_FILE
+    assert "<script src='plotly.min.js'>" in batch_page.read_text()
+    assert "<script src='../plotly.min.js'>" in variant_page.read_text()
+    assert check_in_browser(batch_page, ARTIFACTS / "batch_report.png") >= 5
+    assert check_in_browser(variant_page, ARTIFACTS / "batch_variant_report.png") == 15
 
 
 def test_static_images_with_kaleido(tmp_path):

@@ -12,7 +12,7 @@ import time
 import click
 
 from ..yamlfiles import ScenarioError
-from .options import EXIT_FAILED, OUT_FOLDER, echo_err, fail_invalid
+from .options import EXIT_FAILED, OUT_FOLDER, echo_err, fail_invalid, plotlyjs_option
 
 
 @click.command()
@@ -24,8 +24,9 @@ from .options import EXIT_FAILED, OUT_FOLDER, echo_err, fail_invalid
 @click.option("--dry-run", is_flag=True,
               help="Check every file and list the variants; run nothing.")
 @click.option("--quiet", is_flag=True, help="No progress lines or table.")
+@plotlyjs_option("file")
 def batch(inputs: tuple[str, ...], out_dir: str, n_paths: int | None, dry_run: bool,
-          quiet: bool) -> None:
+          quiet: bool, plotlyjs: str) -> None:
     """Run every scenario in PATH... (files, folders searched recursively, globs) with its
     stresses and sweeps, into OUT/<variant>/, and write OUT/batch_summary.csv and
     OUT/batch_report.html.
@@ -53,7 +54,8 @@ def batch(inputs: tuple[str, ...], out_dir: str, n_paths: int | None, dry_run: b
         return
     t0 = time.perf_counter()
     try:
-        outcome = run_batch(plan, out_dir, progress=False if quiet else None, echo=log)
+        outcome = run_batch(plan, out_dir, progress=False if quiet else None, echo=log,
+                            plotlyjs=plotlyjs)
     except BatchBusy as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_FAILED)
