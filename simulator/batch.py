@@ -353,8 +353,30 @@ def _flow(v: Any) -> str:
     return str(v)
 
 
+def describe(variant: Variant, base: Variant | None) -> str:
+    """The variant in one line: its scenario's description, or, where it has none of its
+    own (a stress without one, a sweep point, a file extending a base without one), its
+    base's followed by what it changes."""
+    own = " ".join(variant.loaded.scenario.description.split())
+    if base is None:
+        return own
+    inherited = " ".join(base.loaded.scenario.description.split())
+    if own != inherited:
+        return own
+    change = format_change(_varied(variant.change))
+    if not inherited:
+        return f"{base.name} with {change}."
+    return f"{inherited}{'' if inherited.endswith(('.', '!', '?')) else '.'} Changed: {change}."
+
+
+def _varied(change: dict) -> dict:
+    """What a variant changes in its model (a stress's own description is not a change)."""
+    return {k: v for k, v in change.items() if k != "description"}
+
+
 def summary_table(plan: Plan, out: Path, failed: dict[str, str] | None = None) -> pd.DataFrame:
-    """One row per variant: headline figures, standard errors, paired differences."""
+    """One row per variant: what it is, its headline figures, standard errors and paired
+    differences."""
     failed = failed or {}
     runs = {r.name: r for r in plan.runs}
     cache: dict[str, tuple[dict, pd.DataFrame] | None] = {}
@@ -371,13 +393,14 @@ def summary_table(plan: Plan, out: Path, failed: dict[str, str] | None = None) -
     bases = {r.variant.base for r in plan.runs if r.variant.base}
     for r in plan.runs:
         v = r.variant
+        base_run = runs.get(v.base) if v.base else None
         row: dict[str, Any] = {
-            "scenario": v.name, "kind": v.kind, "base": v.base or "", "file": str(v.file),
-            "change": format_change(v.change), "seed": r.seed, "paths": r.paths,
-            "variant_hash": r.hash[:16]}
+            "scenario": v.name, "kind": v.kind, "base": v.base or "",
+            "description": describe(v, base_run.variant if base_run else None),
+            "file": str(v.file), "change": format_change(_varied(v.change)), "seed": r.seed,
+            "paths": r.paths, "variant_hash": r.hash[:16]}
         mine = load(v.name)
         base = load(v.base) if v.base else None
-        base_run = runs.get(v.base) if v.base else None
         paired = (mine is not None and base is not None and base_run.seed == r.seed
                   and base_run.paths == r.paths)
         row["paired"] = paired if v.base else ""
