@@ -363,10 +363,10 @@ def describe(variant: Variant, base: Variant | None) -> str:
     inherited = " ".join(base.loaded.scenario.description.split())
     if own != inherited:
         return own
+    from .reports import with_change
+
     change = format_change(_varied(variant.change))
-    if not inherited:
-        return f"{base.name} with {change}."
-    return f"{inherited}{'' if inherited.endswith(('.', '!', '?')) else '.'} Changed: {change}."
+    return with_change(inherited, change) if inherited else f"{base.name} with {change}."
 
 
 def _varied(change: dict) -> dict:

@@ -656,27 +656,55 @@ def batch_plotlyjs(out: Path) -> str:
     return "file" if (out / plotly_js.FILE_NAME).is_file() else "inline"
 
 
+# the batch table's figures: (batch_summary.csv column, heading, format)
+BATCH_FIGURES = [("investor.multiple.mean", "multiple mean", "{:.3f}"),
+                 ("investor.prob_loss", "P(loss)", "{:.1%}"),
+                 ("commissioner.outcome_payments.p95", "payments p95", "money"),
+                 ("commissioner.net_saving.mean", "net saving mean", "money"),
+                 ("service.children_treated.mean", "treated", "{:,.1f}"),
+                 ("service.care_days_saved.mean", "care days saved", "{:,.0f}")]
+
+
 def _batch_table_html(table: pd.DataFrame) -> str:
-    cols = [("investor.multiple.mean", "multiple mean", "{:.3f}"),
-            ("investor.prob_loss", "P(loss)", "{:.1%}"),
-            ("commissioner.outcome_payments.p95", "payments p95", "money"),
-            ("commissioner.net_saving.mean", "net saving mean", "money"),
-            ("service.children_treated.mean", "treated", "{:,.1f}"),
-            ("service.care_days_saved.mean", "care days saved", "{:,.0f}")]
-    cols = [c for c in cols if c[0] in table and table[c[0]].notna().any()]
-    head = [("scenario", "kind", "base", "change", "paths", *[c[1] for c in cols], "status")]
+    """The variants, a row of figures each with a line under it saying what the variant is:
+    the long text spans the table and wraps, so the table fits the page."""
+    cols = [c for c in BATCH_FIGURES if c[0] in table and table[c[0]].notna().any()]
+    head = ["scenario", "kind", "base", "paths", *[c[1] for c in cols], "status"]
     rows = []
     for _, r in table.iterrows():
-        change = _str(r.get("change"))
-        cells = [r["scenario"], r["kind"], _str(r.get("base")),
-                 change if len(change) <= 90 else change[:87] + "...",
-                 f"{int(r['paths']):,}"]
-        for key, _, fmt in cols:
-            cells.append(_pm(r[key], r.get(f"{key}_se"), fmt))
-        cells.append(_str(r["status"]))
-        rows.append(tuple(cells))
-    return _table(head, rows, caption="Variants (mean ± standard error; stresses and sweep "
-                  "points run on their base's seed and paths: common random numbers)")
+        cells = [_breakable(r["scenario"]), html.escape(_str(r["kind"])),
+                 _breakable(_str(r.get("base"))), f"{int(r['paths']):,}",
+                 *[_figure_cell(r[key], r.get(f"{key}_se"), fmt) for key, _, fmt in cols],
+                 html.escape(_str(r["status"]))]
+        rows.append("<tr class='variant'>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+        rows.append(f"<tr class='about'><td colspan='{len(head)}'><div>"
+                    f"{html.escape(_about(r))}</div></td></tr>")
+    caption = ("Variants: each figure a mean, ± its standard error under it (stresses and sweep "
+               "points run on their base's seed and paths: common random numbers); under each "
+               "variant, what it is")
+    thead = "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"
+    return (f"<table class='variants'><caption>{html.escape(caption)}</caption>"
+            f"<thead>{thead}</thead><tbody>{''.join(rows)}</tbody></table>")
+
+
+def _about(r: pd.Series) -> str:
+    """A variant's description, and its change unless the description says it already."""
+    description, change = _str(r.get("description")), _str(r.get("change"))
+    return with_change(description, change) if change and change not in description \
+        else description
+
+
+def with_change(description: str, change: str) -> str:
+    """``description``, then what a variant changes (batch_summary.csv's change)."""
+    if not description:
+        return f"Changed: {change}."
+    stop = "" if description.endswith((".", "!", "?")) else "."
+    return f"{description}{stop} Changed: {change}."
+
+
+def _breakable(name: str) -> str:
+    """A variant name that may break after its ``__`` (base__stress), not mid-word."""
+    return "__<wbr>".join(html.escape(part) for part in name.split("__"))
 
 
 def _batch_side_by_side(out: Path, ok: pd.DataFrame) -> list:
@@ -922,13 +950,14 @@ def _str(v: Any) -> str:
     return "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
 
 
-def _pm(x: Any, se: Any, fmt: str) -> str:
+def _figure_cell(x: Any, se: Any, fmt: str) -> str:
+    """A figure and, on a line under it, its standard error (HTML): narrow columns."""
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return ""
     f = (lambda v: f"£{v / 1e6:,.2f}m") if fmt == "money" else fmt.format
     if se is None or (isinstance(se, float) and math.isnan(se)):
-        return f(x)
-    return f"{f(x)} ± {f(se) if fmt != '{:.1%}' else format(se, '.1%')}"
+        return html.escape(f(x))
+    return f"{html.escape(f(x))}<span class='se'>± {html.escape(f(se))}</span>"
 
 
 # --------------------------------------------------------------------------- static images
@@ -972,6 +1001,8 @@ def export_images(sections: list[tuple[str, str, list]], folder: str | Path,
 
 
 # --------------------------------------------------------------------------- page
+# tr.about div: its width 0 (at least the cell's) keeps a variant's long description out
+# of the column widths, which then follow the figures; the text wraps under them
 CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0 auto;
 max-width:1400px;padding:1rem 2rem;color:#222}
@@ -984,6 +1015,10 @@ th{background:#f0f0f0}.tables{display:flex;flex-wrap:wrap;align-items:flex-start
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(560px,1fr));gap:1rem}
 .sib-chart{min-height:360px;border:1px solid #eee}.note{color:#555;font-size:.9rem}
 nav a{margin-right:1rem}
+table.variants{width:100%;margin-right:0}table.variants td{overflow-wrap:break-word}
+tr.variant td{border-bottom:0}.se{display:block;color:#555;font-size:.8rem}
+tr.about td{border-top:0;color:#555;font-size:.85rem;padding-bottom:.45rem}
+tr.about div{width:0;min-width:100%;overflow-wrap:anywhere}
 """
 
 

@@ -7,6 +7,7 @@ Chromium is driven from the command line (--dump-dom, --screenshot): no WebDrive
 DevTools client needed. Skipped, saying why, where no Chromium binary exists.
 """
 import os
+import re
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -137,6 +138,48 @@ def test_batch_pages_load_plotly_js_from_the_batch_folder_in_headless_chromium(t
     assert "<script src='../plotly.min.js'>" in variant_page.read_text()
     assert check_in_browser(batch_page, ARTIFACTS / "batch_report.png") >= 5
     assert check_in_browser(variant_page, ARTIFACTS / "batch_variant_report.png") == 15
+
+
+# written into a copy of a page: the widths once its scripts have run (charts drawn)
+MEASURE = ("<script>addEventListener('load',()=>setTimeout(()=>{const d=document.documentElement;"
+           "d.dataset.scrollWidth=d.scrollWidth;d.dataset.clientWidth=d.clientWidth},500));"
+           "</script>")
+
+
+def page_widths(page: Path) -> tuple[int, int]:
+    """(scroll width, window width) of ``page`` in a 1400-pixel-wide window."""
+    probe = page.with_name(f"measured_{page.name}")   # beside it: its relative links hold
+    probe.write_text(page.read_text().replace("</body>", MEASURE + "</body>"))
+    dom = headless("--dump-dom", page=probe)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    scroll = re.search(r'data-scroll-width="(\d+)"', dom.stdout)
+    client = re.search(r'data-client-width="(\d+)"', dom.stdout)
+    assert scroll and client, "the measuring script did not run"
+    return int(scroll[1]), int(client[1])
+
+
+def test_the_batch_table_fits_a_1400_pixel_page_in_headless_chromium(tmp_path):
+    base = with_money()
+    base["name"] = "a_scenario_with_a_rather_long_name"
+    base["description"] = ("A bond described at length, as the shipped adoption and Essex "
+                           "scenarios are: who is referred, what the service does, how the "
+                           "outcomes contract pays and which values are assumptions. ") * 2
+    base["simulation"]["paths"] = 30
+    base["stresses"] = {"every_cost_line_twenty_per_cent_higher": {
+        f"costs.{k}": {"scale": 1.2} for k in ("per_team_per_quarter", "flexible_fund_per_family",
+                                               "set_up", "licence_per_team_per_year",
+                                               "management_fee_per_quarter")}}
+    base["sweeps"] = {"price_and_cap": {"contract.price_per_care_day_saved": [40, 80],
+                                        "contract.cap": [2_000_000, 3_000_000]}}
+    scen = tmp_path / "scen"
+    scen.mkdir()
+    (scen / "long.yaml").write_text(yaml.safe_dump(base, sort_keys=False))
+    run_batch(plan_batch([scen]), tmp_path / "out")
+    page = tmp_path / "out" / reports.BATCH_REPORT_FILE
+    assert "Changed: costs.per_team_per_quarter={scale: 1.2}" in page.read_text()
+    scroll, window = page_widths(page)
+    assert window == 1400
+    assert scroll <= window, f"the page is {scroll} pixels wide in a {window}-pixel window"
 
 
 def test_static_images_with_kaleido(tmp_path):

@@ -1,6 +1,7 @@
 """HTML reports: what report.html and batch_report.html hold, that they are built from
 aggregates (size independent of the path count), rebuilt byte for byte by `sibsim report`,
 written atomically, and that the views follow the scenario's sections."""
+import html
 import json
 import re
 import shutil
@@ -245,7 +246,9 @@ def test_report_command_without_results_says_so(tmp_path):
 def test_batch_report_side_by_side_tornado_and_sweeps(tmp_path):
     base = with_money()
     base["simulation"]["paths"] = 80
-    base["stresses"] = {"fewer": {"referrals.per_team_per_month": {"scale": 0.7}}}
+    base["description"] = "A small bond & its stresses"
+    base["stresses"] = {"fewer": {"description": "Fewer referrals",
+                                  "referrals.per_team_per_month": {"scale": 0.7}}}
     base["sweeps"] = {"price": {"contract.price_per_care_day_saved": [40, 60, 80]}}
     scen = tmp_path / "scen"
     scen.mkdir()
@@ -280,6 +283,14 @@ def test_batch_report_side_by_side_tornado_and_sweeps(tmp_path):
     table = pd.read_csv(out / "batch_summary.csv")
     assert loss["data"][0]["error_x"]["array"] == pytest.approx(
         list(table["investor.prob_loss_se"] * 100 * reports.Z95))
+    # under each variant's figures, what it is: its description (as in the CSV) and change
+    about = re.findall(r"<tr class='about'><td colspan='\d+'><div>(.*?)</div>", page)
+    assert [html.unescape(a) for a in about] == [
+        "A small bond & its stresses",
+        "Fewer referrals. Changed: referrals.per_team_per_month={scale: 0.7}.",
+        *[f"A small bond & its stresses. Changed: contract.price_per_care_day_saved={x}."
+          for x in (40, 60, 80)]]
+    assert list(table["description"][:2]) == ["A small bond & its stresses", "Fewer referrals"]
     sweep = next(f for f in figs if "Sweep price" in f["layout"]["title"]["text"])
     assert sweep["data"][-1]["x"] == [40.0, 60.0, 80.0]
     assert sweep["layout"]["xaxis"]["title"]["text"] == "contract.price_per_care_day_saved"
