@@ -29,13 +29,15 @@ def batch(inputs: tuple[str, ...], out_dir: str, n_paths: int | None, dry_run: b
           quiet: bool, plotlyjs: str) -> None:
     """Run every scenario in PATH... (files, folders searched recursively, globs) with its
     stresses and sweeps, into OUT/<variant>/, and write OUT/batch_summary.csv and
-    OUT/batch_report.html.
+    OUT/batch_report.html (with --plotlyjs file, the default, every page loads
+    OUT/plotly.min.js).
 
     YAML files found in folders or by globs are scenarios if their top level has an
     extends: key or a scenario section (calendar:, referrals:, ...); others, such as
     calibration targets, are listed as skipped.
     Finished variants (same scenario, seed, paths and package version) are not rerun,
-    so an interrupted batch resumes where it stopped.
+    so an interrupted batch resumes where it stopped; their report.html is rebuilt if it
+    loads plotly.js otherwise than --plotlyjs says.
     """
     from ..batch import BatchBusy, plan_batch, run_batch
 

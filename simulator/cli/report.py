@@ -28,7 +28,8 @@ def run_folders(folder: Path) -> list[Path]:
 def report(folder: str, image_format: str | None, quiet: bool, plotlyjs: str | None) -> None:
     """Rebuild report.html from the saved results in DIR: a run's folder, or a batch (or
     results) folder, whose runs each get their report.html, plus batch_report.html if DIR
-    holds batch_summary.csv."""
+    holds batch_summary.csv. --plotlyjs rebuilds the pages loading plotly.js another way
+    and records that in each run's manifest.json."""
     from .. import reports
     from ..reports import SUMMARY_FILE
 
