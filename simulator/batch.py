@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import compare
+from . import compare, plotly_js
 from .compose import YAML_SUFFIXES, Variant, load_variants, scenario_file_kind, variant_hash
 from .io import FolderInUse, folder_problem, write_text_atomic
 from .yamlfiles import Problem, ScenarioError, read_bytes
@@ -219,12 +219,19 @@ def is_finished(folder: Path, run_hash: str) -> bool:
 
 
 def run_batch(plan: Plan, out_dir: str | Path, *, progress: bool | None = None,
-              echo: Callable[[str], None] = lambda _msg: None) -> Outcome:
-    """Run every unfinished variant of ``plan`` into ``out_dir``; rebuild batch_summary.csv."""
+              echo: Callable[[str], None] = lambda _msg: None,
+              plotlyjs: str = "file") -> Outcome:
+    """Run every unfinished variant of ``plan`` into ``out_dir``; rebuild batch_summary.csv.
+
+    Every page loads plotly.js as ``plotlyjs`` says (plotly_js.CHOICES): by
+    default from one ``out_dir/plotly.min.js`` rather than a copy inside each page."""
     from .reports import BATCH_REPORT_FILE, SUMMARY_FILE, write_batch_report
     from .run import run_scenario
     from .workbook import SUMMARY_WORKBOOK, write_batch_workbook
 
+    if plotlyjs not in plotly_js.CHOICES:   # (found before every variant fails on it)
+        raise ValueError(f"plotlyjs must be one of {', '.join(plotly_js.CHOICES)}, "
+                         f"not {plotlyjs!r}")
     out = Path(out_dir)
     outcome = Outcome()
     with _locked(out):
@@ -239,13 +246,20 @@ def run_batch(plan: Plan, out_dir: str | Path, *, progress: bool | None = None,
             tag = f"[{i:>{width}}/{len(plan.runs)}] {r.name}"
             if is_finished(out / r.name, r.hash):
                 outcome.skipped.append(r.name)
-                echo(f"{tag}: finished earlier, skipped")
+                try:
+                    repaged = _load_plotlyjs_as(out / r.name, plotlyjs)
+                except Exception as exc:  # noqa: BLE001 - its results stand; the others run
+                    outcome.failed[r.name] = f"report.html not rebuilt: {type(exc).__name__}: {exc}"
+                    echo(f"{tag}: finished earlier; {outcome.failed[r.name]}")
+                    continue
+                echo(f"{tag}: finished earlier, skipped"
+                     + (f" (report.html rebuilt: plotly.js {plotlyjs})" if repaged else ""))
                 continue
             t0 = time.perf_counter()
             try:
                 done = run_scenario(r.variant.loaded, out, paths=r.paths, seed=r.seed,
                                     progress=progress, manifest_extra=_manifest_extra(r),
-                                    sensitivity=False)
+                                    sensitivity=False, plotlyjs=plotlyjs)
             except Exception as exc:  # noqa: BLE001 - one bad variant must not stop the night
                 outcome.failed[r.name] = f"{type(exc).__name__}: {exc}"
                 echo(f"{tag}: FAILED: {exc}")
@@ -262,11 +276,24 @@ def run_batch(plan: Plan, out_dir: str | Path, *, progress: bool | None = None,
             write_batch_workbook(book, table)
         outcome.report_path = out / BATCH_REPORT_FILE
         try:
-            outcome.report_written = write_batch_report(out)
+            outcome.report_written = write_batch_report(out, plotlyjs)
         except Exception as exc:  # noqa: BLE001 - a report problem must not lose the results
             outcome.report_error = f"{type(exc).__name__}: {exc}"
             echo(f"{BATCH_REPORT_FILE}: FAILED: {outcome.report_error}")
     return outcome
+
+
+def _load_plotlyjs_as(folder: Path, plotlyjs: str) -> bool:
+    """Rebuild a finished variant's report.html if it loads plotly.js otherwise than the
+    batch asks (a rerun with another --plotlyjs, or results of an older sibsim), so that
+    every page of the batch loads it one way; True if it did."""
+    from .reports import write_report
+
+    manifest = json.loads((folder / "manifest.json").read_text())
+    if plotly_js.recorded(manifest) == plotlyjs:
+        return False
+    write_report(folder, plotlyjs)
+    return True
 
 
 def _manifest_extra(r: PlannedRun) -> dict[str, Any]:
@@ -326,8 +353,30 @@ def _flow(v: Any) -> str:
     return str(v)
 
 
+def describe(variant: Variant, base: Variant | None) -> str:
+    """The variant in one line: its scenario's description, or, where it has none of its
+    own (a stress without one, a sweep point, a file extending a base without one), its
+    base's followed by what it changes."""
+    own = " ".join(variant.loaded.scenario.description.split())
+    if base is None:
+        return own
+    inherited = " ".join(base.loaded.scenario.description.split())
+    if own != inherited:
+        return own
+    from .reports import with_change
+
+    change = format_change(_varied(variant.change))
+    return with_change(inherited, change) if inherited else f"{base.name} with {change}."
+
+
+def _varied(change: dict) -> dict:
+    """What a variant changes in its model (a stress's own description is not a change)."""
+    return {k: v for k, v in change.items() if k != "description"}
+
+
 def summary_table(plan: Plan, out: Path, failed: dict[str, str] | None = None) -> pd.DataFrame:
-    """One row per variant: headline figures, standard errors, paired differences."""
+    """One row per variant: what it is, its headline figures, standard errors and paired
+    differences."""
     failed = failed or {}
     runs = {r.name: r for r in plan.runs}
     cache: dict[str, tuple[dict, pd.DataFrame] | None] = {}
@@ -344,13 +393,14 @@ def summary_table(plan: Plan, out: Path, failed: dict[str, str] | None = None) -
     bases = {r.variant.base for r in plan.runs if r.variant.base}
     for r in plan.runs:
         v = r.variant
+        base_run = runs.get(v.base) if v.base else None
         row: dict[str, Any] = {
-            "scenario": v.name, "kind": v.kind, "base": v.base or "", "file": str(v.file),
-            "change": format_change(v.change), "seed": r.seed, "paths": r.paths,
-            "variant_hash": r.hash[:16]}
+            "scenario": v.name, "kind": v.kind, "base": v.base or "",
+            "description": describe(v, base_run.variant if base_run else None),
+            "file": str(v.file), "change": format_change(_varied(v.change)), "seed": r.seed,
+            "paths": r.paths, "variant_hash": r.hash[:16]}
         mine = load(v.name)
         base = load(v.base) if v.base else None
-        base_run = runs.get(v.base) if v.base else None
         paired = (mine is not None and base is not None and base_run.seed == r.seed
                   and base_run.paths == r.paths)
         row["paired"] = paired if v.base else ""

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .reports import BLUE, GREY, ORANGE, PURPLE, RED, _figure, _table, render_page
+from .reports import BLUE, GREY, ORANGE, PURPLE, RED, figure_spec, html_table, render_page
 
 _LINE_COLOURS = (RED, ORANGE, PURPLE, BLUE, GREY)
 
@@ -41,7 +41,7 @@ def _answer_html(design) -> str:
     how = (f"{len(design.grid):,} candidates on {design.paths:,} paths of seed {design.seed} "
            f"(common random numbers: the service simulated {design.services} time(s), the "
            f"contract alone for each candidate)")
-    table = _table([("requirement", "value there", "met")], rows, caption=how)
+    table = html_table([("requirement", "value there", "met")], rows, caption=how)
     return f"<p><b>{html.escape(said)}</b></p><div class='tables'>{table}</div>"
 
 
@@ -84,7 +84,7 @@ def _heatmap(design) -> dict:
                    "marker": {"symbol": "x", "size": 14, "color": "white",
                               "line": {"color": "black", "width": 2}},
                    "name": "recommended" if design.best is not None else "nearest"})
-    fig = _figure(traces, f"{q.objective} over the terms (pale: misses a requirement), and "
+    fig = figure_spec(traces, f"{q.objective} over the terms (pale: misses a requirement), and "
                           f"each requirement's boundary", xa, ya)
     fig["layout"]["legend"] = {"orientation": "h", "y": -0.3}
     fig["layout"]["height"] = 560
@@ -120,4 +120,4 @@ def _line(design, metric: str, requirement) -> dict:
     marks = [(requirement.bound, str(requirement), RED, 0)] if requirement else []
     title = f"{metric} against {key}" + (f" (requirement {requirement})" if requirement
                                          else " (the objective)")
-    return _figure(traces, title, key, metric, hmarkers=marks)
+    return figure_spec(traces, title, key, metric, hmarkers=marks)

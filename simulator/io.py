@@ -284,8 +284,13 @@ def write_json(path: Path, data: Any) -> None:
     error of one path, the IRR where no path has one) is null, which every JSON reader
     takes; Python's NaN and Infinity are not JSON."""
     with naming_errors(path):
-        path.write_text(json.dumps(finite_or_null(data), indent=2, sort_keys=False,
-                                   default=_json_default, allow_nan=False) + "\n")
+        path.write_text(json_text(data))
+
+
+def json_text(data: Any) -> str:
+    """``data`` as the text :func:`write_json` writes."""
+    return json.dumps(finite_or_null(data), indent=2, sort_keys=False, default=_json_default,
+                      allow_nan=False) + "\n"
 
 
 def finite_or_null(data: Any) -> Any:

@@ -1,14 +1,15 @@
 """HTML reports people read: ``report.html`` per run, ``batch_report.html`` per batch.
 
-A report is one self-contained page: plotly.js inline once (in the page head, so it
-works offline), a headline table, then the investor, commissioner and service views,
-each chart a plotly figure written as a JSON spec and drawn by one script at the end.
+A report is one page: plotly.js loaded once in the page head (inline, so that the page
+works alone and offline, or from one file beside a batch's pages: :mod:`plotly_js`), a
+headline table, then the investor, commissioner and service views, each chart a plotly
+figure written as a JSON spec and drawn by one script at the end.
 Specs are plain dicts rather than ``plotly.graph_objects`` figures: building and
 validating a dozen graph objects costs about a second, which a batch of hundreds of
 variants would pay for every variant.
 
 Charts are drawn from pre-aggregated data only, never raw paths, so a 100,000-path
-report is plotly.js (about 4.8 MB) plus a few hundred kB:
+report is a few hundred kB (plus plotly.js, 4.8 MB, if inline):
 
 - ``quarters.parquet``: per calendar quarter, quantiles of each cash-flow and service
   line, including the running totals (cumulative payments, capital drawn, investor
@@ -20,12 +21,12 @@ report is plotly.js (about 4.8 MB) plus a few hundred kB:
 - histograms of a few ``paths.parquet`` columns (multiple, IRR, net saving, payments).
 
 Output is deterministic (fixed element ids, no timestamps but the run's own), so
-rebuilding a report from saved results (``sibsim report DIR``) gives the same bytes,
+rebuilding a report from saved results (``sibsim report DIR``, plotly.js loaded as the
+run's manifest records) gives the same bytes,
 and a rerun of a finished batch leaves ``batch_report.html`` untouched.
 """
 from __future__ import annotations
 
-import functools
 import html
 import json
 import math
@@ -39,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from . import layout as L
-from . import metrics, narrative
+from . import metrics, narrative, plotly_js
 
 REPORT_FILE = "report.html"
 CHARTS_FILE = "charts.json"
@@ -134,20 +135,32 @@ def load_run(folder: str | Path) -> RunData:
     return RunData(summary, manifest, pd.read_parquet(folder / "quarters.parquet"), charts, paths)
 
 
-def write_report(folder: str | Path) -> Path:
-    """Rebuild ``folder/report.html`` from the folder's saved results (atomically)."""
-    from .io import write_text_atomic
+def write_report(folder: str | Path, plotlyjs: str | None = None) -> Path:
+    """Rebuild ``folder/report.html`` from the folder's saved results (atomically),
+    loading plotly.js as its manifest records, or as ``plotlyjs`` says: a new choice is
+    then recorded, so that later rebuilds keep it."""
+    from .io import json_text, write_text_atomic
 
     folder = Path(folder)
+    data = load_run(folder)
+    recorded = plotly_js.recorded(data.manifest)
+    plotlyjs = plotlyjs or recorded
+    plotly_js.provide(plotly_js.results_of_run(folder), plotlyjs)
     target = folder / REPORT_FILE
-    write_text_atomic(target, build_report(load_run(folder)))
+    write_text_atomic(target, build_report(data, plotlyjs))
+    if plotlyjs != recorded and data.manifest:
+        # after the page: a kill in between leaves the old choice recorded, which the
+        # next rebuild follows
+        write_text_atomic(folder / "manifest.json",
+                          json_text({**data.manifest, "plotlyjs": plotlyjs}))
     return target
 
 
 # --------------------------------------------------------------------------- run report
-def build_report(data: RunData) -> str:
-    """The run report as one HTML page."""
-    return render_page(*run_sections(data))
+def build_report(data: RunData, plotlyjs: str | None = None) -> str:
+    """The run report as one HTML page (plotly.js as the manifest records, by default)."""
+    return render_page(*run_sections(data), plotlyjs or plotly_js.recorded(data.manifest),
+                       plotly_js.RUN_PAGE_TO_RESULTS)
 
 
 def run_sections(data: RunData) -> tuple[str, str, list[tuple[str, str, list]]]:
@@ -179,7 +192,7 @@ def _headline_html(data: RunData) -> str:
     s, m = data.summary, data.manifest
     rows = [(label, value, narrative.HEADLINE_MEANING.get(label, ""))
             for label, value in metrics.headline_rows(s)]
-    head = _table([("figure", "value", "what it measures")], rows,
+    head = html_table([("figure", "value", "what it measures")], rows,
                   caption="Headline figures (mean over paths unless stated; p05/p50/p95 are "
                           "the 5th, 50th and 95th percentiles)")
     details = [("scenario", s.get("scenario", "")), ("paths", f"{s.get('paths', 0):,}"),
@@ -188,7 +201,7 @@ def _headline_html(data: RunData) -> str:
                        ("git_commit", "git commit"), ("finished_at", "simulated at (UTC)")):
         if m.get(key):
             details.append((label, str(m[key])))
-    run = _table([("item", "value")], details, caption="Run")
+    run = html_table([("item", "value")], details, caption="Run")
     return f"{_in_brief(data)}<div class='tables'>{head}{run}</div>"
 
 
@@ -225,7 +238,7 @@ def _contract_section(data: RunData) -> list:
 def _inputs_table(rows: list[dict], caption: str) -> str:
     body = [(key, value, _str(r["description"]), r["source"], _str(r["source_note"]))
             for key, value, r in _collapsed_lists(rows)]
-    return _table([("input", "value", "what it is [unit]", "source", "why (scenario file)")],
+    return html_table([("input", "value", "what it is [unit]", "source", "why (scenario file)")],
                   body, caption=caption, css="inputs")
 
 
@@ -277,7 +290,7 @@ def _sensitivity_figure(sens: dict | None, figure: str) -> dict | None:
                                    "color": "black"}})
     money = figure.startswith("commissioner")
     what = SENSITIVITY_TITLES.get(figure, figure)
-    fig = _figure(traces, f"What moves the {what}: each input at ×{1 - step:g} and "
+    fig = figure_spec(traces, f"What moves the {what}: each input at ×{1 - step:g} and "
                           f"×{1 + step:g} ({sens['paths']:,} paired paths; ±95% interval)",
                   f"{what} ({'£' if money else '×'})", "input, scaled by (×)", x_money=money,
                   markers=[(base, "base", GREY, 1.0)])
@@ -337,7 +350,7 @@ def _commissioner_view(data: RunData, q: pd.DataFrame) -> list:
         if h is not None:
             centers, widths, share, _ = h
             colors = [RED if v < 0 else GREEN for v in centers]
-            items.append(_figure(
+            items.append(figure_spec(
                 [_bar(centers, share, widths, colors, "net saving", money=True)],
                 f"Net saving to the commissioner: care costs avoided (true counterfactual) less "
                 f"payments; negative on {np.mean(x < 0):.1%} of paths",
@@ -389,7 +402,7 @@ def _multiple_histogram(x: np.ndarray, inv: dict) -> dict:
     centers, widths, share, edges = h
     colors = [RED if c < 1.0 else BLUE for c in centers]
     median, var = float(np.median(x)), float(inv.get("var95", np.percentile(x, 5)))
-    fig = _figure([_bar(centers, share, widths, colors, "multiple")],
+    fig = figure_spec([_bar(centers, share, widths, colors, "multiple")],
                   f"Multiple on committed capital: P(loss) {inv['prob_loss']:.1%}, "
                   f"multiple below 1 on {np.mean(x < 1.0):.1%} of paths",
                   "distributions / committed capital (×)", "share of paths (%)",
@@ -419,7 +432,7 @@ def _irr_histogram(irr: np.ndarray, inv: dict) -> dict:
     centers, widths, share, _ = h
     colors = [RED if c < 0 else BLUE for c in centers]
     med = float(np.nanmedian(irr) * 100)
-    return _figure([_bar(centers, share, widths, colors, "IRR", suffix="%")],
+    return figure_spec([_bar(centers, share, widths, colors, "IRR", suffix="%")],
                    f"Investor IRR (annualised), median {med:.1f}%{note}",
                    "IRR (% a year)", "share of paths with an IRR (%)",
                    markers=[(med, f"median {med:.1f}%", BLUE, 1.0)]
@@ -443,7 +456,7 @@ def _payments_by_year(c: dict) -> dict | str:
     cap = c.get("cap")
     cap_text = (f"cap on total payments £{cap / 1e6:,.2f}m, reached on "
                 f"{c['prob_cap_reached']:.1%} of paths" if cap is not None else "no cap")
-    fig = _figure(traces, f"Outcome payments per UK financial year (April–March); {cap_text}",
+    fig = figure_spec(traces, f"Outcome payments per UK financial year (April–March); {cap_text}",
                   "UK financial year (April–March)", "payments in the year (£)", y_money=True)
     fig["layout"]["barmode"] = "group"
     fig["layout"]["xaxis"]["type"] = "category"
@@ -472,7 +485,7 @@ def _no_effect_payments(paths: pd.DataFrame, c: dict) -> dict | str:
         bar["opacity"] = 0.7
         traces.append(bar)
     ne, share = c["no_effect_payments"], c["deadweight_share"]
-    fig = _figure(traces, f"{title}: with no effect £{ne['mean'] / 1e6:,.2f}m on average "
+    fig = figure_spec(traces, f"{title}: with no effect £{ne['mean'] / 1e6:,.2f}m on average "
                           f"(p95 £{ne['p95'] / 1e6:,.2f}m, some payment on {ne['prob_any']:.0%} "
                           f"of paths); {share['mean']:.0%} of payments are for days the "
                           f"counterfactual would have saved anyway",
@@ -504,7 +517,7 @@ def _baseline_against_counterfactual(tq: dict) -> dict:
          "hovertemplate": "baseline: %{y:.1%}<extra>quarter %{x}</extra>"}]
     since = {"treatment_start": "treatment start", "treatment_end": "treatment end"}.get(
         tq.get("tracking_from"), "referral")
-    fig = _figure(traces, f"What the contract pays against: its baseline and the untreated "
+    fig = figure_spec(traces, f"What the contract pays against: its baseline and the untreated "
                           f"counterfactual by quarter since {since} (shaded: baseline above "
                           f"the counterfactual, care days a service with no effect is paid "
                           f"for)",
@@ -530,7 +543,7 @@ def _care_by_tracking_quarter(tq: dict) -> dict:
                        "hovertemplate": "baseline: %{y:.1%}<extra></extra>"})
     since = {"treatment_start": "treatment start", "treatment_end": "treatment end"}.get(
         tq.get("tracking_from"), "referral")
-    fig = _figure(traces, f"Care proportion by quarter since {since}: treated, counterfactual "
+    fig = figure_spec(traces, f"Care proportion by quarter since {since}: treated, counterfactual "
                           f"and baseline (band: p05–p95 of paths)",
                   f"quarter since {since} (quarters)", "share of child days in care (%)")
     fig["layout"]["yaxis"].update({"tickformat": ".0%", "rangemode": "tozero"})
@@ -558,7 +571,7 @@ def _fan_figure(q: pd.DataFrame, lines: list[tuple[str, str, str]], title: str, 
     markers = []
     if zero_line:
         markers.append((0.0, "", GREY, 1.0))
-    fig = _figure(traces, title + " (band: p05–p95 of paths)", "calendar quarter (quarters)",
+    fig = figure_spec(traces, title + " (band: p05–p95 of paths)", "calendar quarter (quarters)",
                   ytitle, y_money=money, hmarkers=markers)
     if hline and hline[0] is not None:
         fig["layout"]["shapes"].append({
@@ -628,7 +641,7 @@ def _edges(lo: float, hi: float, bins: int, anchor: float | None = None) -> np.n
     return lo + width * np.arange(bins + 1)
 
 
-def _figure(traces: list[dict], title: str, xtitle: str, ytitle: str, *,
+def figure_spec(traces: list[dict], title: str, xtitle: str, ytitle: str, *,
             x_money: bool = False, y_money: bool = False,
             markers: list[tuple[float, str, str, float]] = (),
             hmarkers: list[tuple[float, str, str, float]] = ()) -> dict:
@@ -690,9 +703,12 @@ def _date(d) -> str:
 
 
 # --------------------------------------------------------------------------- batch report
-def build_batch_report(out_dir: str | Path) -> str:
-    """The batch report of ``out_dir`` (batch_summary.csv and the variant folders)."""
-    return render_page(*batch_sections(out_dir))
+def build_batch_report(out_dir: str | Path, plotlyjs: str | None = None) -> str:
+    """The batch report of ``out_dir`` (batch_summary.csv and the variant folders);
+    plotly.js loaded as its variants' pages load it, by default."""
+    out = Path(out_dir)
+    return render_page(*batch_sections(out), plotlyjs or batch_plotlyjs(out),
+                       plotly_js.BATCH_PAGE_TO_RESULTS)
 
 
 def batch_sections(out_dir: str | Path) -> tuple[str, str, list[tuple[str, str, list]]]:
@@ -714,35 +730,80 @@ def batch_sections(out_dir: str | Path) -> tuple[str, str, list[tuple[str, str, 
     return f"sibsim batch report: {out.resolve().name}", _batch_table_html(table), sections
 
 
-def write_batch_report(out_dir: str | Path) -> bool:
+def write_batch_report(out_dir: str | Path, plotlyjs: str | None = None) -> bool:
     """Write ``out_dir/batch_report.html`` atomically; False if it already held the same."""
     from .io import write_text_atomic
 
     out = Path(out_dir)
-    return write_text_atomic(out / BATCH_REPORT_FILE, build_batch_report(out))
+    plotlyjs = plotlyjs or batch_plotlyjs(out)
+    plotly_js.provide(out, plotlyjs)
+    return write_text_atomic(out / BATCH_REPORT_FILE, build_batch_report(out, plotlyjs))
+
+
+def batch_plotlyjs(out: Path) -> str:
+    """How the batch's pages load plotly.js: as its first variant's manifest records (a
+    batch writes every page one way); with no variant written, "file" if the folder holds
+    plotly.min.js."""
+    from .io import read_table
+
+    for name in read_table(out / SUMMARY_FILE)["scenario"]:
+        try:
+            manifest = json.loads((out / str(name) / "manifest.json").read_text())
+        except (OSError, ValueError):
+            continue
+        return plotly_js.recorded(manifest)
+    return "file" if (out / plotly_js.FILE_NAME).is_file() else "inline"
+
+
+# the batch table's figures: (batch_summary.csv column, heading, format)
+BATCH_FIGURES = [("investor.multiple.mean", "multiple mean", "{:.3f}"),
+                 ("investor.prob_loss", "P(loss)", "{:.1%}"),
+                 ("commissioner.outcome_payments.p95", "payments p95", "money"),
+                 ("commissioner.net_saving.mean", "net saving mean", "money"),
+                 ("service.children_treated.mean", "treated", "{:,.1f}"),
+                 ("service.care_days_saved.mean", "care days saved", "{:,.0f}")]
 
 
 def _batch_table_html(table: pd.DataFrame) -> str:
-    cols = [("investor.multiple.mean", "multiple mean", "{:.3f}"),
-            ("investor.prob_loss", "P(loss)", "{:.1%}"),
-            ("commissioner.outcome_payments.p95", "payments p95", "money"),
-            ("commissioner.net_saving.mean", "net saving mean", "money"),
-            ("service.children_treated.mean", "treated", "{:,.1f}"),
-            ("service.care_days_saved.mean", "care days saved", "{:,.0f}")]
-    cols = [c for c in cols if c[0] in table and table[c[0]].notna().any()]
-    head = [("scenario", "kind", "base", "change", "paths", *[c[1] for c in cols], "status")]
+    """The variants, a row of figures each with a line under it saying what the variant is:
+    the long text spans the table and wraps, so the table fits the page."""
+    cols = [c for c in BATCH_FIGURES if c[0] in table and table[c[0]].notna().any()]
+    head = ["scenario", "kind", "base", "paths", *[c[1] for c in cols], "status"]
     rows = []
     for _, r in table.iterrows():
-        change = _str(r.get("change"))
-        cells = [r["scenario"], r["kind"], _str(r.get("base")),
-                 change if len(change) <= 90 else change[:87] + "...",
-                 f"{int(r['paths']):,}"]
-        for key, _, fmt in cols:
-            cells.append(_pm(r[key], r.get(f"{key}_se"), fmt))
-        cells.append(_str(r["status"]))
-        rows.append(tuple(cells))
-    return _table(head, rows, caption="Variants (mean ± standard error; stresses and sweep "
-                  "points run on their base's seed and paths: common random numbers)")
+        cells = [_breakable(r["scenario"]), html.escape(_str(r["kind"])),
+                 _breakable(_str(r.get("base"))), f"{int(r['paths']):,}",
+                 *[_figure_cell(r[key], r.get(f"{key}_se"), fmt) for key, _, fmt in cols],
+                 html.escape(_str(r["status"]))]
+        rows.append("<tr class='variant'>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+        rows.append(f"<tr class='about'><td colspan='{len(head)}'><div>"
+                    f"{html.escape(_about(r))}</div></td></tr>")
+    caption = ("Variants: each figure a mean, ± its standard error under it (stresses and sweep "
+               "points run on their base's seed and paths: common random numbers); under each "
+               "variant, what it is")
+    thead = "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"
+    return (f"<table class='variants'><caption>{html.escape(caption)}</caption>"
+            f"<thead>{thead}</thead><tbody>{''.join(rows)}</tbody></table>")
+
+
+def _about(r: pd.Series) -> str:
+    """A variant's description, and its change unless the description says it already."""
+    description, change = _str(r.get("description")), _str(r.get("change"))
+    return with_change(description, change) if change and change not in description \
+        else description
+
+
+def with_change(description: str, change: str) -> str:
+    """``description``, then what a variant changes (batch_summary.csv's change)."""
+    if not description:
+        return f"Changed: {change}."
+    stop = "" if description.endswith((".", "!", "?")) else "."
+    return f"{description}{stop} Changed: {change}."
+
+
+def _breakable(name: str) -> str:
+    """A variant name that may break after its ``__`` (base__stress), not mid-word."""
+    return "__<wbr>".join(html.escape(part) for part in name.split("__"))
 
 
 def _batch_side_by_side(out: Path, ok: pd.DataFrame) -> list:
@@ -801,7 +862,7 @@ def _multiple_boxes(stats: list[tuple[str, np.ndarray, float]]) -> dict:
              "q3": _floats(p[:, 3]), "upperfence": _floats(p[:, 4]),
              "mean": _floats([s[2] for s in stats]), "boxmean": True,
              "marker": {"color": BLUE}, "fillcolor": _rgba(BLUE, 0.3), "showlegend": False}
-    fig = _figure([trace], "Multiple on committed capital by variant (box: p25–p75, whiskers: "
+    fig = figure_spec([trace], "Multiple on committed capital by variant (box: p25–p75, whiskers: "
                   "p05–p95, line: median, dashed: mean)", "distributions / committed capital (×)",
                   "variant")
     lo = float(min(p[:, 0].min(), 1.0))
@@ -826,7 +887,7 @@ def _metric_bars(rows: pd.DataFrame, key: str, title: str, xtitle: str, *,
              "error_x": {"type": "data", "array": _floats(np.nan_to_num(se) * Z95),
                          "visible": True, "color": "black"},
              "hovertemplate": f"{fmt}<extra>%{{y}}</extra>", "showlegend": False}
-    fig = _figure([trace], title, xtitle, "variant", x_money=money)
+    fig = figure_spec([trace], title, xtitle, "variant", x_money=money)
     _variant_axis(fig, len(rows))
     return fig
 
@@ -864,7 +925,7 @@ def _tornado_figures(out: Path) -> list:
                                        "visible": True, "color": "black"},
                            "hovertemplate": f"{metric} %{{x:.4g}}<extra>%{{y}}</extra>"})
         scenario = meta.get("scenario", f.parent.name)
-        fig = _figure(traces, f"Tornado: {metric} of {scenario} with each parameter at its low "
+        fig = figure_spec(traces, f"Tornado: {metric} of {scenario} with each parameter at its low "
                               f"and high value (base {base:.4g}; ±95% paired interval)",
                       f"{metric}", "parameter (low → high)",
                       markers=[(base, "base", GREY, 1.0)])
@@ -918,7 +979,7 @@ def _sweep_figures(ok: pd.DataFrame) -> list:
                 traces.append({"type": "scatter", "mode": "lines+markers", "x": x,
                                "y": _floats(y), "name": g, "line": {"color": color},
                                "hovertemplate": "%{y:.4g}<extra>%{x}</extra>"})
-            fig = _figure(traces, f"Sweep {sweep} of {base}: {ytitle.split(' (')[0]} against "
+            fig = figure_spec(traces, f"Sweep {sweep} of {base}: {ytitle.split(' (')[0]} against "
                                   f"{xkey} (band: ±95% interval)",
                           _axis_label(xkey, points[0][1][xkey]), ytitle,
                           y_money=metric.startswith("commissioner"))
@@ -988,13 +1049,14 @@ def _str(v: Any) -> str:
     return "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
 
 
-def _pm(x: Any, se: Any, fmt: str) -> str:
+def _figure_cell(x: Any, se: Any, fmt: str) -> str:
+    """A figure and, on a line under it, its standard error (HTML): narrow columns."""
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return ""
     f = (lambda v: f"£{v / 1e6:,.2f}m") if fmt == "money" else fmt.format
     if se is None or (isinstance(se, float) and math.isnan(se)):
-        return f(x)
-    return f"{f(x)} ± {f(se) if fmt != '{:.1%}' else format(se, '.1%')}"
+        return html.escape(f(x))
+    return f"{html.escape(f(x))}<span class='se'>± {html.escape(f(se))}</span>"
 
 
 # --------------------------------------------------------------------------- static images
@@ -1038,6 +1100,8 @@ def export_images(sections: list[tuple[str, str, list]], folder: str | Path,
 
 
 # --------------------------------------------------------------------------- page
+# tr.about div: its width 0 (at least the cell's) keeps a variant's long description out
+# of the column widths, which then follow the figures; the text wraps under them
 CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0 auto;
 max-width:1400px;padding:1rem 2rem;color:#222}
@@ -1053,20 +1117,17 @@ nav a{margin-right:1rem}#in-brief li{margin:.3rem 0;max-width:70rem}
 .grid>div:has(>table.inputs){grid-column:1/-1}table.inputs{width:100%}
 table.inputs td{overflow-wrap:anywhere}
 table.inputs td:first-child,table.inputs td:nth-child(4){overflow-wrap:normal;white-space:nowrap}
+table.variants{width:100%;margin-right:0}table.variants td{overflow-wrap:break-word}
+tr.variant td{border-bottom:0}.se{display:block;color:#555;font-size:.8rem}
+tr.about td{border-top:0;color:#555;font-size:.85rem;padding-bottom:.45rem}
+tr.about div{width:0;min-width:100%;overflow-wrap:anywhere}
 """
 
 
-@functools.lru_cache(maxsize=1)
-def _plotly_js() -> str:
-    """plotly.js (4.8 MB, read from plotly's package once a process: a batch writes a
-    page for every variant)."""
-    from plotly.offline import get_plotlyjs
-
-    return get_plotlyjs()
-
-
-def render_page(title: str, intro_html: str, sections: list[tuple[str, str, list]]) -> str:
-    """One HTML page: plotly.js once in the head, then the sections' charts and notes."""
+def render_page(title: str, intro_html: str, sections: list[tuple[str, str, list]],
+                plotlyjs: str = "inline", to_results: str = "") -> str:
+    """One HTML page: plotly.js loaded once in the head (:func:`plotly_js.script`), then
+    the sections' charts and notes."""
     figures: dict[str, dict] = {}
     body = [f"<h1>{html.escape(title)}</h1>",
             "<nav>" + "".join(f"<a href='#{sid}'>{html.escape(name)}</a>"
@@ -1090,7 +1151,7 @@ def render_page(title: str, intro_html: str, sections: list[tuple[str, str, list
               "Plotly.newPlot(id,fig.data,fig.layout,CONFIG);}\n")
     return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
             f"<title>{html.escape(title)}</title><style>{CSS}</style>"
-            f"<script type='text/javascript'>{_plotly_js()}</script></head>\n<body>\n"
+            f"{plotly_js.script(plotlyjs, to_results)}</head>\n<body>\n"
             + "\n".join(body) + f"\n<script type='text/javascript'>{script}</script>\n"
             "</body></html>\n")
 
@@ -1113,7 +1174,7 @@ def _clean(x: Any) -> Any:
     return x
 
 
-def _table(head: list[tuple], rows: list[tuple], caption: str = "", css: str = "") -> str:
+def html_table(head: list[tuple], rows: list[tuple], caption: str = "", css: str = "") -> str:
     cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
     thead = "".join("<tr>" + "".join(f"<th>{html.escape(str(c))}</th>" for c in h) + "</tr>"
                     for h in head)

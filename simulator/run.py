@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import engine, io, metrics, narrative, reports, workbook
+from . import engine, io, metrics, narrative, plotly_js, reports, workbook
 from .yamlfiles import LoadedScenario
 
 
@@ -41,11 +41,12 @@ def replaced_text(previous: dict | None, manifest: dict) -> str | None:
 def run_scenario(loaded: LoadedScenario, out_dir: str | Path, *, paths: int | None = None,
                  seed: int | None = None, chunk_paths: int | None = None,
                  progress: bool | None = None, manifest_extra: dict | None = None,
-                 sensitivity: bool = True) -> RunOutput:
+                 sensitivity: bool = True, plotlyjs: str = "inline") -> RunOutput:
     """Simulate ``loaded``; write its folder ``out_dir/<name>`` (:func:`write_run`).
 
     ``manifest_extra`` adds keys to manifest.json (a composed scenario's sources and
-    overrides, a batch variant's hash)."""
+    overrides, a batch variant's hash); ``plotlyjs``: how report.html loads plotly.js
+    (plotly_js.CHOICES)."""
     sim = loaded.scenario.simulation
     chunk_paths = sim.chunk_paths if chunk_paths is None else chunk_paths
     started = dt.datetime.now(dt.UTC)
@@ -53,7 +54,8 @@ def run_scenario(loaded: LoadedScenario, out_dir: str | Path, *, paths: int | No
                              progress=progress)
     finished = dt.datetime.now(dt.UTC)
     return write_run(loaded, result, out_dir, Timing(started, finished, chunk_paths),
-                     manifest_extra=manifest_extra, sensitivity=sensitivity)
+                     manifest_extra=manifest_extra, sensitivity=sensitivity,
+                     plotlyjs=plotlyjs)
 
 
 @dataclass(frozen=True)
@@ -67,10 +69,12 @@ class Timing:
 
 def write_run(loaded: LoadedScenario, result: engine.SimulationResult, out_dir: str | Path,
               timing: Timing, *, summary: dict | None = None,
-              manifest_extra: dict | None = None, sensitivity: bool = True) -> RunOutput:
+              manifest_extra: dict | None = None, sensitivity: bool = True,
+              plotlyjs: str = "inline") -> RunOutput:
     """Write a simulation's folder ``out_dir/<name>`` atomically: paths.parquet,
     quarters.parquet, summary.json, charts.json, report.html, results.xlsx and
-    manifest.json (``summary``: metrics.summary(result), if made already).
+    manifest.json (``summary``: metrics.summary(result), if made already); with
+    ``plotlyjs="file"``, also ``out_dir/plotly.min.js``, which the page loads.
 
     The report's data (charts.json) holds every input with its source and, with
     ``sensitivity``, a quick paired sensitivity (narrative.quick_sensitivity: a batch
@@ -84,7 +88,7 @@ def write_run(loaded: LoadedScenario, result: engine.SimulationResult, out_dir: 
                        extra={"outputs": ["paths.parquet", "quarters.parquet", "summary.json",
                                           reports.CHARTS_FILE, reports.REPORT_FILE,
                                           workbook.WORKBOOK_FILE, "manifest.json"],
-                              **(manifest_extra or {})})
+                              **(manifest_extra or {}), "plotlyjs": plotlyjs})
     # the summary first: its frame of paths lets go of arrays whose memory the quarterly
     # table's work arrays then reuse (which costs less than new memory)
     summary = metrics.summary(result) if summary is None else summary
@@ -99,6 +103,7 @@ def write_run(loaded: LoadedScenario, result: engine.SimulationResult, out_dir: 
                                                   result.paths[columns]))
     folder = Path(out_dir) / scenario.name
     previous = previous_run(folder)
+    plotly_js.provide(out_dir, plotlyjs)   # before the page that loads it
     with io.atomic_folder(folder) as tmp:
         io.write_parquet(tmp / "paths.parquet", result.paths,
                          {k: meta[k] for k in ("scenario", "seed", "paths", "package_version")})

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from simulator import compare, compose, engine, io
-from simulator.batch import plan_batch, run_batch
+from simulator.batch import plan_batch, run_batch, summary_table
 from simulator.reports import SUMMARY_FILE
 
 from helpers import ROOT, make_scenario, with_money
@@ -64,6 +64,7 @@ def test_batch_writes_folders_and_a_summary_with_paired_differences(tmp_path):
     assert list(table.kind) == ["scenario", "stress", "stress", "sweep", "sweep", "scenario"]
     assert table.base.fillna("").tolist() == [""] + ["small"] * 5
     assert table.status.eq("ok").all() and table.paired.iloc[1:].astype(bool).all()
+    assert table.description.iloc[3] == "small with contract.price_per_care_day_saved=50."
     for _, row in table.iterrows():
         summary = json.loads((out / row.scenario / "summary.json").read_text())
         manifest = json.loads((out / row.scenario / "manifest.json").read_text())
@@ -83,6 +84,40 @@ def test_batch_writes_folders_and_a_summary_with_paired_differences(tmp_path):
     assert row["investor.multiple.mean_diff"] < 0 and row["investor.capital_drawn.mean_diff"] > 0
     assert "costs.set_up={scale: 1.2}" in row.change
     assert table.set_index("scenario").loc["small_fewer", "service.children_treated.mean_diff"] < 0
+
+
+def test_each_variant_is_described_in_one_line(tmp_path):
+    d = with_money()
+    d["description"] = "A small bond\nwith two teams"    # (a folded YAML string keeps no breaks)
+    d["stresses"] = {"fewer": {"description": "Referrals 30% down.",
+                               "referrals.per_team_per_month": {"scale": 0.7}},
+                     "dearer": {"costs.set_up": {"scale": 1.2}}}
+    d["sweeps"] = {"price": {"contract.price_per_care_day_saved": [50, 70]}}
+    scen = tmp_path / "scen"
+    scen.mkdir()
+    (scen / "small.yaml").write_text(yaml.safe_dump(d, sort_keys=False))
+    (scen / "own.yaml").write_text("extends: small.yaml\nname: small_own\n"
+                                   "description: Its own words.\ncosts.set_up: 1000\n")
+    (scen / "plain.yaml").write_text("extends: small.yaml\nname: small_plain\n"
+                                     "costs.set_up: 2000\n")
+    table = summary_table(plan_batch([scen]), tmp_path / "out")   # nothing run: described anyway
+    base = "A small bond with two teams."
+    assert dict(zip(table.scenario, table.description)) == {
+        "small": "A small bond with two teams",
+        "small__fewer": "Referrals 30% down.",
+        "small__dearer": f"{base} Changed: costs.set_up={{scale: 1.2}}.",
+        "small__price_1": f"{base} Changed: contract.price_per_care_day_saved=50.",
+        "small__price_2": f"{base} Changed: contract.price_per_care_day_saved=70.",
+        "small_own": "Its own words.",
+        "small_plain": f"{base} Changed: costs.set_up=2000."}
+    # a stress's description is what it is, not a change it makes
+    row = table.set_index("scenario").loc["small__fewer"]
+    assert row.change == "referrals.per_team_per_month={scale: 0.7}"
+    d["description"] = ""
+    (scen / "small.yaml").write_text(yaml.safe_dump(d, sort_keys=False))
+    table = summary_table(plan_batch([scen]), tmp_path / "out")
+    assert table.set_index("scenario").loc["small__dearer", "description"] == \
+        "small with costs.set_up={scale: 1.2}."
 
 
 def test_summary_figures_match_summary_json_for_every_headline_metric():

@@ -7,6 +7,7 @@ Chromium is driven from the command line (--dump-dom, --screenshot): no WebDrive
 DevTools client needed. Skipped, saying why, where no Chromium binary exists.
 """
 import os
+import re
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -46,6 +47,7 @@ def headless(*args, page: Path) -> subprocess.CompletedProcess:
     cmd = [chromium(), "--headless", "--disable-gpu", "--no-sandbox", "--hide-scrollbars",
            "--no-first-run", "--disable-extensions", "--disable-background-networking",
            "--enable-logging=stderr", "--v=0", "--virtual-time-budget=20000",
+           "--host-resolver-rules=MAP * ~NOTFOUND",   # no network: every name unresolvable
            "--window-size=1400,2400", *args, page.resolve().as_uri()]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120,
                           env={**os.environ, "HOME": str(page.parent)})
@@ -120,7 +122,7 @@ def test_run_report_renders_in_headless_chromium(tmp_path):
     assert n == 17
 
 
-def test_batch_report_renders_in_headless_chromium(tmp_path):
+def test_batch_pages_load_plotly_js_from_the_batch_folder_in_headless_chromium(tmp_path):
     base = with_money()
     base["simulation"]["paths"] = 60
     base["stresses"] = {"fewer": {"referrals.per_team_per_month": {"scale": 0.7}}}
@@ -128,10 +130,56 @@ def test_batch_report_renders_in_headless_chromium(tmp_path):
     scen = tmp_path / "scen"
     scen.mkdir()
     (scen / "small.yaml").write_text(yaml.safe_dump(base, sort_keys=False))
+    out = tmp_path / "out"
+    run_batch(plan_batch([scen]), out)   # plotly.js as a file in the batch folder (the default)
+    batch_page = out / reports.BATCH_REPORT_FILE
+    variant_page = out / "small__fewer" / reports.REPORT_FILE
+    assert "<script src='plotly.min.js'>" in batch_page.read_text()
+    assert "<script src='../plotly.min.js'>" in variant_page.read_text()
+    assert check_in_browser(batch_page, ARTIFACTS / "batch_report.png") >= 5
+    assert check_in_browser(variant_page, ARTIFACTS / "batch_variant_report.png") == 15
+
+
+# written into a copy of a page: the widths once its scripts have run (charts drawn)
+MEASURE = ("<script>addEventListener('load',()=>setTimeout(()=>{const d=document.documentElement;"
+           "d.dataset.scrollWidth=d.scrollWidth;d.dataset.clientWidth=d.clientWidth},500));"
+           "</script>")
+
+
+def page_widths(page: Path) -> tuple[int, int]:
+    """(scroll width, window width) of ``page`` in a 1400-pixel-wide window."""
+    probe = page.with_name(f"measured_{page.name}")   # beside it: its relative links hold
+    probe.write_text(page.read_text().replace("</body>", MEASURE + "</body>"))
+    dom = headless("--dump-dom", page=probe)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    scroll = re.search(r'data-scroll-width="(\d+)"', dom.stdout)
+    client = re.search(r'data-client-width="(\d+)"', dom.stdout)
+    assert scroll and client, "the measuring script did not run"
+    return int(scroll[1]), int(client[1])
+
+
+def test_the_batch_table_fits_a_1400_pixel_page_in_headless_chromium(tmp_path):
+    base = with_money()
+    base["name"] = "a_scenario_with_a_rather_long_name"
+    base["description"] = ("A bond described at length, as the shipped adoption and Essex "
+                           "scenarios are: who is referred, what the service does, how the "
+                           "outcomes contract pays and which values are assumptions. ") * 2
+    base["simulation"]["paths"] = 30
+    base["stresses"] = {"every_cost_line_twenty_per_cent_higher": {
+        f"costs.{k}": {"scale": 1.2} for k in ("per_team_per_quarter", "flexible_fund_per_family",
+                                               "set_up", "licence_per_team_per_year",
+                                               "management_fee_per_quarter")}}
+    base["sweeps"] = {"price_and_cap": {"contract.price_per_care_day_saved": [40, 80],
+                                        "contract.cap": [2_000_000, 3_000_000]}}
+    scen = tmp_path / "scen"
+    scen.mkdir()
+    (scen / "long.yaml").write_text(yaml.safe_dump(base, sort_keys=False))
     run_batch(plan_batch([scen]), tmp_path / "out")
-    n = check_in_browser(tmp_path / "out" / reports.BATCH_REPORT_FILE,
-                         ARTIFACTS / "batch_report.png")
-    assert n >= 5
+    page = tmp_path / "out" / reports.BATCH_REPORT_FILE
+    assert "Changed: costs.per_team_per_quarter={scale: 1.2}" in page.read_text()
+    scroll, window = page_widths(page)
+    assert window == 1400
+    assert scroll <= window, f"the page is {scroll} pixels wide in a {window}-pixel window"
 
 
 def test_static_images_with_kaleido(tmp_path):
@@ -144,3 +192,47 @@ def test_static_images_with_kaleido(tmp_path):
     files = reports.export_images(sections, out.folder / "figures")
     assert len(files) == 17
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in files)
+
+
+RENDERED = """<script>
+for (const id of ['in-brief', 'contract']) {
+  const box = document.getElementById(id).getBoundingClientRect();
+  document.body.setAttribute('data-' + id + '-height', Math.round(box.height));
+}
+document.body.setAttribute('data-brief-items', document.querySelectorAll('#in-brief li').length);
+document.body.setAttribute('data-input-rows', document.querySelectorAll('table.inputs tr').length);
+</script>"""
+
+
+def test_the_summary_and_the_contract_section_render_in_headless_chromium(tmp_path):
+    f = tmp_path / "brief.yaml"
+    f.write_text(yaml.safe_dump({**with_money(), "name": "brief"}, sort_keys=False))
+    out = run_scenario(load_scenario(f), tmp_path / "out", paths=200, seed=2, progress=False)
+    page = out.folder / reports.REPORT_FILE
+    check_in_browser(page, ARTIFACTS / "report_summary.png")   # also a screenshot
+    probe = page.with_name("measured_report.html")
+    probe.write_text(page.read_text().replace("</body>", RENDERED + "</body>"))
+    dom = headless("--dump-dom", page=probe)
+    found = {k: int(v) for k, v in re.findall(r'data-([a-z-]+)="(\d+)"', dom.stdout)}
+    assert found.get("in-brief-height", 0) > 100 and found.get("contract-height", 0) > 300
+    assert found["brief-items"] >= 5 and found["input-rows"] >= 9, found   # 7 terms, 2 heads
+
+
+def test_the_design_page_renders_in_headless_chromium(tmp_path):
+    import simulator
+    f = tmp_path / "design.yaml"
+    f.write_text(yaml.safe_dump({**with_money(), "name": "design"}, sort_keys=False))
+    found = simulator.design_contract(
+        simulator.load_scenario(f), {"contract.price_per_care_day_saved": (20, 100, 5),
+                                     "contract.cap": (1e6, 3e6, 3)},
+        require=["investor.multiple.p50 >= 1"], maximise="commissioner.net_saving.p50",
+        paths=40)
+    page = found.write(tmp_path / "out") / "design.html"
+    dom = headless("--dump-dom", page=page)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    console = [line for line in dom.stderr.splitlines() if ":CONSOLE" in line]
+    assert not console, "console messages:\n" + "\n".join(console)
+    parser = Charts()
+    parser.feed(dom.stdout)
+    assert parser.charts and all(c["plotly"] and c["svg"] for c in parser.charts.values())
+    assert headless(f"--screenshot={ARTIFACTS / 'design.png'}", page=page).returncode == 0

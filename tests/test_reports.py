@@ -1,8 +1,10 @@
 """HTML reports: what report.html and batch_report.html hold, that they are built from
 aggregates (size independent of the path count), rebuilt byte for byte by `sibsim report`,
 written atomically, and that the views follow the scenario's sections."""
+import html
 import json
 import re
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -10,7 +12,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from simulator import metrics, reports
+from simulator import metrics, plotly_js, reports
 from simulator.batch import plan_batch, run_batch
 from simulator.cli import main
 from simulator.loader import load_scenario
@@ -34,6 +36,10 @@ def figures(page: str) -> dict:
     return json.loads(m.group(1).replace("<\\/", "</"))
 
 
+def script_sources(page: str) -> list[str]:
+    return re.findall(r"<script[^>]*\bsrc='([^']*)'", page)
+
+
 def titles(page: str) -> list[str]:
     return [re.sub(r"<br>", " ", f["layout"]["title"]["text"]) for f in figures(page).values()]
 
@@ -52,6 +58,7 @@ def test_run_writes_a_self_contained_report_with_every_view(money_run):
     page = (folder / "report.html").read_text()
     assert page.count(PLOTLY_BANNER) == 1            # plotly.js inline, once
     assert not re.search(r"<script[^>]+src=", page)  # nothing fetched: works offline
+    assert money_run.manifest["plotlyjs"] == "inline"
     for _, value in metrics.headline_rows(money_run.summary):
         assert value in page                          # the headline table, at the top
     assert page.index("probability of a loss") < page.index("id='chart-1'")
@@ -240,7 +247,9 @@ def test_report_command_without_results_says_so(tmp_path):
 def test_batch_report_side_by_side_tornado_and_sweeps(tmp_path):
     base = with_money()
     base["simulation"]["paths"] = 80
-    base["stresses"] = {"fewer": {"referrals.per_team_per_month": {"scale": 0.7}}}
+    base["description"] = "A small bond & its stresses"
+    base["stresses"] = {"fewer": {"description": "Fewer referrals",
+                                  "referrals.per_team_per_month": {"scale": 0.7}}}
     base["sweeps"] = {"price": {"contract.price_per_care_day_saved": [40, 60, 80]}}
     scen = tmp_path / "scen"
     scen.mkdir()
@@ -259,7 +268,7 @@ def test_batch_report_side_by_side_tornado_and_sweeps(tmp_path):
     outcome = run_batch(plan_batch([scen]), out)
     assert not outcome.failed and outcome.report_error is None and outcome.report_written
     page = (out / reports.BATCH_REPORT_FILE).read_text()
-    assert page.count(PLOTLY_BANNER) == 1
+    assert page.count(PLOTLY_BANNER) == 0 and script_sources(page) == ["plotly.min.js"]
     found = " | ".join(titles(page))
     for words in ("Multiple on committed capital by variant", "Probability of a loss",
                   "Change in mean multiple from its base", "Outcome payments: 95th percentile",
@@ -275,6 +284,14 @@ def test_batch_report_side_by_side_tornado_and_sweeps(tmp_path):
     table = pd.read_csv(out / "batch_summary.csv")
     assert loss["data"][0]["error_x"]["array"] == pytest.approx(
         list(table["investor.prob_loss_se"] * 100 * reports.Z95))
+    # under each variant's figures, what it is: its description (as in the CSV) and change
+    about = re.findall(r"<tr class='about'><td colspan='\d+'><div>(.*?)</div>", page)
+    assert [html.unescape(a) for a in about] == [
+        "A small bond & its stresses",
+        "Fewer referrals. Changed: referrals.per_team_per_month={scale: 0.7}.",
+        *[f"A small bond & its stresses. Changed: contract.price_per_care_day_saved={x}."
+          for x in (40, 60, 80)]]
+    assert list(table["description"][:2]) == ["A small bond & its stresses", "Fewer referrals"]
     sweep = next(f for f in figs if "Sweep price" in f["layout"]["title"]["text"])
     assert sweep["data"][-1]["x"] == [40.0, 60.0, 80.0]
     assert sweep["layout"]["xaxis"]["title"]["text"] == "contract.price_per_care_day_saved"
@@ -286,6 +303,114 @@ def test_batch_report_side_by_side_tornado_and_sweeps(tmp_path):
     res = CliRunner().invoke(main, ["report", str(out), "--quiet"])
     assert res.exit_code == 0, res.output
     assert (out / reports.BATCH_REPORT_FILE).read_text() == before
+
+
+@pytest.fixture(scope="module")
+def small_batch(tmp_path_factory):
+    """A scenario and its stress, written by `sibsim batch` (tests that change the folder
+    work on a copy)."""
+    tmp = tmp_path_factory.mktemp("batch")
+    base = with_money()
+    base["simulation"]["paths"] = 40
+    base["stresses"] = {"fewer": {"referrals.per_team_per_month": {"scale": 0.7}}}
+    (tmp / "small.yaml").write_text(yaml.safe_dump(base, sort_keys=False))
+    res = CliRunner().invoke(main, ["batch", str(tmp / "small.yaml"), "--out", str(tmp / "out"),
+                                    "--quiet"])
+    assert res.exit_code == 0, res.output
+    return tmp / "out"
+
+
+def pages_of(out) -> dict:
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*.html"))}
+
+
+def test_a_batch_folder_holds_plotly_js_once_and_no_page_inlines_it(small_batch):
+    from plotly.offline import get_plotlyjs
+
+    out = small_batch
+    holders = [p for p in sorted(out.rglob("*")) if p.is_file()
+               and PLOTLY_BANNER.encode() in p.read_bytes()]
+    assert holders == [out / plotly_js.FILE_NAME]
+    assert holders[0].read_text() == get_plotlyjs()
+    assert list(pages_of(out)) == ["batch_report.html", "small/report.html",
+                                   "small__fewer/report.html"]
+    for name in pages_of(out):
+        page = out / name
+        (src,) = script_sources(page.read_text())
+        # a relative path to the batch's own copy: the folder can be moved or sent whole
+        assert not src.startswith(("/", "file:", "http"))
+        assert (page.parent / src).resolve() == (out / plotly_js.FILE_NAME).resolve()
+    for name in ("small", "small__fewer"):
+        assert json.loads((out / name / "manifest.json").read_text())["plotlyjs"] == "file"
+
+
+def test_sibsim_report_rebuilds_a_batch_variant_page_the_same(small_batch, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(small_batch, out)
+    original = pages_of(out)
+    js = out / plotly_js.FILE_NAME
+    inode = js.stat().st_ino
+    (out / "small__fewer" / "report.html").unlink()
+    res = CliRunner().invoke(main, ["report", str(out / "small__fewer"), "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert pages_of(out) == original
+    for page in out.rglob("*.html"):
+        page.unlink()
+    res = CliRunner().invoke(main, ["report", str(out), "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert pages_of(out) == original
+    assert js.stat().st_ino == inode       # the same plotly.js: not written again
+    js.write_text("stale")
+    assert CliRunner().invoke(main, ["report", str(out), "--quiet"]).exit_code == 0
+    assert js.read_bytes() == (small_batch / plotly_js.FILE_NAME).read_bytes()
+
+
+def test_a_batch_rerun_with_another_plotlyjs_rebuilds_every_page_that_way(small_batch,
+                                                                         tmp_path):
+    from plotly.offline import get_plotlyjs_version
+
+    out = tmp_path / "out"
+    shutil.copytree(small_batch, out)
+    results = out / "small" / "paths.parquet"
+    written = results.stat().st_mtime_ns
+    res = CliRunner().invoke(main, ["batch", str(small_batch.parent / "small.yaml"), "--out",
+                                    str(out), "--plotlyjs", "cdn"])
+    assert res.exit_code == 0, res.output
+    assert "report.html rebuilt: plotly.js cdn" in res.output
+    assert results.stat().st_mtime_ns == written            # nothing simulated again
+    url = f"https://cdn.plot.ly/plotly-{get_plotlyjs_version()}.min.js"
+    rebuilt = pages_of(out)
+    for name, page in rebuilt.items():
+        assert script_sources(page.decode()) == [url], name
+    for name in ("small", "small__fewer"):
+        assert json.loads((out / name / "manifest.json").read_text())["plotlyjs"] == "cdn"
+    res = CliRunner().invoke(main, ["report", str(out), "--quiet"])   # the choice is kept
+    assert res.exit_code == 0, res.output
+    assert pages_of(out) == rebuilt
+
+
+def test_sibsim_run_and_report_plotlyjs_choices(tmp_path):
+    f = tmp_path / "one.yaml"
+    f.write_text(yaml.safe_dump({**with_money(), "name": "one"}, sort_keys=False))
+    out = tmp_path / "results"
+    res = CliRunner().invoke(main, ["run", str(f), "--paths", "40", "--out", str(out),
+                                    "--plotlyjs", "file", "--quiet"])
+    assert res.exit_code == 0, res.output
+    page = (out / "one" / "report.html").read_text()
+    assert script_sources(page) == ["../plotly.min.js"] and PLOTLY_BANNER not in page
+    assert PLOTLY_BANNER in (out / plotly_js.FILE_NAME).read_text()
+    # `sibsim report --plotlyjs` rebuilds the page the other way and records the choice
+    res = CliRunner().invoke(main, ["report", str(out / "one"), "--plotlyjs", "inline"])
+    assert res.exit_code == 0, res.output
+    page = (out / "one" / "report.html").read_bytes()
+    assert page.count(PLOTLY_BANNER.encode()) == 1 and not script_sources(page.decode())
+    assert json.loads((out / "one" / "manifest.json").read_text())["plotlyjs"] == "inline"
+    assert CliRunner().invoke(main, ["report", str(out / "one")]).exit_code == 0
+    assert (out / "one" / "report.html").read_bytes() == page
+    for command in (["run", str(f)], ["batch", str(f)], ["report", str(out)]):
+        res = CliRunner().invoke(main, [*command, "--plotlyjs", "foo"])
+        assert res.exit_code == 2, command
+        assert "'foo' is not one of 'inline', 'file', 'cdn'" in res.output, command
 
 
 def test_parse_change_inverts_the_summary_format():

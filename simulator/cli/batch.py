@@ -12,7 +12,7 @@ import time
 import click
 
 from ..yamlfiles import ScenarioError
-from .options import EXIT_FAILED, OUT_FOLDER, echo_err, fail_invalid
+from .options import EXIT_FAILED, OUT_FOLDER, echo_err, fail_invalid, plotlyjs_option
 
 
 @click.command()
@@ -24,17 +24,20 @@ from .options import EXIT_FAILED, OUT_FOLDER, echo_err, fail_invalid
 @click.option("--dry-run", is_flag=True,
               help="Check every file and list the variants; run nothing.")
 @click.option("--quiet", is_flag=True, help="No progress lines or table.")
+@plotlyjs_option("file")
 def batch(inputs: tuple[str, ...], out_dir: str, n_paths: int | None, dry_run: bool,
-          quiet: bool) -> None:
+          quiet: bool, plotlyjs: str) -> None:
     """Run every scenario in PATH... (files, folders searched recursively, globs) with its
     stresses and sweeps, into OUT/<variant>/, and write OUT/batch_summary.csv and
-    OUT/batch_report.html.
+    OUT/batch_report.html (with --plotlyjs file, the default, every page loads
+    OUT/plotly.min.js).
 
     YAML files found in folders or by globs are scenarios if their top level has an
     extends: key or a scenario section (calendar:, referrals:, ...); others, such as
     calibration targets, are listed as skipped.
     Finished variants (same scenario, seed, paths and package version) are not rerun,
-    so an interrupted batch resumes where it stopped.
+    so an interrupted batch resumes where it stopped; their report.html is rebuilt if it
+    loads plotly.js otherwise than --plotlyjs says.
     """
     from ..batch import BatchBusy, plan_batch, run_batch
 
@@ -53,7 +56,8 @@ def batch(inputs: tuple[str, ...], out_dir: str, n_paths: int | None, dry_run: b
         return
     t0 = time.perf_counter()
     try:
-        outcome = run_batch(plan, out_dir, progress=False if quiet else None, echo=log)
+        outcome = run_batch(plan, out_dir, progress=False if quiet else None, echo=log,
+                            plotlyjs=plotlyjs)
     except BatchBusy as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_FAILED)

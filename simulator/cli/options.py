@@ -13,6 +13,7 @@ from typing import NoReturn
 
 import click
 
+from ..plotly_js import CHOICES as PLOTLYJS_CHOICES
 from ..schema import MAX_SEED
 from ..yamlfiles import ScenarioError
 
@@ -62,6 +63,17 @@ set_option = click.option(
     "--set", "assignments", multiple=True, metavar="KEY=VALUE",
     help="Override a scenario key, validated like the file: KEY=VALUE, or "
          "'KEY={scale: 0.7}' / {power: 0.5} / {add: 6}. Repeatable.")
+
+
+def plotlyjs_option(default: str | None, shown: str | None = None):
+    """--plotlyjs: how each report page loads plotly.js (simulator.plotly_js); ``shown``
+    is the default in words where it is not a choice."""
+    return click.option(
+        "--plotlyjs", type=click.Choice(PLOTLYJS_CHOICES), default=default,
+        show_default=shown or True,
+        help="How report pages load plotly.js (4.8 MB): inline in each page (works alone, "
+             "offline), file (one plotly.min.js in the results folder, beside the run "
+             "folders) or cdn (from cdn.plot.ly: needs the internet).")
 
 
 def load_or_exit(file: str, assignments: tuple[str, ...] = ()):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .options import EXIT_FAILED, EXIT_INVALID
+from .options import EXIT_FAILED, EXIT_INVALID, plotlyjs_option
 
 
 def run_folders(folder: Path) -> list[Path]:
@@ -24,12 +24,13 @@ def run_folders(folder: Path) -> list[Path]:
               help="Also write every chart as a static image into DIR/<run>/figures/ "
                    "(needs kaleido and a Chromium browser).")
 @click.option("--quiet", is_flag=True, help="Print nothing but errors.")
-def report(folder: str, image_format: str | None, quiet: bool) -> None:
+@plotlyjs_option(None, shown="as each run's manifest.json records")
+def report(folder: str, image_format: str | None, quiet: bool, plotlyjs: str | None) -> None:
     """Rebuild report.html from the saved results in DIR: a run's folder, or a batch (or
     results) folder, whose runs each get their report.html, plus batch_report.html if DIR
-    holds batch_summary.csv."""
+    holds batch_summary.csv. --plotlyjs rebuilds the pages loading plotly.js another way
+    and records that in each run's manifest.json."""
     from .. import reports
-    from ..io import write_text_atomic
     from ..reports import SUMMARY_FILE
 
     root = Path(folder)
@@ -43,11 +44,9 @@ def report(folder: str, image_format: str | None, quiet: bool) -> None:
     failed = False
     for run in runs:
         try:
-            title, intro, sections = reports.run_sections(reports.load_run(run))
-            target = run / reports.REPORT_FILE
-            write_text_atomic(target, reports.render_page(title, intro, sections))
-            say(f"{target}")
+            say(f"{reports.write_report(run, plotlyjs)}")
             if image_format:
+                _, _, sections = reports.run_sections(reports.load_run(run))
                 files = reports.export_images(sections, run / "figures", image_format)
                 say(f"  {len(files)} {image_format.upper()} images -> {run / 'figures'}")
         except reports.ImageExportUnavailable as exc:
@@ -60,7 +59,7 @@ def report(folder: str, image_format: str | None, quiet: bool) -> None:
     if is_batch:
         target = root / reports.BATCH_REPORT_FILE
         try:
-            reports.write_batch_report(root)
+            reports.write_batch_report(root, plotlyjs)
             say(f"{target}")
         except (OSError, ValueError, KeyError) as exc:
             click.echo(f"error: {target}: {type(exc).__name__}: {exc}", err=True)

@@ -5,7 +5,15 @@ import time
 
 import click
 
-from .options import EXIT_FAILED, OUT_FOLDER, SEED, fail_unwritten, load_or_exit, set_option
+from .options import (
+    EXIT_FAILED,
+    OUT_FOLDER,
+    SEED,
+    fail_unwritten,
+    load_or_exit,
+    plotlyjs_option,
+    set_option,
+)
 
 
 @click.command()
@@ -17,9 +25,10 @@ from .options import EXIT_FAILED, OUT_FOLDER, SEED, fail_unwritten, load_or_exit
 @click.option("--out", "out_dir", default="results", show_default=True,
               type=OUT_FOLDER, help="Results folder.")
 @click.option("--quiet", is_flag=True, help="No progress bar or summary.")
+@plotlyjs_option("inline")
 @set_option
 def run(file: str, paths: int | None, seed: int | None, chunk_paths: int | None,
-        out_dir: str, quiet: bool, assignments: tuple[str, ...] = ()) -> None:
+        out_dir: str, quiet: bool, plotlyjs: str, assignments: tuple[str, ...] = ()) -> None:
     """Simulate scenario FILE; write OUT/<name>/ paths.parquet, quarters.parquet, summary.json,
     charts.json, report.html, manifest.json, and print the headline figures."""
     loaded = load_or_exit(file, assignments)
@@ -42,7 +51,7 @@ def run(file: str, paths: int | None, seed: int | None, chunk_paths: int | None,
         t0 = time.perf_counter()
         output = run_scenario(loaded, out_dir, paths=paths, seed=seed, chunk_paths=chunk_paths,
                               progress=None if not quiet else False,
-                              manifest_extra=loaded.manifest_extra())
+                              manifest_extra=loaded.manifest_extra(), plotlyjs=plotlyjs)
     except ParameterError as exc:
         fail_unwritten(loaded.path, exc)
     except (ConservationError, FinancialInvariantError) as exc:   # a defect, not bad input
