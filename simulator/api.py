@@ -246,9 +246,11 @@ class Batch:
 
 
 def run_batch(inputs: Sequence[str | Path], out: str | Path = "results", *,
-              paths: int | None = None, progress: bool | None = False) -> Batch:
+              paths: int | None = None, progress: bool | None = False,
+              workbooks: bool = False) -> Batch:
     """Run every scenario, stress and sweep in ``inputs`` (files or folders) as
-    ``sibsim batch`` does, into ``out``; variants finished earlier are kept.
+    ``sibsim batch`` does, into ``out``; variants finished earlier are kept
+    (``workbooks``: each variant writes its results.xlsx too).
 
     Raises
     ------
@@ -259,7 +261,7 @@ def run_batch(inputs: Sequence[str | Path], out: str | Path = "results", *,
 
     from . import batch
     outcome = batch.run_batch(batch.plan_batch(list(inputs), paths=paths), out,
-                              progress=progress)
+                              progress=progress, workbooks=workbooks)
     report = outcome.report_path if outcome.report_written or (
         outcome.report_path and outcome.report_path.exists()) else None
     return Batch(Path(out), pd.read_csv(outcome.summary_path), report, dict(outcome.failed))

@@ -38,8 +38,6 @@ from .io import FolderInUse, folder_problem, write_text_atomic
 from .yamlfiles import Problem, ScenarioError, read_bytes
 
 LOCK_FILE = ".sibsim-batch.lock"
-OUTPUTS = ("paths.parquet", "quarters.parquet", "summary.json", "charts.json", "report.html",
-           "results.xlsx", "manifest.json")
 # paths.parquet columns the headline figures are computed from
 HEADLINE_COLUMNS = ["multiple", "loss", "irr", "capital_drawn", "outcome_payments",
                     "cap_reached", "net_saving", "no_effect_payments", "deadweight_share",
@@ -210,23 +208,31 @@ class Outcome:
     report_error: str | None = None    # the batch report failed (the results stand)
 
 
-def is_finished(folder: Path, run_hash: str) -> bool:
+def is_finished(folder: Path, run_hash: str, files=None) -> bool:
+    """Whether ``folder`` holds the finished run of ``run_hash``: its manifest and every
+    file the run writes (run.RunFiles ``files``; None: its data, whatever else it has)."""
+    from .run import RunFiles, outputs
+
+    files = files or RunFiles(workbook=False)
     try:
         manifest = json.loads((folder / "manifest.json").read_text())
     except (OSError, ValueError):
         return False
-    return manifest.get("variant_hash") == run_hash and all((folder / n).is_file() for n in OUTPUTS)
+    return manifest.get("variant_hash") == run_hash and all((folder / n).is_file()
+                                                            for n in outputs(files))
 
 
 def run_batch(plan: Plan, out_dir: str | Path, *, progress: bool | None = None,
               echo: Callable[[str], None] = lambda _msg: None,
-              plotlyjs: str = "file") -> Outcome:
+              plotlyjs: str = "file", workbooks: bool = False) -> Outcome:
     """Run every unfinished variant of ``plan`` into ``out_dir``; rebuild batch_summary.csv.
 
     Every page loads plotly.js as ``plotlyjs`` says (plotly_js.CHOICES): by
-    default from one ``out_dir/plotly.min.js`` rather than a copy inside each page."""
+    default from one ``out_dir/plotly.min.js`` rather than a copy inside each page.
+    ``workbooks``: each variant writes its results.xlsx too (batch_summary.xlsx, a row a
+    variant, is written either way)."""
     from .reports import BATCH_REPORT_FILE, SUMMARY_FILE, write_batch_report
-    from .run import run_scenario
+    from .run import RunFiles, run_scenario
     from .workbook import SUMMARY_WORKBOOK, write_batch_workbook
 
     if plotlyjs not in plotly_js.CHOICES:   # (found before every variant fails on it)
@@ -234,6 +240,7 @@ def run_batch(plan: Plan, out_dir: str | Path, *, progress: bool | None = None,
                          f"not {plotlyjs!r}")
     out = Path(out_dir)
     outcome = Outcome()
+    files = RunFiles(plotlyjs, workbook=workbooks, sensitivity=False)
     with _locked(out):
         _remove_leftovers(out)
         # every variant's folder may be written, or the batch writes nothing
@@ -244,7 +251,7 @@ def run_batch(plan: Plan, out_dir: str | Path, *, progress: bool | None = None,
         width = len(str(len(plan.runs)))
         for i, r in enumerate(plan.runs, start=1):
             tag = f"[{i:>{width}}/{len(plan.runs)}] {r.name}"
-            if is_finished(out / r.name, r.hash):
+            if is_finished(out / r.name, r.hash, files):
                 outcome.skipped.append(r.name)
                 try:
                     repaged = _load_plotlyjs_as(out / r.name, plotlyjs)
@@ -259,7 +266,7 @@ def run_batch(plan: Plan, out_dir: str | Path, *, progress: bool | None = None,
             try:
                 done = run_scenario(r.variant.loaded, out, paths=r.paths, seed=r.seed,
                                     progress=progress, manifest_extra=_manifest_extra(r),
-                                    sensitivity=False, plotlyjs=plotlyjs)
+                                    files=files)
             except Exception as exc:  # noqa: BLE001 - one bad variant must not stop the night
                 outcome.failed[r.name] = f"{type(exc).__name__}: {exc}"
                 echo(f"{tag}: FAILED: {exc}")

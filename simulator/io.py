@@ -279,17 +279,19 @@ def naming_errors(path: Path) -> Iterator[None]:
         raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
 
 
-def write_json(path: Path, data: Any) -> None:
+def write_json(path: Path, data: Any, compact: bool = False) -> None:
     """``data`` as standard JSON: a figure that is not a finite number (the standard
     error of one path, the IRR where no path has one) is null, which every JSON reader
-    takes; Python's NaN and Infinity are not JSON."""
+    takes; Python's NaN and Infinity are not JSON. Indented for people to read, or
+    ``compact`` (data for the report)."""
     with naming_errors(path):
-        path.write_text(json_text(data))
+        path.write_text(json_text(data, compact))
 
 
-def json_text(data: Any) -> str:
+def json_text(data: Any, compact: bool = False) -> str:
     """``data`` as the text :func:`write_json` writes."""
-    return json.dumps(finite_or_null(data), indent=2, sort_keys=False, default=_json_default,
+    return json.dumps(finite_or_null(data), indent=None if compact else 2, sort_keys=False,
+                      separators=(",", ":") if compact else None, default=_json_default,
                       allow_nan=False) + "\n"
 
 
@@ -318,7 +320,8 @@ def write_parquet(path: Path, frame: pd.DataFrame, metadata: dict[str, Any] | No
     """``frame`` as a parquet file (its contiguous numeric columns taken as they are).
     Without dictionary encoding: most columns hold a value of their own on every path,
     and trying the dictionary on each took three quarters of the writing, for a file 2%
-    smaller."""
+    smaller. Floats byte-stream split and zstd-compressed: a quarter smaller than
+    snappy alone, and as fast (a batch folder holds a file a variant)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -328,7 +331,9 @@ def write_parquet(path: Path, frame: pd.DataFrame, metadata: dict[str, Any] | No
         meta[b"sibsim"] = json.dumps(metadata, default=_json_default).encode()
         table = table.replace_schema_metadata(meta)
     with naming_errors(path):
-        pq.write_table(table, path, use_dictionary=False)
+        floats = [f.name for f in table.schema if pa.types.is_floating(f.type)]
+        pq.write_table(table, path, use_dictionary=False, compression="zstd",
+                       use_byte_stream_split=floats or False)
 
 
 def write_text_atomic(path: Path, text: str) -> bool:

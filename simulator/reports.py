@@ -207,7 +207,7 @@ def _headline_html(data: RunData) -> str:
 
 def _in_brief(data: RunData) -> str:
     charts = data.charts or {}
-    said = narrative.sentences(data.summary, charts.get("inputs"), charts.get("sensitivity"))
+    said = narrative.sentences(data.summary, input_rows(charts), charts.get("sensitivity"))
     items = "".join(f"<li>{html.escape(x)}</li>" for x in said)
     return f"<section id='in-brief'><h2>In brief</h2><ul>{items}</ul></section>" if said else ""
 
@@ -219,7 +219,7 @@ _SOURCE_KINDS = ("ASSUMPTION", "FITTED")
 
 
 def _contract_section(data: RunData) -> list:
-    inputs = (data.charts or {}).get("inputs")
+    inputs = input_rows(data.charts or {})
     if not inputs:
         return []
     terms = [r for r in inputs if r["input"].startswith(CONTRACT_SECTIONS)]
@@ -233,6 +233,13 @@ def _contract_section(data: RunData) -> list:
     items += [f for f in (_sensitivity_figure(sens, fig) for fig in
                           narrative.SENSITIVITY_FIGURES) if f]
     return items
+
+
+def input_rows(charts: dict) -> list[dict] | None:
+    """charts.json's inputs (columns and rows) as a dict a row."""
+    table = charts.get("inputs")
+    return None if not table else [dict(zip(table["columns"], row, strict=True))
+                                   for row in table["rows"]]
 
 
 def _inputs_table(rows: list[dict], caption: str) -> str:

@@ -38,15 +38,27 @@ def replaced_text(previous: dict | None, manifest: dict) -> str | None:
     return f"{'another scenario: ' if other else ''}{what}"
 
 
+@dataclass(frozen=True)
+class RunFiles:
+    """What a run writes beside its data: how report.html loads plotly.js
+    (plotly_js.CHOICES), whether it writes results.xlsx, and whether its report carries
+    the quick paired sensitivity (narrative.quick_sensitivity). A batch variant writes
+    neither of the last two by default: batch_summary.xlsx and the batch report compare
+    the variants."""
+
+    plotlyjs: str = "inline"
+    workbook: bool = True
+    sensitivity: bool = True
+
+
 def run_scenario(loaded: LoadedScenario, out_dir: str | Path, *, paths: int | None = None,
                  seed: int | None = None, chunk_paths: int | None = None,
                  progress: bool | None = None, manifest_extra: dict | None = None,
-                 sensitivity: bool = True, plotlyjs: str = "inline") -> RunOutput:
+                 files: RunFiles = RunFiles()) -> RunOutput:
     """Simulate ``loaded``; write its folder ``out_dir/<name>`` (:func:`write_run`).
 
     ``manifest_extra`` adds keys to manifest.json (a composed scenario's sources and
-    overrides, a batch variant's hash); ``plotlyjs``: how report.html loads plotly.js
-    (plotly_js.CHOICES)."""
+    overrides, a batch variant's hash)."""
     sim = loaded.scenario.simulation
     chunk_paths = sim.chunk_paths if chunk_paths is None else chunk_paths
     started = dt.datetime.now(dt.UTC)
@@ -54,8 +66,7 @@ def run_scenario(loaded: LoadedScenario, out_dir: str | Path, *, paths: int | No
                              progress=progress)
     finished = dt.datetime.now(dt.UTC)
     return write_run(loaded, result, out_dir, Timing(started, finished, chunk_paths),
-                     manifest_extra=manifest_extra, sensitivity=sensitivity,
-                     plotlyjs=plotlyjs)
+                     manifest_extra=manifest_extra, files=files)
 
 
 @dataclass(frozen=True)
@@ -67,34 +78,34 @@ class Timing:
     chunk_paths: int
 
 
+def outputs(files: RunFiles) -> list[str]:
+    """The files a run's folder holds."""
+    return ["paths.parquet", "quarters.parquet", "summary.json", reports.CHARTS_FILE,
+            reports.REPORT_FILE, *([workbook.WORKBOOK_FILE] if files.workbook else []),
+            "manifest.json"]
+
+
 def write_run(loaded: LoadedScenario, result: engine.SimulationResult, out_dir: str | Path,
               timing: Timing, *, summary: dict | None = None,
-              manifest_extra: dict | None = None, sensitivity: bool = True,
-              plotlyjs: str = "inline") -> RunOutput:
-    """Write a simulation's folder ``out_dir/<name>`` atomically: paths.parquet,
-    quarters.parquet, summary.json, charts.json, report.html, results.xlsx and
-    manifest.json (``summary``: metrics.summary(result), if made already); with
-    ``plotlyjs="file"``, also ``out_dir/plotly.min.js``, which the page loads.
-
-    The report's data (charts.json) holds every input with its source and, with
-    ``sensitivity``, a quick paired sensitivity (narrative.quick_sensitivity: a batch
-    leaves it out, its report compares the variants)."""
+              manifest_extra: dict | None = None, files: RunFiles = RunFiles()) -> RunOutput:
+    """Write a simulation's folder ``out_dir/<name>`` atomically (:func:`outputs`), and
+    with ``files.plotlyjs == "file"`` also ``out_dir/plotly.min.js``, which the page
+    loads (``summary``: metrics.summary(result), if made already). The report's data
+    (charts.json) holds every input with its source."""
     scenario = loaded.scenario
     paths = len(result.paths)
     meta = io.manifest(scenario_name=scenario.name, scenario_file=str(loaded.path),
                        scenario_sha256=loaded.sha256, seed=result.seed, paths=paths,
                        chunk_paths=timing.chunk_paths, threads=engine.threads(),
                        started=timing.started, finished=timing.finished,
-                       extra={"outputs": ["paths.parquet", "quarters.parquet", "summary.json",
-                                          reports.CHARTS_FILE, reports.REPORT_FILE,
-                                          workbook.WORKBOOK_FILE, "manifest.json"],
-                              **(manifest_extra or {}), "plotlyjs": plotlyjs})
+                       extra={"outputs": outputs(files), **(manifest_extra or {}),
+                              "plotlyjs": files.plotlyjs})
     # the summary first: its frame of paths lets go of arrays whose memory the quarterly
     # table's work arrays then reuse (which costs less than new memory)
     summary = metrics.summary(result) if summary is None else summary
     quarters = metrics.quarters_table(result)
-    charts = {**reports.chart_data(result), "inputs": _records(workbook.inputs_frame(loaded))}
-    if sensitivity:
+    charts = {**reports.chart_data(result), "inputs": _columns(workbook.inputs_frame(loaded))}
+    if files.sensitivity:
         charts["sensitivity"] = narrative.quick_sensitivity(
             loaded, result.seed, min(paths, narrative.SENSITIVITY_PATHS))
     # built from the same values `sibsim report` reads back, so a rebuild is byte-identical
@@ -103,22 +114,25 @@ def write_run(loaded: LoadedScenario, result: engine.SimulationResult, out_dir: 
                                                   result.paths[columns]))
     folder = Path(out_dir) / scenario.name
     previous = previous_run(folder)
-    plotly_js.provide(out_dir, plotlyjs)   # before the page that loads it
+    plotly_js.provide(out_dir, files.plotlyjs)   # before the page that loads it
     with io.atomic_folder(folder) as tmp:
         io.write_parquet(tmp / "paths.parquet", result.paths,
                          {k: meta[k] for k in ("scenario", "seed", "paths", "package_version")})
         io.write_parquet(tmp / "quarters.parquet", quarters)
         io.write_json(tmp / "summary.json", summary)
-        io.write_json(tmp / reports.CHARTS_FILE, charts)
+        io.write_json(tmp / reports.CHARTS_FILE, charts, compact=True)
         with io.naming_errors(tmp / reports.REPORT_FILE):
             (tmp / reports.REPORT_FILE).write_text(report, encoding="utf-8")
-        with io.naming_errors(tmp / workbook.WORKBOOK_FILE):
-            workbook.write_workbook(tmp / workbook.WORKBOOK_FILE, summary, quarters,
-                                    result.paths, loaded)
+        if files.workbook:
+            with io.naming_errors(tmp / workbook.WORKBOOK_FILE):
+                workbook.write_workbook(tmp / workbook.WORKBOOK_FILE, summary, quarters,
+                                        result.paths, loaded)
         io.write_json(tmp / "manifest.json", meta)
     return RunOutput(folder, result, meta, summary, replaced_text(previous, meta))
 
 
-def _records(frame) -> list[dict]:
-    """A frame's rows as JSON-ready dicts (missing values as None)."""
-    return frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+def _columns(frame) -> dict[str, list]:
+    """A frame as JSON-ready columns and rows (missing values as None): a third the size
+    of a dict a row, in a file every variant of a batch writes."""
+    rows = frame.astype(object).where(frame.notna(), None).to_numpy().tolist()
+    return {"columns": list(frame.columns), "rows": rows}

@@ -7,7 +7,7 @@ import re
 import pytest
 
 import simulator
-from simulator import metrics, narrative
+from simulator import metrics, narrative, reports
 from simulator.run import run_scenario
 
 from helpers import ESSEX
@@ -53,7 +53,7 @@ def test_the_sensitivity_is_paired_and_exact_where_the_model_is_linear(essex):
 def test_the_sentences_say_the_runs_figures(essex_run):
     s = json.loads((essex_run.folder / "summary.json").read_text())
     charts = json.loads((essex_run.folder / "charts.json").read_text())
-    said = narrative.sentences(s, charts["inputs"], charts["sensitivity"])
+    said = narrative.sentences(s, reports.input_rows(charts), charts["sensitivity"])
     text = " ".join(said)
     inv, c = s["investor"], s["commissioner"]
     assert f"In 19 of 20 simulated futures investors get back at least " \

@@ -39,6 +39,6 @@ def test_the_readme_python_runs_as_written(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert (tmp_path / "results" / "essex_mst" / "results.xlsx").is_file()
+    assert (tmp_path / "results" / "batch_summary.xlsx").is_file()
     assert (tmp_path / "results" / "batch_summary.csv").is_file()
     assert (tmp_path / "essex.xlsx").is_file()

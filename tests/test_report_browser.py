@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -236,3 +237,17 @@ def test_the_design_page_renders_in_headless_chromium(tmp_path):
     parser.feed(dom.stdout)
     assert parser.charts and all(c["plotly"] and c["svg"] for c in parser.charts.values())
     assert headless(f"--screenshot={ARTIFACTS / 'design.png'}", page=page).returncode == 0
+
+
+def test_the_shipped_batch_stays_small_and_its_report_draws_every_chart(tmp_path):
+    """`sibsim batch scenarios/` as the README runs it: plotly.js once in the folder, the
+    whole folder under 20 MB, and its report drawing every chart."""
+    out = tmp_path / "results"
+    done = subprocess.run([sys.executable, "-m", "simulator", "batch", "scenarios/", "--out",
+                           str(out), "--quiet"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    assert size < 20e6, f"the shipped batch's folder is {size / 1e6:.1f} MB"
+    n = check_in_browser(out / reports.BATCH_REPORT_FILE, ARTIFACTS / "shipped_batch.png")
+    assert n >= 5

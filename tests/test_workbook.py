@@ -79,9 +79,15 @@ def test_a_batch_writes_its_summary_as_a_workbook_too(tmp_path):
 
     from simulator.batch import plan_batch, run_batch
     out = tmp_path / "out"
-    run_batch(plan_batch([scenario_folder(tmp_path)]), out)
+    scenarios = scenario_folder(tmp_path)
+    run_batch(plan_batch([scenarios]), out)
     csv = pd.read_csv(out / "batch_summary.csv")
     book = pd.read_excel(out / "batch_summary.xlsx", sheet_name="Batch")
     assert book["scenario"].tolist() == csv["scenario"].tolist() == EXPECTED
     assert np.allclose(book["investor.multiple.mean"], csv["investor.multiple.mean"],
                        rtol=1e-12, equal_nan=True)
+    # each variant's own workbook only when asked for (a batch of hundreds would carry
+    # hundreds); a finished variant without it is run again when it is
+    assert not any(out.glob("*/results.xlsx"))
+    run_batch(plan_batch([scenarios]), out, workbooks=True)
+    assert {p.parent.name for p in out.glob("*/results.xlsx")} == set(EXPECTED)

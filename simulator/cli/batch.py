@@ -24,9 +24,12 @@ from .options import EXIT_FAILED, OUT_FOLDER, echo_err, fail_invalid, plotlyjs_o
 @click.option("--dry-run", is_flag=True,
               help="Check every file and list the variants; run nothing.")
 @click.option("--quiet", is_flag=True, help="No progress lines or table.")
+@click.option("--workbooks", is_flag=True,
+              help="Also write each variant's results.xlsx (OUT/batch_summary.xlsx, a row a "
+                   "variant, is written either way).")
 @plotlyjs_option("file")
 def batch(inputs: tuple[str, ...], out_dir: str, n_paths: int | None, dry_run: bool,
-          quiet: bool, plotlyjs: str) -> None:
+          quiet: bool, workbooks: bool, plotlyjs: str) -> None:
     """Run every scenario in PATH... (files, folders searched recursively, globs) with its
     stresses and sweeps, into OUT/<variant>/, and write OUT/batch_summary.csv and
     OUT/batch_report.html (with --plotlyjs file, the default, every page loads
@@ -57,7 +60,7 @@ def batch(inputs: tuple[str, ...], out_dir: str, n_paths: int | None, dry_run: b
     t0 = time.perf_counter()
     try:
         outcome = run_batch(plan, out_dir, progress=False if quiet else None, echo=log,
-                            plotlyjs=plotlyjs)
+                            plotlyjs=plotlyjs, workbooks=workbooks)
     except BatchBusy as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_FAILED)

@@ -37,7 +37,7 @@ def run(file: str, paths: int | None, seed: int | None, chunk_paths: int | None,
     from ..engine import ConservationError, ParameterError, check_memory, load_kernels
     from ..invariants import FinancialInvariantError
     from ..io import FolderInUse, folder_problem
-    from ..run import run_scenario
+    from ..run import RunFiles, run_scenario
 
     try:
         # before a possible compile: a run too big for memory is refused at once
@@ -51,7 +51,8 @@ def run(file: str, paths: int | None, seed: int | None, chunk_paths: int | None,
         t0 = time.perf_counter()
         output = run_scenario(loaded, out_dir, paths=paths, seed=seed, chunk_paths=chunk_paths,
                               progress=None if not quiet else False,
-                              manifest_extra=loaded.manifest_extra(), plotlyjs=plotlyjs)
+                              manifest_extra=loaded.manifest_extra(),
+                              files=RunFiles(plotlyjs))
     except ParameterError as exc:
         fail_unwritten(loaded.path, exc)
     except (ConservationError, FinancialInvariantError) as exc:   # a defect, not bad input
