@@ -1,3 +1,4 @@
 from .startup import main
 
-main()
+if __name__ == "__main__":   # (not again in a worker process started by spawning)
+    main()

@@ -232,7 +232,7 @@ def run_batch(plan: Plan, out_dir: str | Path, *, progress: bool | None = None,
     ``workbooks``: each variant writes its results.xlsx too (batch_summary.xlsx, a row a
     variant, is written either way)."""
     from .reports import BATCH_REPORT_FILE, SUMMARY_FILE, write_batch_report
-    from .run import RunFiles, run_scenario
+    from .run import RunFiles
     from .workbook import SUMMARY_WORKBOOK, write_batch_workbook
 
     if plotlyjs not in plotly_js.CHOICES:   # (found before every variant fails on it)
@@ -249,31 +249,21 @@ def run_batch(plan: Plan, out_dir: str | Path, *, progress: bool | None = None,
             raise FolderInUse(problems[0] + (f" (and {len(problems) - 1} more)"
                                              if len(problems) > 1 else ""))
         width = len(str(len(plan.runs)))
+        todo = []
         for i, r in enumerate(plan.runs, start=1):
             tag = f"[{i:>{width}}/{len(plan.runs)}] {r.name}"
             if is_finished(out / r.name, r.hash, files):
-                outcome.skipped.append(r.name)
-                try:
-                    repaged = _load_plotlyjs_as(out / r.name, plotlyjs)
-                except Exception as exc:  # noqa: BLE001 - its results stand; the others run
-                    outcome.failed[r.name] = f"report.html not rebuilt: {type(exc).__name__}: {exc}"
-                    echo(f"{tag}: finished earlier; {outcome.failed[r.name]}")
-                    continue
-                echo(f"{tag}: finished earlier, skipped"
-                     + (f" (report.html rebuilt: plotly.js {plotlyjs})" if repaged else ""))
-                continue
-            t0 = time.perf_counter()
-            try:
-                done = run_scenario(r.variant.loaded, out, paths=r.paths, seed=r.seed,
-                                    progress=progress, manifest_extra=_manifest_extra(r),
-                                    files=files)
-            except Exception as exc:  # noqa: BLE001 - one bad variant must not stop the night
-                outcome.failed[r.name] = f"{type(exc).__name__}: {exc}"
-                echo(f"{tag}: FAILED: {exc}")
+                _skip(out, r, tag, plotlyjs, outcome, echo)
+            else:
+                todo.append((tag, r))
+        for tag, r, done, seconds in _run_variants(todo, out, files, progress):
+            if isinstance(done, Exception):
+                outcome.failed[r.name] = f"{type(done).__name__}: {done}"
+                echo(f"{tag}: FAILED: {done}")
                 continue
             outcome.ran.append(r.name)
-            echo(f"{tag}: {r.paths:,} paths in {time.perf_counter() - t0:.1f} s"
-                 + (f" (replaced: {done.replaced})" if done.replaced else ""))
+            echo(f"{tag}: {r.paths:,} paths in {seconds:.1f} s"
+                 + (f" (replaced: {done})" if done else ""))
         table = summary_table(plan, out, outcome.failed)
         outcome.summary_path = out / SUMMARY_FILE
         outcome.summary_written = write_text_atomic(outcome.summary_path,
@@ -288,6 +278,65 @@ def run_batch(plan: Plan, out_dir: str | Path, *, progress: bool | None = None,
             outcome.report_error = f"{type(exc).__name__}: {exc}"
             echo(f"{BATCH_REPORT_FILE}: FAILED: {outcome.report_error}")
     return outcome
+
+
+def _skip(out: Path, r: PlannedRun, tag: str, plotlyjs: str, outcome: Outcome, echo) -> None:
+    """A variant finished earlier: skipped, its page rebuilt if it loads plotly.js
+    otherwise than this batch asks."""
+    outcome.skipped.append(r.name)
+    try:
+        repaged = _load_plotlyjs_as(out / r.name, plotlyjs)
+    except Exception as exc:  # noqa: BLE001 - its results stand; the others run
+        outcome.failed[r.name] = f"report.html not rebuilt: {type(exc).__name__}: {exc}"
+        echo(f"{tag}: finished earlier; {outcome.failed[r.name]}")
+        return
+    echo(f"{tag}: finished earlier, skipped"
+         + (f" (report.html rebuilt: plotly.js {plotlyjs})" if repaged else ""))
+
+
+def _run_variants(todo: list, out: Path, files, progress):
+    """(tag, run, what it replaced or the exception, seconds) for each variant to run:
+    one after another here, or all at once on the Dask cluster in use (each worker
+    running whole variants and sending back their files, written here)."""
+    from . import cluster
+    from .run import run_scenario, variant_files
+    if cluster.active() is None:
+        for tag, r in todo:
+            t0 = time.perf_counter()
+            try:
+                done = run_scenario(r.variant.loaded, out, paths=r.paths, seed=r.seed,
+                                    progress=progress, manifest_extra=_manifest_extra(r),
+                                    files=files)
+            except Exception as exc:  # noqa: BLE001 - one bad variant must not stop the night
+                yield tag, r, exc, 0.0
+                continue
+            yield tag, r, done.replaced, time.perf_counter() - t0
+        return
+    plotly_js.provide(out, files.plotlyjs)
+    tags = {r.name: tag for tag, r in todo}
+    t0 = time.perf_counter()
+    work = [(r, {"paths": r.paths, "seed": r.seed, "manifest_extra": _manifest_extra(r),
+                 "files": files}) for _, r in todo]
+    for r, found in cluster.run_variants(variant_files, work):
+        if not isinstance(found, Exception):
+            found = _write_variant(out / r.name, found, cluster.description())
+        yield tags[r.name], r, found, time.perf_counter() - t0
+
+
+def _write_variant(folder: Path, files: dict[str, bytes], where: dict) -> str | None:
+    """A variant's files from a worker into its folder (atomically), its manifest saying
+    on which cluster it ran; what it replaced there."""
+    from . import io
+    from .run import previous_run, replaced_text
+    manifest = json.loads(files["manifest.json"])
+    manifest["cluster"] = where
+    previous = previous_run(folder)
+    with io.atomic_folder(folder) as tmp:
+        for name, content in files.items():
+            if name != "manifest.json":
+                (tmp / name).write_bytes(content)
+        io.write_json(tmp / "manifest.json", manifest)
+    return replaced_text(previous, manifest)
 
 
 def _load_plotlyjs_as(folder: Path, plotlyjs: str) -> bool:
@@ -331,9 +380,10 @@ def _locked(out: Path) -> Iterator[None]:
 
 
 def _remove_leftovers(out: Path) -> None:
-    """Hidden temporary folders and files left by a write that was killed."""
+    """Hidden temporary folders and files left by a write that was killed (a workbook's
+    ends .tmp.xlsx: pandas writes a workbook only to a name ending .xlsx)."""
     for p in out.iterdir():
-        if p.name.startswith(".") and p.name.endswith((".tmp", ".old")):
+        if p.name.startswith(".") and p.name.endswith((".tmp", ".old", ".tmp.xlsx")):
             shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
 
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import invariants, kernels, memory
+from . import cluster, invariants, kernels, memory
 from . import layout as L
 from .kernels import cache, rng
 from .kernels.binning import day_quarters
@@ -500,16 +500,36 @@ def simulate_arrays(scenario: Scenario, paths: int | None = None, seed: int | No
     _check_referral_volume(params, lay)
     _check_staffing(params, lay)
     bar = _progress_bar(n, scenario.name, progress)
-    workers = threads()
-    for a in range(0, n, chunk):
-        b = min(a + chunk, n)
-        run_chunk(np.uint64(seed), path_start + a, params[a:b], arrays,
-                  L.Outputs(*(x[a:b] for x in outputs)), workers)
+    if cluster.active() is not None and not keep_contract_inputs:
+        pieces = cluster.simulate_chunks(_worker_chunk, scenario, seed, path_start, n, chunk)
+    else:
+        pieces = _local_chunks(seed, path_start, params, arrays, outputs, chunk)
+    for a, m, piece in pieces:
+        if piece is not None:   # a chunk simulated elsewhere: into its rows
+            for mine, theirs in zip(outputs, piece, strict=True):
+                mine[a:a + m] = theirs
         if bar is not None:
-            bar.update(b - a)
+            bar.update(m)
     if bar is not None:
         bar.close()
     return ArrayRun(lay, seed, params, outputs)
+
+
+def _worker_chunk(scenario, seed: int, path_start: int, n: int) -> L.Outputs:
+    """On a Dask worker: paths path_start .. path_start + n - 1, simulated as a local
+    run simulates a chunk."""
+    return simulate_arrays(scenario, paths=n, seed=seed, chunk_paths=n,
+                           path_start=path_start).outputs
+
+
+def _local_chunks(seed, path_start, params, arrays, outputs, chunk):
+    """(offset, paths, None) of each chunk, simulated here into its rows of ``outputs``."""
+    workers = threads()
+    for a in range(0, params.shape[0], chunk):
+        b = min(a + chunk, params.shape[0])
+        run_chunk(np.uint64(seed), path_start + a, params[a:b], arrays,
+                  L.Outputs(*(x[a:b] for x in outputs)), workers)
+        yield a, b - a, None
 
 
 def threads() -> int:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,7 +100,7 @@ def write_run(loaded: LoadedScenario, result: engine.SimulationResult, out_dir: 
                        chunk_paths=timing.chunk_paths, threads=engine.threads(),
                        started=timing.started, finished=timing.finished,
                        extra={"outputs": outputs(files), **(manifest_extra or {}),
-                              "plotlyjs": files.plotlyjs})
+                              "plotlyjs": files.plotlyjs, **_cluster()})
     # the summary first: its frame of paths lets go of arrays whose memory the quarterly
     # table's work arrays then reuse (which costs less than new memory)
     summary = metrics.summary(result) if summary is None else summary
@@ -131,8 +132,23 @@ def write_run(loaded: LoadedScenario, result: engine.SimulationResult, out_dir: 
     return RunOutput(folder, result, meta, summary, replaced_text(previous, meta))
 
 
+def _cluster() -> dict:
+    """The Dask cluster the run's paths went to, for its manifest (none: a local run)."""
+    from .cluster import description
+    where = description()
+    return {"cluster": where} if where else {}
+
+
 def _columns(frame) -> dict[str, list]:
     """A frame as JSON-ready columns and rows (missing values as None): a third the size
     of a dict a row, in a file every variant of a batch writes."""
     rows = frame.astype(object).where(frame.notna(), None).to_numpy().tolist()
     return {"columns": list(frame.columns), "rows": rows}
+
+
+def variant_files(loaded: LoadedScenario, kwargs: dict) -> dict[str, bytes]:
+    """On a Dask worker: a batch variant run as ``sibsim run`` would, into a folder of
+    its own; its files' contents (the batch writes them, so workers need no shared disk)."""
+    with tempfile.TemporaryDirectory() as out:
+        folder = run_scenario(loaded, out, progress=False, **kwargs).folder
+        return {p.name: p.read_bytes() for p in sorted(Path(folder).iterdir())}

@@ -89,5 +89,8 @@ def test_a_batch_writes_its_summary_as_a_workbook_too(tmp_path):
     # each variant's own workbook only when asked for (a batch of hundreds would carry
     # hundreds); a finished variant without it is run again when it is
     assert not any(out.glob("*/results.xlsx"))
+    leftover = out / ".batch_summary.xlsx.k1ll3d.tmp.xlsx"   # a batch killed mid-write
+    leftover.write_bytes(b"PK")
     run_batch(plan_batch([scenarios]), out, workbooks=True)
+    assert not leftover.exists()
     assert {p.parent.name for p in out.glob("*/results.xlsx")} == set(EXPECTED)

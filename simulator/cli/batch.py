@@ -12,7 +12,14 @@ import time
 import click
 
 from ..yamlfiles import ScenarioError
-from .options import EXIT_FAILED, OUT_FOLDER, echo_err, fail_invalid, plotlyjs_option
+from .options import (
+    EXIT_FAILED,
+    OUT_FOLDER,
+    cluster_options,
+    echo_err,
+    fail_invalid,
+    plotlyjs_option,
+)
 
 
 @click.command()
@@ -28,6 +35,7 @@ from .options import EXIT_FAILED, OUT_FOLDER, echo_err, fail_invalid, plotlyjs_o
               help="Also write each variant's results.xlsx (OUT/batch_summary.xlsx, a row a "
                    "variant, is written either way).")
 @plotlyjs_option("file")
+@cluster_options
 def batch(inputs: tuple[str, ...], out_dir: str, n_paths: int | None, dry_run: bool,
           quiet: bool, workbooks: bool, plotlyjs: str) -> None:
     """Run every scenario in PATH... (files, folders searched recursively, globs) with its

@@ -6,7 +6,7 @@ import time
 import click
 
 from ..yamlfiles import ScenarioError
-from .options import OUT_FILE, SEED, fail_invalid, fail_unwritten
+from .options import OUT_FILE, SEED, cluster_options, fail_invalid, fail_unwritten
 
 
 @click.command()
@@ -24,6 +24,7 @@ from .options import OUT_FILE, SEED, fail_invalid, fail_unwritten
               help="Paths of the final run the table is computed from.")
 @click.option("--seed", type=SEED, help="Seed (default: the scenario's).")
 @click.option("--max-evaluations", type=click.IntRange(min=1), default=400, show_default=True)
+@cluster_options
 def calibrate(scenario_file: str, targets_file: str, free: tuple[str, ...], out_file: str | None,
               paths: int, check_paths: int, seed: int | None, max_evaluations: int) -> None:
     """Fit --free parameters of SCENARIO_FILE to published figures on common random numbers;

@@ -7,6 +7,7 @@ variants, an operating-system error) exits with status 1 (EXIT_FAILED).
 """
 from __future__ import annotations
 
+import functools
 import math
 import sys
 from typing import NoReturn
@@ -113,3 +114,28 @@ def fail_unwritten(file, exc: Exception, status: int = EXIT_INVALID) -> NoReturn
 def echo_err(message: str) -> None:
     """Print ``message`` on standard error (a command's progress lines)."""
     click.echo(message, err=True)
+
+
+def cluster_options(command):
+    """--scheduler ADDRESS and --workers N: the command's simulations (and a batch's
+    variants) go to a Dask cluster (simulator.cluster); without them, Dask is not
+    imported."""
+    @click.option("--scheduler", metavar="ADDRESS",
+                  help="A running Dask scheduler to send the work to, e.g. "
+                       "tcp://10.0.0.5:8786 (pip install 'sibsim[dask]').")
+    @click.option("--workers", type=click.IntRange(min=1),
+                  help="Start a Dask LocalCluster of N worker processes for the command.")
+    @functools.wraps(command)
+    def on_cluster(*args, scheduler=None, workers=None, **kwargs):
+        if not scheduler and not workers:
+            return command(*args, **kwargs)
+        if scheduler and workers:
+            raise click.UsageError("give --scheduler or --workers, not both")
+        from ..cluster import DaskMissing, connect
+        try:
+            with connect(scheduler, workers):
+                return command(*args, **kwargs)
+        except DaskMissing as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_INVALID)
+    return on_cluster

@@ -9,6 +9,7 @@ from .options import (
     EXIT_FAILED,
     OUT_FOLDER,
     SEED,
+    cluster_options,
     fail_unwritten,
     load_or_exit,
     plotlyjs_option,
@@ -27,6 +28,7 @@ from .options import (
 @click.option("--quiet", is_flag=True, help="No progress bar or summary.")
 @plotlyjs_option("inline")
 @set_option
+@cluster_options
 def run(file: str, paths: int | None, seed: int | None, chunk_paths: int | None,
         out_dir: str, quiet: bool, plotlyjs: str, assignments: tuple[str, ...] = ()) -> None:
     """Simulate scenario FILE; write OUT/<name>/ paths.parquet, quarters.parquet, summary.json,

@@ -17,6 +17,7 @@ from .options import (
     FINITE,
     OUT_FOLDER,
     SEED,
+    cluster_options,
     echo_err,
     fail_invalid,
     fail_unwritten,
@@ -49,6 +50,7 @@ from .options import (
               help="Also write OUT/<name>__breakeven/ (breakeven.json, evaluations.csv).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress lines.")
+@cluster_options
 def breakeven(file, params, metric, target, mode, low, high, n_paths, seed, assignments,
               out_dir, as_json, quiet) -> None:
     """Reverse stress test: find the value of --param at which --metric crosses --target,
@@ -129,6 +131,7 @@ def _write_breakeven(result, loaded, out_dir) -> None:
               help="Writes OUT/<name>__sensitivity/ (tornado.csv, rank_correlation.csv, "
                    "sensitivity.json).")
 @click.option("--quiet", is_flag=True, help="No progress lines or tables.")
+@cluster_options
 def sensitivity(file, metric, params, path_metric, n_paths, seed, assignments, out_dir,
                 quiet) -> None:
     """Tornado of --metric over each --param at its low and high values (common random
