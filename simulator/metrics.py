@@ -215,11 +215,16 @@ def _fmt(x: Any, spec: str) -> str:
     return format(x, spec)
 
 
+def money(x: Any) -> str:
+    """Pounds in millions as every output writes them: £3.10m, −£7.64m; "n/a" where
+    undefined."""
+    if _fmt(x, "") == "n/a":
+        return "n/a"
+    return f"{'−' if x < 0 else ''}£{abs(x) / 1e6:,.2f}m"
+
+
 def headline_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
     """The short table `sibsim run` prints."""
-    def money(x):
-        return "n/a" if _fmt(x, "") == "n/a" else f"£{x / 1e6:,.2f}m"
-
     sv = s["service"]
     treated = sv["children_treated"]
     rows = [("young people treated", f"{_fmt(treated['mean'], ',.1f')} "

@@ -16,6 +16,7 @@ import numpy as np
 
 from . import compare, engine
 from .compose import Override, ResolvedScenario, parse_key
+from .metrics import money
 from .yamlfiles import ScenarioError
 
 SENSITIVITY_STEP = 0.2
@@ -143,7 +144,7 @@ def sentences(summary: Mapping, inputs: list[dict] | None = None,
 def _investor_sentence(inv: Mapping) -> str:
     m = inv["multiple"]
     in_20 = f"In 19 of 20 simulated futures investors get back at least {_x(m['p05'])} " \
-            f"their {_money(inv.get('commitment'))} commitment"
+            f"their {money(inv.get('commitment'))} commitment"
     irr = inv["irr"]["p50"]
     irr_text = f", an IRR of {_pct(irr)} a year" if _finite(irr) else ""
     return (f"{in_20}; in the median future {_x(m['p50'])}{irr_text}. The chance of a loss "
@@ -153,15 +154,15 @@ def _investor_sentence(inv: Mapping) -> str:
 
 def _payments_sentence(c: Mapping, service: Mapping) -> str:
     pay = c["outcome_payments"]
-    text = (f"The commissioner pays {_money(pay['p50'])} in outcome payments in the median "
-            f"future ({_money(pay['p95'])} at the 95th percentile; the cap of "
-            f"{_money(c['cap'])} binds in {_pct(c['prob_cap_reached'])} of futures), for "
+    text = (f"The commissioner pays {money(pay['p50'])} in outcome payments in the median "
+            f"future ({money(pay['p95'])} at the 95th percentile; the cap of "
+            f"{money(c['cap'])} binds in {_pct(c['prob_cap_reached'])} of futures), for "
             f"{service['care_days_saved']['mean']:,.0f} care days saved on average.")
     years = c.get("payments_by_financial_year") or []
     if years:
         top = max(years, key=lambda y: y.get("p95") or 0.0)
-        text += (f" Its heaviest year is {top['year']}: {_money(top['p50'])} at the median, "
-                 f"{_money(top['p95'])} at the 95th percentile.")
+        text += (f" Its heaviest year is {top['year']}: {money(top['p50'])} at the median, "
+                 f"{money(top['p95'])} at the 95th percentile.")
     return text
 
 
@@ -169,7 +170,7 @@ def _no_effect_sentence(c: Mapping) -> str:
     none = c["no_effect_payments"]["mean"]
     share = c["deadweight_share"]["mean"]
     return (f"Had the therapy had no effect, the same contract would still have paid "
-            f"{_money(none)} on average: {_pct(share)} of the payments are for care days "
+            f"{money(none)} on average: {_pct(share)} of the payments are for care days "
             f"that would have been saved anyway.")
 
 
@@ -180,12 +181,12 @@ def _saving_sentence(c: Mapping, care_cost: Mapping | None) -> str:
         cost = (f", at a care cost of £{float(care_cost['value']):,.0f} a day "
                 f"({care_cost.get('source', 'UNSOURCED')})")
     return (f"Care costs avoided less payments leave the commissioner a net saving of "
-            f"{_money(net['p50'])} in the median future ({_money(net['p05'])} at the 5th "
+            f"{money(net['p50'])} in the median future ({money(net['p05'])} at the 5th "
             f"percentile){cost}.")
 
 
 def _sensitivity_sentence(what: str, figure: str, rows: list[dict], sens: Mapping) -> str:
-    fmt = _x if figure.endswith("multiple.mean") else _money
+    fmt = _x if figure.endswith("multiple.mean") else money
     parts = [f"{r['input']} ({fmt(r['low'])} to {fmt(r['high'])})" for r in rows]
     listed = ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1]
     step = sens.get("step", SENSITIVITY_STEP)
@@ -206,8 +207,3 @@ def _pct(x: Any) -> str:
     return f"{x:.1%}" if _finite(x) else "n/a"
 
 
-def _money(x: Any) -> str:
-    if not _finite(x):
-        return "n/a"
-    sign = "−" if x < 0 else ""
-    return f"{sign}£{abs(x) / 1e6:,.2f}m"

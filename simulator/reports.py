@@ -362,7 +362,7 @@ def _commissioner_view(data: RunData, q: pd.DataFrame) -> list:
                 f"Net saving to the commissioner: care costs avoided (true counterfactual) less "
                 f"payments; negative on {np.mean(x < 0):.1%} of paths",
                 "net saving (£)", "share of paths (%)", x_money=True,
-                markers=[(float(np.median(x)), f"median £{np.median(x) / 1e6:,.2f}m", BLUE, 1.0)]
+                markers=[(float(np.median(x)), f"median {metrics.money(np.median(x))}", BLUE, 1.0)]
                 + _zero_marker(x, "break-even")))
     if {"outcome_payments", "no_effect_payments"} <= set(data.paths) \
             and "no_effect_payments" in c:
@@ -461,7 +461,7 @@ def _payments_by_year(c: dict) -> dict | str:
          "hovertemplate": "%{x}: mean £%{y:,.0f}<extra></extra>"},
     ]
     cap = c.get("cap")
-    cap_text = (f"cap on total payments £{cap / 1e6:,.2f}m, reached on "
+    cap_text = (f"cap on total payments {metrics.money(cap)}, reached on "
                 f"{c['prob_cap_reached']:.1%} of paths" if cap is not None else "no cap")
     fig = figure_spec(traces, f"Outcome payments per UK financial year (April–March); {cap_text}",
                   "UK financial year (April–March)", "payments in the year (£)", y_money=True)
@@ -492,8 +492,8 @@ def _no_effect_payments(paths: pd.DataFrame, c: dict) -> dict | str:
         bar["opacity"] = 0.7
         traces.append(bar)
     ne, share = c["no_effect_payments"], c["deadweight_share"]
-    fig = figure_spec(traces, f"{title}: with no effect £{ne['mean'] / 1e6:,.2f}m on average "
-                          f"(p95 £{ne['p95'] / 1e6:,.2f}m, some payment on {ne['prob_any']:.0%} "
+    fig = figure_spec(traces, f"{title}: with no effect {metrics.money(ne['mean'])} on average "
+                          f"(p95 {metrics.money(ne['p95'])}, some payment on {ne['prob_any']:.0%} "
                           f"of paths); {share['mean']:.0%} of payments are for days the "
                           f"counterfactual would have saved anyway",
                   "total outcome payments over the bond (£)", "share of paths (%)",
@@ -586,7 +586,7 @@ def _fan_figure(q: pd.DataFrame, lines: list[tuple[str, str, str]], title: str, 
             "y1": hline[0], "line": {"color": RED, "dash": "dash"}})
         fig["layout"]["annotations"].append({
             "xref": "paper", "x": 0, "xanchor": "left", "yref": "y", "y": hline[0],
-            "yanchor": "bottom", "text": f"{hline[1]} £{hline[0] / 1e6:,.2f}m",
+            "yanchor": "bottom", "text": f"{hline[1]} {metrics.money(hline[0])}",
             "showarrow": False, "font": {"color": RED}})
     return fig
 
@@ -1060,7 +1060,7 @@ def _figure_cell(x: Any, se: Any, fmt: str) -> str:
     """A figure and, on a line under it, its standard error (HTML): narrow columns."""
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return ""
-    f = (lambda v: f"£{v / 1e6:,.2f}m") if fmt == "money" else fmt.format
+    f = metrics.money if fmt == "money" else fmt.format
     if se is None or (isinstance(se, float) and math.isnan(se)):
         return html.escape(f(x))
     return f"{html.escape(f(x))}<span class='se'>± {html.escape(f(se))}</span>"

@@ -88,3 +88,18 @@ def test_the_report_shows_the_summary_contract_and_assumptions(essex_run):
     for label, _ in metrics.headline_rows(s):   # each headline figure says what it measures
         meaning = html.escape(narrative.HEADLINE_MEANING[label])
         assert f"<td>{html.escape(label)}</td><td>" in page and f"<td>{meaning}</td>" in page
+
+
+def test_money_puts_the_sign_before_the_pound():
+    """A negative net saving reads −£7.64m everywhere (never £-7.64m)."""
+    money = metrics.money
+    assert money(-7_640_000.0) == "−£7.64m" and money(3_100_000.0) == "£3.10m"
+    assert money(float("nan")) == "n/a" and money(None) == "n/a"
+    summary = {"service": {"children_treated": {"mean": 1.0, "p05": 1.0, "p95": 1.0},
+                           "care_proportion": {"mean": 0.1},
+                           "counterfactual_care_proportion": {"mean": 0.2},
+                           "care_days_saved": {"mean": 5.0}},
+               "commissioner": {"outcome_payments": {"mean": 1e6, "p50": 1e6, "p95": 2e6},
+                                "prob_cap_reached": 0.0, "no_effect_payments": {"mean": 0.0},
+                                "net_saving": {"p50": -7_640_000.0}}}
+    assert ("net saving to the commissioner (p50)", "−£7.64m") in metrics.headline_rows(summary)
