@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import engine, metrics
+from . import engine, metrics, plotly_js
 from .compose import ResolvedScenario, load_composed
 from .yamlfiles import ScenarioError
 
@@ -161,15 +161,17 @@ class Result:
         from .workbook import inputs_frame
         return inputs_frame(self.scenario)
 
-    def write(self, out: str | Path = "results") -> Path:
+    def write(self, out: str | Path = "results", *, plotlyjs: str = "inline") -> Path:
         """Write the folder ``sibsim run --out OUT`` writes, ``OUT/<scenario name>``
         (paths.parquet, quarters.parquet, summary.json, report.html, results.xlsx,
-        manifest.json), atomically; returns that folder."""
-        from .run import Timing, write_run
+        manifest.json), atomically; returns that folder. ``plotlyjs``: how report.html
+        loads plotly.js, as ``sibsim run --plotlyjs`` (inline, file or cdn)."""
+        from .run import RunFiles, Timing, write_run
         now = dt.datetime.now(dt.UTC)
         timing = self._timing or Timing(now, now, self.scenario.scenario.simulation.chunk_paths)
         return write_run(self.scenario, self.simulation, out, timing, summary=self.summary,
-                         manifest_extra=self.scenario.manifest_extra()).folder
+                         manifest_extra=self.scenario.manifest_extra(),
+                         files=RunFiles(plotlyjs=plotly_js.checked(plotlyjs))).folder
 
     def to_excel(self, path: str | Path) -> Path:
         """Write the results as a workbook (``sibsim run``'s results.xlsx: headline,
@@ -247,10 +249,11 @@ class Batch:
 
 def run_batch(inputs: Sequence[str | Path], out: str | Path = "results", *,
               paths: int | None = None, progress: bool | None = False,
-              workbooks: bool = False) -> Batch:
+              workbooks: bool = False, plotlyjs: str = "file") -> Batch:
     """Run every scenario, stress and sweep in ``inputs`` (files or folders) as
     ``sibsim batch`` does, into ``out``; variants finished earlier are kept
-    (``workbooks``: each variant writes its results.xlsx too).
+    (``workbooks``: each variant writes its results.xlsx too; ``plotlyjs``: how the
+    pages load plotly.js, as ``sibsim batch --plotlyjs``).
 
     Raises
     ------
@@ -261,7 +264,8 @@ def run_batch(inputs: Sequence[str | Path], out: str | Path = "results", *,
 
     from . import batch
     outcome = batch.run_batch(batch.plan_batch(list(inputs), paths=paths), out,
-                              progress=progress, workbooks=workbooks)
+                              progress=progress, workbooks=workbooks,
+                              plotlyjs=plotly_js.checked(plotlyjs))
     report = outcome.report_path if outcome.report_written or (
         outcome.report_path and outcome.report_path.exists()) else None
     return Batch(Path(out), pd.read_csv(outcome.summary_path), report, dict(outcome.failed))

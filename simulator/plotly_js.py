@@ -40,6 +40,13 @@ def cdn_url() -> str:
     return f"https://cdn.plot.ly/plotly-{get_plotlyjs_version()}.min.js"
 
 
+def checked(plotlyjs: str) -> str:
+    """``plotlyjs`` if it is one of CHOICES; otherwise ValueError, before any work."""
+    if plotlyjs not in CHOICES:
+        raise ValueError(f"plotlyjs must be one of {', '.join(CHOICES)}, not {plotlyjs!r}")
+    return plotlyjs
+
+
 def script(plotlyjs: str, to_results: str) -> str:
     """The page's <script> element that loads plotly.js (``to_results``: the relative
     path from the page to its results folder, which holds the ``file``)."""
@@ -47,9 +54,8 @@ def script(plotlyjs: str, to_results: str) -> str:
         return f"<script type='text/javascript'>{source()}</script>"
     if plotlyjs == "file":
         return f"<script src='{to_results}{FILE_NAME}'></script>"
-    if plotlyjs == "cdn":
-        return f"<script src='{cdn_url()}' charset='utf-8'></script>"
-    raise ValueError(f"plotlyjs must be one of {', '.join(CHOICES)}, not {plotlyjs!r}")
+    checked(plotlyjs)
+    return f"<script src='{cdn_url()}' charset='utf-8'></script>"
 
 
 def provide(results: str | Path, plotlyjs: str) -> bool:

@@ -89,6 +89,14 @@ def test_a_result_writes_the_folder_sibsim_run_writes(essex, tmp_path):
         json.loads((ran / "summary.json").read_text())
     manifest = json.loads((folder / "manifest.json").read_text())
     assert (manifest["paths"], manifest["seed"]) == (120, 6)
+    # the page's plotly.js as sibsim run --plotlyjs file writes it: one file beside the run
+    shared = r.write(tmp_path / "shared", plotlyjs="file")
+    assert (tmp_path / "shared" / "plotly.min.js").is_file()
+    assert "src='../plotly.min.js'" in (shared / "report.html").read_text()
+    assert json.loads((shared / "manifest.json").read_text())["plotlyjs"] == "file"
+    with pytest.raises(ValueError, match="plotlyjs must be one of inline, file, cdn"):
+        r.write(tmp_path / "bad", plotlyjs="embedded")
+    assert not (tmp_path / "bad").exists()
 
 
 def test_a_difference_is_paired_on_the_same_seed_and_paths(essex):
@@ -135,3 +143,7 @@ def test_a_batch_from_python(tmp_path):
     row = b.table.set_index("scenario").loc["essex_costs_plus20"]
     mine = pd.read_parquet(tmp_path / "essex_costs_plus20" / "paths.parquet")
     assert row["investor.multiple.mean"] == pytest.approx(mine["multiple"].mean(), rel=1e-12)
+    assert (tmp_path / "plotly.min.js").is_file()   # one copy, which every page loads
+    alone = simulator.run_batch([stress], tmp_path / "inline", paths=60, plotlyjs="inline")
+    assert not (tmp_path / "inline" / "plotly.min.js").exists()
+    assert "plotly.min.js" not in alone.report.read_text()
