@@ -120,6 +120,24 @@ def test_each_variant_is_described_in_one_line(tmp_path):
         "small with costs.set_up={scale: 1.2}."
 
 
+def test_the_batch_table_printed_says_what_each_variant_is(tmp_path):
+    from click.testing import CliRunner
+
+    from simulator.cli import main
+    d = with_money()
+    d["description"] = "A small bond with two teams"
+    d["stresses"] = {"fewer": {"description": "Referrals 30% down.",
+                               "referrals.per_team_per_month": {"scale": 0.7}}}
+    (tmp_path / "small.yaml").write_text(yaml.safe_dump(d, sort_keys=False))
+    result = CliRunner().invoke(main, ["batch", str(tmp_path / "small.yaml"), "--paths", "40",
+                                       "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    lines = {line.split()[0]: line for line in result.output.splitlines() if line}
+    assert lines["scenario"].endswith("what it is")
+    assert lines["small"].endswith("A small bond with two teams")
+    assert lines["small__fewer"].endswith("Referrals 30% down.")
+
+
 def test_summary_figures_match_summary_json_for_every_headline_metric():
     res = engine.simulate(make_scenario(base=with_money()), paths=150, seed=4)
     from simulator import metrics

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import sys
+import textwrap
 import time
 
 import click
@@ -96,11 +97,13 @@ def _print_batch_table(summary_path) -> None:
     if m not in table or table[m].isna().all():
         m = "service.care_days_saved.mean"
     width = max(len(s) for s in table.scenario)
-    click.echo(f"{'scenario':<{width}}  {m:>24}  {'difference from base':>24}")
+    click.echo(f"{'scenario':<{width}}  {m:>24}  {'difference from base':>24}  what it is")
     for _, row in table.iterrows():
         value = _pm(row[m], row[f"{m}_se"])
         diff = _pm(row[f"{m}_diff"], row[f"{m}_diff_se"])
-        click.echo(f"{row.scenario:<{width}}  {value:>24}  {diff:>24}")
+        about = row.get("description")
+        what = textwrap.shorten(about, 60, placeholder=" ...") if isinstance(about, str) else ""
+        click.echo(f"{row.scenario:<{width}}  {value:>24}  {diff:>24}  {what}".rstrip())
 
 
 def _pm(x: float, se: float) -> str:
