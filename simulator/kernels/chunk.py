@@ -31,7 +31,7 @@ from ..layout import (
 )
 from .cache import FASTMATH
 from .path import EVENTS_FULL, PATH_DONE, simulate_path
-from .work import EVENTS_FIRST, WORKSPACE_FIRST, new_workspace
+from .work import EVENTS_FIRST, WORKSPACE_FIRST, Workspace
 
 
 @intrinsic
@@ -66,47 +66,61 @@ def run_chunk(seed, path_start, params, scenario, outputs, threads):
     taken = np.zeros(1, np.int64)
     workers = max(min(threads, -(-params.shape[0] // PATHS_PER_TAKE)), 1)
     if workers == 1:
-        simulate_chunk(taken, seed, path_start, params, scenario, outputs)
+        _thread_share(taken, seed, path_start, params, scenario, outputs)
         return
     with ThreadPoolExecutor(workers) as pool:
-        done = [pool.submit(simulate_chunk, taken, seed, path_start, params, scenario, outputs)
+        done = [pool.submit(_thread_share, taken, seed, path_start, params, scenario, outputs)
                 for _ in range(workers)]
         for worker in done:
             worker.result()
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
-def simulate_chunk(taken, seed, path_start, params, scenario, outputs):
-    """One thread's share of a chunk: paths taken a few at a time from the shared counter
-    ``taken`` until none are left, each path's totals for the reconciliation checks
-    (path_totals) read from its outputs just written (while they are in the cache,
-    rather than in a pass over the finished arrays afterwards). The thread's workspace
-    grows to what its paths need."""
-    ws = new_workspace(WORKSPACE_FIRST[0], WORKSPACE_FIRST[1], WORKSPACE_FIRST[2],
-                    WORKSPACE_FIRST[3])
+def _thread_share(taken, seed, path_start, params, scenario, outputs):
+    """One thread's share of a chunk (simulate_chunk), in a workspace grown here to what
+    its paths need, whenever the kernel stops for more room. Allocated here, the kernel
+    needs no reference counting, which lets simulate_path compile inside it."""
+    ws = Workspace(*(np.empty(n, t) for n, t in zip(WORKSPACE_FIRST, _ELEMENTS)))
     ev_cap = np.int64(EVENTS_FIRST)
+    span = np.zeros(2, np.int64)   # the paths [a, b) of the thread's take not yet done
     while True:
-        a, b = take_paths(taken, params.shape[0], PATHS_PER_TAKE)
-        if a == b:
-            break
-        for i in range(a, b):
-            rows = Outputs(outputs.out[i], outputs.qsr[i], outputs.cal[i], outputs.reasons[i],
-                           outputs.totals[i], outputs.kept[i])
-            while True:
-                rows.out[:] = 0.0
-                rows.qsr[:] = 0.0
-                rows.cal[:] = 0.0
-                rows.reasons[:] = 0.0
-                done = simulate_path(seed, path_start + i, params[i], scenario, rows, ws,
-                                     ev_cap)
-                if done == PATH_DONE:
-                    path_totals(rows.cal, rows.qsr, rows.totals)
-                    break
-                if done == EVENTS_FULL:
-                    ev_cap *= 2
-                else:
-                    ws = new_workspace(2 * ws.f.shape[0], 2 * ws.i.shape[0], 2 * ws.u.shape[0],
-                                    2 * ws.b.shape[0])
+        need = simulate_chunk(taken, seed, path_start, params, scenario, outputs, ws, ev_cap,
+                              span)
+        if need == PATH_DONE:
+            return
+        if need == EVENTS_FULL:
+            ev_cap *= 2
+        else:
+            ws = Workspace(*(np.empty(2 * a.shape[0], a.dtype) for a in ws))
+
+
+_ELEMENTS = (np.float64, np.int64, np.uint64, np.bool_)   # a workspace's arrays' types
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True, _nrt=False)
+def simulate_chunk(taken, seed, path_start, params, scenario, outputs, ws, ev_cap, span):
+    """One thread's share of a chunk: the paths span[0] .. span[1] - 1 left of its take,
+    then paths taken a few at a time from the shared counter ``taken`` until none are
+    left (PATH_DONE), each path's totals for the reconciliation checks (path_totals)
+    read from its outputs just written (while they are in the cache, rather than in a
+    pass over the finished arrays afterwards). Returns WORKSPACE_SMALL or EVENTS_FULL,
+    span at the path to simulate again, when the workspace ws or ev_cap is too small."""
+    while True:
+        if span[0] == span[1]:
+            span[0], span[1] = take_paths(taken, params.shape[0], PATHS_PER_TAKE)
+            if span[0] == span[1]:
+                return PATH_DONE
+        i = span[0]
+        rows = Outputs(outputs.out[i], outputs.qsr[i], outputs.cal[i], outputs.reasons[i],
+                       outputs.totals[i], outputs.kept[i])
+        rows.out[:] = 0.0
+        rows.qsr[:] = 0.0
+        rows.cal[:] = 0.0
+        rows.reasons[:] = 0.0
+        done = simulate_path(seed, path_start + i, params[i], scenario, rows, ws, ev_cap)
+        if done != PATH_DONE:
+            return done
+        path_totals(rows.cal, rows.qsr, rows.totals)
+        span[0] = i + 1
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", inline="always")

@@ -44,7 +44,9 @@ WORKSPACE_SMALL = 1   # the workspace was too small: grow it
 EVENTS_FULL = 2       # the staffing events did not fit: allow more
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
+# inlined into simulate_chunk: compiled on its own, the chunk's module would optimise and
+# generate the whole path again
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
 def simulate_path(seed, path, prm, scenario, rows, ws, ev_cap):
     """One path (its parameters prm) into its rows of the outputs (zeroed by the caller),
     its work arrays cut from the workspace ws (ev_cap: room for staffing events).

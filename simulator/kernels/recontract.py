@@ -53,23 +53,29 @@ def recontract_chunk(taken, params, scenario, base, tracking, result):
         if a == b:
             break
         for i in range(a, b):
-            work, at = path_work(ws, path_sizes(params[i], scenario, tracking, EVENTS_FIRST))
-            while not fits(ws, at):
+            result.out[i, :] = base.out[i, :]
+            cal[:, :] = base.cal[i]
+            cal[:, K_TEAM_DAYS] = 0.0   # (the contract adds the team days up again)
+            while not _contract_of_path(params[i], scenario, base, i, ws, tracking, cal,
+                                        result):
                 ws = new_workspace(2 * ws.f.shape[0], 2 * ws.i.shape[0], 2 * ws.u.shape[0],
                                 2 * ws.b.shape[0])
-                work, at = path_work(ws, path_sizes(params[i], scenario, tracking,
-                                                    EVENTS_FIRST))
-            _contract_of_path(params[i], scenario, base, i, work, cal, result)
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
-def _contract_of_path(prm, scenario, base, i, work, cal, result):
+# Compiled without reference counting, apart from the chunk: the workspace's cutting
+# helpers return views that own no reference, which a counting caller would release.
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
+def _contract_of_path(prm, scenario, base, i, ws, tracking, cal, result):
+    """Path i's contract run again from its kept inputs, over its other figures (in
+    result.out[i] and cal), in work arrays cut from ws; False, nothing done, if ws is too
+    small for them."""
+    work, at = path_work(ws, path_sizes(prm, scenario, tracking, EVENTS_FIRST))
+    if not fits(ws, at):
+        return False
     restore_contract_inputs(base.kept[i], work)
-    result.out[i, :] = base.out[i, :]
-    cal[:, :] = base.cal[i]
-    cal[:, K_TEAM_DAYS] = 0.0   # (the contract adds the team days up again)
     rows = Outputs(result.out[i], base.qsr[i], cal, base.reasons[i], base.totals[i],
                    base.kept[i])
     contract_and_finance(prm, scenario, work.team_start, work.binning, work.money, rows)
     for k in range(cal.shape[0]):
         result.payments[i, k] = cal[k, K_OUTCOME_PAYMENTS]
+    return True

@@ -159,14 +159,21 @@ def new_workspace(n_f, n_i, n_u, n_b):
                      np.empty(n_b, np.bool_))
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+# The cutting helpers are compiled once per element type and called, not inlined: a
+# slice and reshape inlined at each of their thirty uses tripled the IR numba and LLVM
+# compile for simulate_path. Their size arguments are passed as int64 (I64), since a
+# literal int argument compiles a copy of the helper for each value.
+I64 = np.int64
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
 def _take(buf, at, n):
     """n elements of the workspace array buf from offset at, and the offset after them.
     Past buf's end the view is short: the caller checks the offset before using it."""
     return buf[at:at + n], at + n
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
 def _take2(buf, at, rows, cols):
     """_take as a (rows, cols) matrix (empty past buf's end)."""
     n = rows * cols
@@ -175,7 +182,7 @@ def _take2(buf, at, rows, cols):
     return buf[at:at + n].reshape((rows, cols)), at + n
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
 def _take3(buf, at, n0, n1, n2):
     """_take as an (n0, n1, n2) array (empty past buf's end)."""
     n = n0 * n1 * n2
@@ -213,32 +220,32 @@ def path_work(ws, n):
     """A path's fixed work arrays cut from the workspace ws (sizes n), and the offsets
     after them (each past its array's end if the workspace is too small)."""
     cells = n.teams * n.months
-    f, i, u, b = 0, 0, 0, 0
+    f, i, u, b = I64(0), I64(0), I64(0), I64(0)
     team_start, f = _take(ws.f, f, n.teams)
-    times, f = _take2(ws.f, f, 4, n.posts + n.in_waiting + 1)
+    times, f = _take2(ws.f, f, I64(4), n.posts + n.in_waiting + 1)
     ev_t, f = _take(ws.f, f, n.events)
-    count_real, f = _take2(ws.f, f, 5, cells)
-    k_slope, f = _take2(ws.f, f, n.calendar, N_K)
-    q_slope, f = _take2(ws.f, f, n.tracking, N_Q)
-    cohort_days, f = _take3(ws.f, f, N_CO, n.band, n.cohorts)
-    cohort_slope, f = _take3(ws.f, f, N_CO, n.band, n.cohorts)
-    event_counts, f = _take3(ws.f, f, 2, n.calendar, n.outcome_events)
+    count_real, f = _take2(ws.f, f, I64(5), cells)
+    k_slope, f = _take2(ws.f, f, n.calendar, I64(N_K))
+    q_slope, f = _take2(ws.f, f, n.tracking, I64(N_Q))
+    cohort_days, f = _take3(ws.f, f, I64(N_CO), n.band, n.cohorts)
+    cohort_slope, f = _take3(ws.f, f, I64(N_CO), n.band, n.cohorts)
+    event_counts, f = _take3(ws.f, f, I64(2), n.calendar, n.outcome_events)
     checks, f = _take(ws.f, f, n.outcome_events)
-    by_quarter, f = _take2(ws.f, f, N_BQ, n.calendar)
-    lines, f = _take2(ws.f, f, n.calendar, N_LINES)
+    by_quarter, f = _take2(ws.f, f, I64(N_BQ), n.calendar)
+    lines, f = _take2(ws.f, f, n.calendar, I64(N_LINES))
     payment_work, f = _take(ws.f, f, payment_work_size(n.band, n.cohorts, n.calendar))
-    posts, i = _take2(ws.i, i, 2, n.posts)
+    posts, i = _take2(ws.i, i, I64(2), n.posts)
     ev_p, i = _take(ws.i, i, n.events)
     ev_k, i = _take(ws.i, i, n.events)
     counts, i = _take2(ws.i, i, n.teams, n.months)
-    count_ints, i = _take2(ws.i, i, 3, cells)
+    count_ints, i = _take2(ws.i, i, I64(3), cells)
     caseload, i = _take(ws.i, i, n.posts)
-    median_counts, i = _take(ws.i, i, MEDIAN_BINS)
+    median_counts, i = _take(ws.i, i, I64(MEDIAN_BINS))
     post_keys, u = _take(ws.u, u, n.posts)
     cell_keys, u = _take(ws.u, u, cells)
     cell_accepted, b = _take(ws.b, b, cells)
     staffed, b = _take(ws.b, b, n.posts)
-    in_care, b = _take2(ws.b, b, 2, n.outcome_events)
+    in_care, b = _take2(ws.b, b, I64(2), n.outcome_events)
     work = PathWork(team_start, Staffing(times, post_keys, posts, ev_t, ev_p, ev_k),
                     Counting(counts, count_real, count_ints, cell_keys, cell_accepted),
                     Binning(k_slope, q_slope, cohort_days, cohort_slope, event_counts),
@@ -263,15 +270,15 @@ def person_work(ws, at, n_ref):
     """The per-referral work matrices (float, int, unsigned, bool), a row of n_ref + 1
     each (the most any kernel reads: n_ref, n_acc or n_acc + 1), cut from the workspace
     after the offsets ``at``, and the offsets after them. Bool rows start False."""
-    wf, f = _take2(ws.f, at[0], F_ROWS, n_ref + 1)
-    wi, i = _take2(ws.i, at[1], 7, n_ref + 1)
-    wu, u = _take2(ws.u, at[2], 3, n_ref + 1)
-    wb, b = _take2(ws.b, at[3], 5, n_ref + 1)
+    wf, f = _take2(ws.f, at[0], I64(F_ROWS), n_ref + 1)
+    wi, i = _take2(ws.i, at[1], I64(7), n_ref + 1)
+    wu, u = _take2(ws.u, at[2], I64(3), n_ref + 1)
+    wb, b = _take2(ws.b, at[3], I64(5), n_ref + 1)
     wb[:] = False
     return (wf, wi, wu, wb), (f, i, u, b)
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
 def referrals_of(mats, n):
     """The referrals' rows of the work matrices, n long."""
     wf, wi, wu, _ = mats
@@ -279,7 +286,7 @@ def referrals_of(mats, n):
                      wi[I_REJECTED, :n], wi[I_SLOT, :n], wf[F_REF_WORK, :n])
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
 def people_of(mats, n):
     """The first n young people's rows of the work matrices."""
     wf, wi, wu, wb = mats
@@ -291,7 +298,7 @@ def people_of(mats, n):
                   wb[B_LOST_TO_CARE, :n], wf[F_FIRST_ENTRY, :n])
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
 def queue_of(mats, n):
     """Capacity's rows of the work matrices, for n young people (n + 1 long)."""
     wf, wi, _, _ = mats
