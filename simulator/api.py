@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import engine, metrics, plotly_js
+from . import engine, metrics
 from .compose import ResolvedScenario, load_composed
 from .yamlfiles import ScenarioError
 
@@ -171,7 +171,7 @@ class Result:
         timing = self._timing or Timing(now, now, self.scenario.scenario.simulation.chunk_paths)
         return write_run(self.scenario, self.simulation, out, timing, summary=self.summary,
                          manifest_extra=self.scenario.manifest_extra(),
-                         files=RunFiles(plotlyjs=plotly_js.checked(plotlyjs))).folder
+                         files=RunFiles(plotlyjs=plotlyjs)).folder
 
     def to_excel(self, path: str | Path) -> Path:
         """Write the results as a workbook (``sibsim run``'s results.xlsx: headline,
@@ -265,7 +265,7 @@ def run_batch(inputs: Sequence[str | Path], out: str | Path = "results", *,
     from . import batch
     outcome = batch.run_batch(batch.plan_batch(list(inputs), paths=paths), out,
                               progress=progress, workbooks=workbooks,
-                              plotlyjs=plotly_js.checked(plotlyjs))
+                              plotlyjs=plotlyjs)
     report = outcome.report_path if outcome.report_written or (
         outcome.report_path and outcome.report_path.exists()) else None
     return Batch(Path(out), pd.read_csv(outcome.summary_path), report, dict(outcome.failed))

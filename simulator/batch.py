@@ -235,12 +235,9 @@ def run_batch(plan: Plan, out_dir: str | Path, *, progress: bool | None = None,
     from .run import RunFiles
     from .workbook import SUMMARY_WORKBOOK, write_batch_workbook
 
-    if plotlyjs not in plotly_js.CHOICES:   # (found before every variant fails on it)
-        raise ValueError(f"plotlyjs must be one of {', '.join(plotly_js.CHOICES)}, "
-                         f"not {plotlyjs!r}")
+    files = RunFiles(plotlyjs, workbook=workbooks, sensitivity=False)   # (checks plotlyjs)
     out = Path(out_dir)
     outcome = Outcome()
-    files = RunFiles(plotlyjs, workbook=workbooks, sensitivity=False)
     with _locked(out):
         _remove_leftovers(out)
         # every variant's folder may be written, or the batch writes nothing

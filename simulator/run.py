@@ -51,6 +51,9 @@ class RunFiles:
     workbook: bool = True
     sensitivity: bool = True
 
+    def __post_init__(self):
+        plotly_js.checked(self.plotlyjs)   # a bad choice refused before any work
+
 
 def run_scenario(loaded: LoadedScenario, out_dir: str | Path, *, paths: int | None = None,
                  seed: int | None = None, chunk_paths: int | None = None,
