@@ -9,19 +9,16 @@ import numpy as np
 import pytest
 
 from simulator import layout as L
-from simulator.kernels.binning import (
-    bin_of,
-    cohort_totals,
-    day_quarters,
-    quarter_bounds,
-    quarter_of,
-    quarter_room,
-    settle,
-    settle_cohorts,
-    slope_at_since,
-    span,
-    span_cohort,
-)
+from simulator.kernels import binning
+from simulator.kernels.binning import day_quarters
+from simulator.kernels.calls import kernels_from_python
+
+# the binning kernels other kernels call, callable from here
+(bin_of, cohort_totals, quarter_bounds, quarter_of, quarter_room, settle, settle_cohorts,
+ slope_at_since, span, span_cohort) = (
+    getattr(kernels_from_python(binning), name) for name in (
+        "bin_of", "cohort_totals", "quarter_bounds", "quarter_of", "quarter_room", "settle",
+        "settle_cohorts", "slope_at_since", "span", "span_cohort"))
 
 
 def _overlaps(intervals, edges):

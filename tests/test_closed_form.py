@@ -7,11 +7,14 @@ import pytest
 from scipy import stats
 
 from simulator import engine
-from simulator.kernels.rng import norm_ppf, stream_key, truncated_std_normal, truncation, uniform
+from simulator.kernels import rng
+from simulator.kernels.calls import from_python
+from simulator.kernels.rng import stream_key, truncated_std_normal, uniform
 from simulator.schema import DAYS_PER_MONTH, DAYS_PER_YEAR
 
 from helpers import CONTRACT_START, deep_update, make_scenario, small_scenario_dict
 
+norm_ppf, truncation = from_python(rng.norm_ppf), from_python(rng.truncation)
 T_DAYS = 30 * DAYS_PER_MONTH
 
 

@@ -192,6 +192,75 @@ def test_the_checker_finds_a_cycle():
     assert cycles({"a": {"b"}, "b": set()}) == []
 
 
+def test_kernels_are_short_take_few_arguments_and_alone_import_numba():
+    """Kernels a newcomer can read: none longer than 80 lines or taking more than ten
+    arguments (related arrays travel as named tuples), and numba imported under
+    simulator/kernels only."""
+    long_or_wide, seen = [], set()
+    for path in sorted((ROOT / "kernels").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef):
+                seen.add(node.name)
+                lines = node.end_lineno - node.lineno + 1
+                if lines > 80 or len(node.args.args) > 10:
+                    long_or_wide.append(f"{path.name}:{node.name} ({lines} lines, "
+                                        f"{len(node.args.args)} arguments)")
+    assert {"simulate_chunk", "care_outcomes", "run_capacity"} <= seen
+    assert not long_or_wide, long_or_wide
+    numba_users = [str(path.relative_to(ROOT.parent)) for path in ROOT.rglob("*.py")
+                   if "kernels" not in path.parts
+                   and any(isinstance(n, ast.Import | ast.ImportFrom)
+                           and "numba" in (getattr(n, "module", None) or "")
+                           + " ".join(a.name for a in n.names)
+                           for n in ast.walk(ast.parse(path.read_text())))]
+    assert numba_users == []
+
+
+def kernels_python_calls() -> set[tuple[str, str]]:
+    """(kernel module, name) of every name the modules outside simulator/kernels import
+    from a kernel module or read as an attribute of one, anywhere in their code."""
+    found, known = set(), modules()
+    for name, path in known.items():
+        if ".kernels" in name:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        aliases = {}   # local name -> kernel module
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                base = _base(name, path, node)
+                for a in node.names:
+                    if (f"{base}.{a.name}" in known
+                            and f"{base}.{a.name}".startswith(PACKAGE + ".kernels.")):
+                        aliases[a.asname or a.name] = f"{base}.{a.name}"
+                    elif base.startswith(PACKAGE + ".kernels."):
+                        found.add((base, a.name))
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                    and node.value.id in aliases):
+                found.add((aliases[node.value.id], node.attr))
+    return found
+
+
+def test_python_calls_only_kernels_with_an_entry_from_python():
+    """A kernel compiled for other kernels only (kernels.cache.INNER) has no entry point
+    for Python, and calling one from Python would crash the process: the rest of the
+    package reaches only kernels compiled with theirs."""
+    import importlib
+
+    from numba.extending import is_jitted
+
+    calls = kernels_python_calls()
+    assert ("simulator.kernels.rng", "param_uniforms") in calls
+    assert ("simulator.kernels.quantiles", "percentiles") in calls
+    kernels = [(module, name) for module, name in sorted(calls)
+               if is_jitted(getattr(importlib.import_module(module), name, None))]
+    assert len(kernels) >= 5
+    inner = [f"{module}.{name}" for module, name in kernels
+             if getattr(importlib.import_module(module), name).targetoptions
+             .get("no_cpython_wrapper")]
+    assert not inner, inner
+
+
 if __name__ == "__main__":
     for label, functions in (("module level", False), ("with imports inside functions", True)):
         print(f"{label}:")
@@ -203,24 +272,3 @@ if __name__ == "__main__":
         print("  " + line)
     sys.exit(0)
 
-
-def test_kernels_are_short_take_few_arguments_and_alone_import_numba():
-    """Kernels a newcomer can read: none longer than 80 lines or taking more than ten
-    arguments (related arrays travel as named tuples), and numba imported under
-    simulator/kernels only."""
-    long_or_wide = []
-    for path in sorted((ROOT / "simulator" / "kernels").glob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.FunctionDef):
-                lines = node.end_lineno - node.lineno + 1
-                if lines > 80 or len(node.args.args) > 10:
-                    long_or_wide.append(f"{path.name}:{node.name} ({lines} lines, "
-                                        f"{len(node.args.args)} arguments)")
-    assert not long_or_wide, long_or_wide
-    numba_users = [str(path.relative_to(ROOT)) for path in (ROOT / "simulator").rglob("*.py")
-                   if "kernels" not in path.parts
-                   and any(isinstance(n, ast.Import | ast.ImportFrom)
-                           and "numba" in (getattr(n, "module", None) or "")
-                           + " ".join(a.name for a in n.names)
-                           for n in ast.walk(ast.parse(path.read_text())))]
-    assert numba_users == []

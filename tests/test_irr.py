@@ -7,7 +7,10 @@ import pytest
 from numba import njit
 from scipy.optimize import brentq
 
-from simulator.kernels import irr as I
+from simulator.kernels import irr
+from simulator.kernels.calls import kernels_from_python
+
+IRR = kernels_from_python(irr)   # the kernels, callable from here
 
 R_LO, R_HI = -0.99, 10.0
 GRID_STEP = (math.log(11.0) - math.log(0.01)) / 127   # in log(1 + r)
@@ -114,14 +117,14 @@ def test_one_sign_change_agrees_with_brentq_or_falls_back_to_the_modified_irr():
     for _ in range(1000):
         flows = single_change_flows(rng)
         finance = rng.uniform(0.0, 0.05)
-        rate, rule = I.path_irr(flows, finance)
+        rate, rule = IRR.path_irr(flows, finance)
         f = lambda r, flows=flows: npv_ref(flows, r)  # noqa: E731
         if f(R_LO) * f(R_HI) > 0:   # brentq's bracket holds no sign change
-            assert rule == I.IRR_MODIFIED
+            assert rule == IRR.IRR_MODIFIED
             assert rate == pytest.approx(mirr_ref(flows, finance), rel=1e-12, abs=1e-14)
             modified += 1
             continue
-        assert rule == I.IRR_UNIQUE
+        assert rule == IRR.IRR_UNIQUE
         assert abs(rate - brentq(f, R_LO, R_HI, xtol=1e-14, rtol=1e-14)) < 1e-8
         unique += 1
     assert unique > 700 and modified > 50, (unique, modified)
@@ -131,7 +134,7 @@ def check_multi_root_cases(make, seed, cases=1500):
     """Check ``cases`` flows from ``make`` against the reference roots: (cases by rule,
     cases skipped for two roots within a grid step)."""
     rng = np.random.default_rng(seed)
-    outcomes = {I.IRR_MODIFIED: 0, I.IRR_UNIQUE: 0, I.IRR_NEAREST: 0}
+    outcomes = {IRR.IRR_MODIFIED: 0, IRR.IRR_UNIQUE: 0, IRR.IRR_NEAREST: 0}
     skipped = 0
     for _ in range(cases):
         flows = make(rng)
@@ -142,22 +145,22 @@ def check_multi_root_cases(make, seed, cases=1500):
         if unclear:   # two roots within a grid step: the scan may see neither
             skipped += 1
             continue
-        rate, rule = I.path_irr(flows, finance)
+        rate, rule = IRR.path_irr(flows, finance)
         target = implied_log_ref(flows)
-        implied = I.implied_rate(flows)
+        implied = IRR.implied_rate(flows)
         if target > math.log(np.finfo(float).max):   # M ** (1 / D) overflows
             assert implied == math.inf
         else:   # (D from a difference: the relative error grows with |log(M) / D|)
             assert 1 + implied == pytest.approx(
                 math.exp(target), rel=1e-8 * max(1.0, abs(target)), abs=1e-15)
         if not roots:
-            assert rule == I.IRR_MODIFIED, (flows, rate, rule)
+            assert rule == IRR.IRR_MODIFIED, (flows, rate, rule)
             assert rate == pytest.approx(mirr_ref(flows, finance), rel=1e-12, abs=1e-14)
         elif len(roots) == 1:
-            assert rule == I.IRR_UNIQUE, (flows, roots, rate, rule)
+            assert rule == IRR.IRR_UNIQUE, (flows, roots, rate, rule)
             assert abs(rate - roots[0]) < 1e-7, (flows, roots, rate)
         else:
-            assert rule == I.IRR_NEAREST, (flows, roots, rate, rule)
+            assert rule == IRR.IRR_NEAREST, (flows, roots, rate, rule)
             nearest = min(roots, key=lambda r: abs(math.log1p(r) - target))
             assert abs(rate - nearest) < 1e-7, (flows, roots, rate, nearest)
         outcomes[rule] += 1
@@ -165,7 +168,7 @@ def check_multi_root_cases(make, seed, cases=1500):
 
 
 def test_several_sign_changes_match_every_root_of_the_npv_polynomial():
-    total = {I.IRR_MODIFIED: 0, I.IRR_UNIQUE: 0, I.IRR_NEAREST: 0}
+    total = {IRR.IRR_MODIFIED: 0, IRR.IRR_UNIQUE: 0, IRR.IRR_NEAREST: 0}
     for make, seed in [(quadratic_flows, 3), (alternating_flows, 4), (chosen_roots_flows, 7)]:
         outcomes, skipped = check_multi_root_cases(make, seed)
         assert skipped < 20, (make.__name__, skipped)
@@ -175,39 +178,39 @@ def test_several_sign_changes_match_every_root_of_the_npv_polynomial():
 
 
 def test_degenerate_paths():
-    assert I.path_irr(np.array([-100.0, 0.0, -20.0, 0.0]), 0.02) == (-1.0, I.IRR_NOTHING_BACK)
-    assert I.annualise(-1.0) == -1.0
+    assert IRR.path_irr(np.array([-100.0, 0.0, -20.0, 0.0]), 0.02) == (-1.0, IRR.IRR_NOTHING_BACK)
+    assert IRR.annualise(-1.0) == -1.0
     for flows in (np.zeros(5), np.zeros(0), np.array([100.0, 50.0])):
-        rate, rule = I.path_irr(flows, 0.02)
-        assert math.isnan(rate) and rule == I.IRR_NO_CAPITAL
-    assert I.IRR_RULES[I.IRR_NO_CAPITAL] == "no_capital"
-    assert I.IRR_RULES[I.IRR_NEAREST] == "nearest_root"
-    assert math.isnan(I.annualise(np.nan))
+        rate, rule = IRR.path_irr(flows, 0.02)
+        assert math.isnan(rate) and rule == IRR.IRR_NO_CAPITAL
+    assert IRR.IRR_RULES[IRR.IRR_NO_CAPITAL] == "no_capital"
+    assert IRR.IRR_RULES[IRR.IRR_NEAREST] == "nearest_root"
+    assert math.isnan(IRR.annualise(np.nan))
 
 
 def test_hand_cases():
-    rate, rule = I.path_irr(np.array([-100.0, 0.0, 0.0, 0.0, 110.0]), 0.02)
-    assert rule == I.IRR_UNIQUE and abs(rate - (1.1 ** 0.25 - 1)) < 1e-12
-    assert I.annualise(rate) == pytest.approx(0.1, abs=1e-12)
+    rate, rule = IRR.path_irr(np.array([-100.0, 0.0, 0.0, 0.0, 110.0]), 0.02)
+    assert rule == IRR.IRR_UNIQUE and abs(rate - (1.1 ** 0.25 - 1)) < 1e-12
+    assert IRR.annualise(rate) == pytest.approx(0.1, abs=1e-12)
     # -1, +2.3, -1.32: roots at 10% and 20%; the implied rate is 0 (M < 1, D < 0): 10%
-    rate, rule = I.path_irr(np.array([-1.0, 2.3, -1.32]), 0.02)
-    assert rule == I.IRR_NEAREST and abs(rate - 0.1) < 1e-12
+    rate, rule = IRR.path_irr(np.array([-1.0, 2.3, -1.32]), 0.02)
+    assert rule == IRR.IRR_NEAREST and abs(rate - 0.1) < 1e-12
     # returns 1.21 after a year: implied 1.21 ** (1/4) - 1; even spread with M = 1: 0
-    assert I.implied_rate(np.array([-100.0, 0, 0, 0, 121])) == pytest.approx(1.21 ** 0.25 - 1)
-    assert I.implied_rate(np.array([-100.0, 0, 50, 0, 50])) == 0.0
+    assert IRR.implied_rate(np.array([-100.0, 0, 0, 0, 121])) == pytest.approx(1.21 ** 0.25 - 1)
+    assert IRR.implied_rate(np.array([-100.0, 0, 50, 0, 50])) == 0.0
     # MIRR: N = 3, FV = 50 * 1.02 ** 2 + 150, PV = 100 + 50 / 1.02 ** 2
     flows = np.array([-100.0, 50.0, -50.0, 150.0])
-    assert I.modified_irr(flows, 0.02) == pytest.approx(
+    assert IRR.modified_irr(flows, 0.02) == pytest.approx(
         (202.02 / (100 + 50 / 1.0404)) ** (1 / 3) - 1, rel=1e-13)
     # -1, +2.3, -1.4 has no real root: MIRR, N = 2, FV = 2.3 * 1.02, PV = 1 + 1.4 / 1.02 ** 2
-    rate, rule = I.path_irr(np.array([-1.0, 2.3, -1.4]), 0.02)
-    assert rule == I.IRR_MODIFIED
+    rate, rule = IRR.path_irr(np.array([-1.0, 2.3, -1.4]), 0.02)
+    assert rule == IRR.IRR_MODIFIED
     assert rate == pytest.approx((2.346 / (1 + 1.4 / 1.0404)) ** 0.5 - 1, rel=1e-13)
     # one sign change with the root off the range (11 and -0.995 a quarter): MIRR
-    assert I.path_irr(np.array([-1.0, 12.0]), 0.02) == (pytest.approx(11.0), I.IRR_MODIFIED)
-    assert I.path_irr(np.array([-100.0, 0.5]), 0.02) == (pytest.approx(-0.995), I.IRR_MODIFIED)
-    assert I.modified_irr(np.array([-100.0, 0.0, -5.0]), 0.02) == -1.0
-    assert math.isnan(I.modified_irr(np.array([0.0, 100.0]), 0.02))
+    assert IRR.path_irr(np.array([-1.0, 12.0]), 0.02) == (pytest.approx(11.0), IRR.IRR_MODIFIED)
+    assert IRR.path_irr(np.array([-100.0, 0.5]), 0.02) == (pytest.approx(-0.995), IRR.IRR_MODIFIED)
+    assert IRR.modified_irr(np.array([-100.0, 0.0, -5.0]), 0.02) == -1.0
+    assert math.isnan(IRR.modified_irr(np.array([0.0, 100.0]), 0.02))
 
 
 def test_nearest_root_when_the_implied_rate_overflows():
@@ -215,10 +218,10 @@ def test_nearest_root_when_the_implied_rate_overflows():
     # M ** (1 / D) overflows: the nearest root is the highest, 1 / x - 1 for the smaller x
     c = 1 - 1e-12
     flows = np.array([-1.0, 2.3, -c])
-    assert I.implied_rate(flows) == math.inf
+    assert IRR.implied_rate(flows) == math.inf
     x = (2.3 - math.sqrt(2.3 ** 2 - 4 * c)) / (2 * c)
-    rate, rule = I.path_irr(flows, 0.02)
-    assert rule == I.IRR_NEAREST and rate == pytest.approx(1 / x - 1, abs=1e-12)
+    rate, rule = IRR.path_irr(flows, 0.02)
+    assert rule == IRR.IRR_NEAREST and rate == pytest.approx(1 / x - 1, abs=1e-12)
 
 
 def test_trailing_zeros_leave_the_result_unchanged():
@@ -227,7 +230,7 @@ def test_trailing_zeros_leave_the_result_unchanged():
     for i in range(400):
         flows = makers[i % 4](rng)
         padded = np.concatenate([flows, np.zeros(int(rng.integers(1, 40)))])
-        ours, padded_ours = I.path_irr(flows, 0.015), I.path_irr(padded, 0.015)
+        ours, padded_ours = IRR.path_irr(flows, 0.015), IRR.path_irr(padded, 0.015)
         assert padded_ours[1] == ours[1]
         assert padded_ours[0] == ours[0] or (math.isnan(ours[0]) and math.isnan(padded_ours[0]))
 
@@ -235,7 +238,7 @@ def test_trailing_zeros_leave_the_result_unchanged():
 @njit(_nrt=False)
 def _irr_of_rows(flows, finance_rate, rates, rules):
     for p in range(flows.shape[0]):
-        rates[p], rules[p] = I.path_irr(flows[p], finance_rate)
+        rates[p], rules[p] = irr.path_irr(flows[p], finance_rate)
 
 
 def test_callable_from_a_nopython_loop_without_the_runtime():
@@ -247,5 +250,5 @@ def test_callable_from_a_nopython_loop_without_the_runtime():
     rates, rules = np.empty(200), np.empty(200, np.int64)
     _irr_of_rows(flows, 0.02, rates, rules)
     for p in range(200):
-        rate, rule = I.path_irr(flows[p], 0.02)
+        rate, rule = IRR.path_irr(flows[p], 0.02)
         assert rules[p] == rule and (rates[p] == rate or math.isnan(rate))

@@ -20,13 +20,15 @@ def test_an_edit_of_one_kernel_file_reaches_the_cached_kernels_that_call_it(tmp_
     code = ("import numpy as np\n"
             "from simulator import layout as L\n"
             "from simulator.kernels import waterfall as W\n"
+            "from simulator.kernels.calls import from_python\n"
             "from simulator.kernels.contract import _finance\n"
             "cfg = np.zeros(L.N_CONFIG)\n"
             "cfg[L.C_COMMITMENT], cfg[L.C_WIND_UP_Q], cfg[L.C_DISTRIBUTION_FROM_Q] = 100.0, 3, 3\n"
             "rows = L.Outputs(np.zeros(L.N_OUT), np.zeros((1, L.N_Q)), np.zeros((4, L.N_K)),\n"
             "                 np.zeros(1), np.zeros(L.N_T), np.zeros(0))\n"
-            "_finance(cfg, np.array([0.0, 0.0, 0.0, 60.0]), np.array([40.0, 0.0, 0.0, 0.0]),\n"
-            "         np.zeros(4), rows, np.zeros((4, W.N_LINES)), np.zeros(4))\n"
+            "from_python(_finance)(cfg, np.array([0.0, 0.0, 0.0, 60.0]),\n"
+            "    np.array([40.0, 0.0, 0.0, 0.0]), np.zeros(4), rows, np.zeros((4, W.N_LINES)),\n"
+            "    np.zeros(4))\n"
             "print(rows.out[L.O_CAPITAL_DRAWN])\n")
     env = {**os.environ, "PYTHONPATH": str(tmp_path), "NUMBA_CACHE_DIR": str(tmp_path / "c")}
 

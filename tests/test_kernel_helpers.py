@@ -10,13 +10,19 @@ from numba import njit
 from scipy.special import ndtri
 
 from simulator import layout as L
+from simulator.kernels import contract, referrals, rng, treatment, vector, workforce
+from simulator.kernels.calls import from_python
 from simulator.kernels.chunk import PATHS_PER_TAKE, take_paths
-from simulator.kernels.contract import compounded
-from simulator.kernels.referrals import SORT_MERGE_FROM, _poisson_inversions, _sort_month
-from simulator.kernels.rng import _poisson_inversion, _u53_float, norm_ppf, uniform
-from simulator.kernels.treatment import MEDIAN_BINS, median_binned
-from simulator.kernels.vector import batch_exp, batch_log, batch_norm_ppf, pick
-from simulator.kernels.workforce import _sort_events
+from simulator.kernels.referrals import SORT_MERGE_FROM
+from simulator.kernels.rng import _poisson_inversion, _u53_float, uniform
+from simulator.kernels.treatment import MEDIAN_BINS
+from simulator.kernels.vector import batch_exp, batch_log, batch_norm_ppf
+
+# kernels other kernels call, callable from here
+compounded, pick = from_python(contract.compounded), from_python(vector.pick)
+_poisson_inversions = from_python(referrals._poisson_inversions)
+_sort_month, _sort_events = from_python(referrals._sort_month), from_python(workforce._sort_events)
+norm_ppf, median_binned = from_python(rng.norm_ppf), from_python(treatment.median_binned)
 
 
 def test_pick():

@@ -5,11 +5,13 @@ import numpy as np
 import pytest
 
 from simulator import engine, metrics
-from simulator.kernels import quantiles as Q
+from simulator.kernels import quantiles
+from simulator.kernels.calls import kernels_from_python
 from simulator.loader import load_scenario
 
 from helpers import ESSEX
 
+Q = kernels_from_python(quantiles)
 QS = np.array([5.0, 50.0, 95.0])
 
 

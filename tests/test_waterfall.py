@@ -10,7 +10,10 @@ from hypothesis import strategies as st
 
 from simulator import invariants
 from simulator import layout as L
-from simulator.kernels import waterfall as W
+from simulator.kernels import waterfall
+from simulator.kernels.calls import kernels_from_python
+
+W = kernels_from_python(waterfall)
 
 
 def _band(by_quarter):

@@ -34,6 +34,11 @@ import numba
 # depend on the vector width of the CPU: not used.
 FASTMATH = {"contract"}
 
+# A kernel only other kernels call is compiled without the entry points Python and C
+# would call it through (numba's CPython and cfunc wrappers): a sixth less to compile.
+# Python must not call one (it would crash); tests do so through calls.from_python.
+INNER = {"no_cpython_wrapper": True, "no_cfunc_wrapper": True}
+
 _HERE = Path(__file__).resolve().parent
 _PREFIX = "sibsim-"
 # the files whose contents name the cache folder: the kernels' sources and the layout

@@ -16,7 +16,7 @@ from ..layout import (
     ST_LOST_WAIT,
     ST_STARTED,
 )
-from .cache import FASTMATH
+from .cache import FASTMATH, INNER
 from .care import first_entry
 from .vector import INF, pick
 
@@ -46,7 +46,7 @@ def _best_post(p0, n, staffed, caseload, limit, exclude):
     return best
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
 def run_capacity(prm, scenario, people, staffing, queue, posts):
     """Each team's FIFO waiting list and caseloads: every young person's status, treatment
     start and end (or when they left the list), and whether a therapist left mid-way.
@@ -63,7 +63,7 @@ def run_capacity(prm, scenario, people, staffing, queue, posts):
         run_team(k, begin, end, people, staffing, scenario.config, queue, posts)
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
 def waiting_deadlines(prm, cfg, people):
     """When each young person would leave a waiting list: at the longest wait, or on
     entering care first (their untreated first entry; lost_to_care says which). For all
@@ -98,7 +98,7 @@ def waiting_deadlines(prm, cfg, people):
             deadline[c] = min(d_wait, d_care)
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
 def team_range_end(acc_team, begin, n, k):
     """The end of team k's range of accepted young people, which starts at ``begin``
     (acc_team[:n] is in team order): a bisection."""
@@ -113,7 +113,7 @@ def team_range_end(acc_team, begin, n, k):
     return lo
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
 def run_team(k, begin, end, people, staffing, cfg, queue, posts):
     """One team in event order: acceptances join a FIFO list; starts fill free places.
 

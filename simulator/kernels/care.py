@@ -38,7 +38,7 @@ from ..layout import (
     ST_STARTED,
 )
 from .binning import bump, bump_cohort, count_at, quarter_room, slope_at, slope_at_since
-from .cache import FASTMATH
+from .cache import FASTMATH, INNER
 from .rng import exponential
 from .vector import INF, pick
 
@@ -48,7 +48,7 @@ from .vector import INF, pick
 _NO = np.bool_(False)
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", **INNER)
 def _next_entry(t, target, horizon, rate0, who, tx, rules):
     """Time at which the cumulative entry hazard from t reaches ``target``, or +inf, for a
     young person ``who`` (referral time, age then) whose untreated hazard is rate0 a day
@@ -166,7 +166,7 @@ def first_entry(e0, t_ref, horizon, age0, rate0, age_hr, ref_age):
                        (_NO, 0.0, 0.0, 1.0, 1.0, 0.0), (_NO, 0.0, 1.0, age_hr, ref_age, 0.0, _NO))
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
 def _add_baseline_days(track_a, track_b, width, baseline_q, edges, day_q, slope, part, cohort):
     """Baseline care days: child days times the baseline proportion of their tracking quarter."""
     w = 0.0
@@ -215,7 +215,7 @@ def _bin_calendar_spell(a, b, track_b, k_b, room_b, edges, day_q, slope, part, c
         slope_at(b, -1.0, edges, day_q, slope, part, col)
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
 def _weaker(kappa, hr, log_hr):
     """The hazard ratio hr with its log scaled by kappa (hr itself when kappa is 1)."""
     return hr if kappa == 1.0 else math.exp(kappa * log_hr)
@@ -224,7 +224,7 @@ def _weaker(kappa, hr, log_hr):
 QSR_WIDTH = 3.0 * DAYS_PER_MONTH   # a quarter since tracking start, in days
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
 def care_outcomes(prm, scenario, people, work, rows):
     """Child days and care days, treated and counterfactual, in the tracking window of
     each young person who started treatment: by quarter since tracking start, and by

@@ -73,12 +73,12 @@ from ..layout import (
 from . import irr
 from . import waterfall as W
 from .binning import add_interval, cohort_totals
-from .cache import FASTMATH
+from .cache import FASTMATH, INNER
 from .vector import batch_exp
 from .waterfall import PaymentTerms
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
 def compounded(rate, edges, out):
     """(1 + rate) ** (years from the contract start to the middle of quarter k), for each
     quarter k (from 1 before the start): batch_exp of a multiple of log1p(rate), in a loop
@@ -102,7 +102,7 @@ BQ_FLOWS = 7
 N_BQ = 8
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
 def contract_and_finance(prm, scenario, team_start, binning, money, rows):
     """Outcome payments (and what they would have been had the service had no effect),
     service costs and the SPV waterfall for one path, from its care days by tracking
@@ -207,7 +207,7 @@ def _contract_figures(prm, cfg, by_quarter, capped, rows):
     out[O_NET_SAVING] = avoided - total_paid
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
 def _finance(cfg, payments, costs, call_schedule, rows, lines, flows):
     """The SPV waterfall and the investors' figures for one path (flows: a work row)."""
     out, cal_out = rows.out, rows.cal

@@ -5,7 +5,7 @@ from numba import njit
 
 from .. import layout as L
 from ..layout import INVARIANTS
-from .cache import FASTMATH
+from .cache import FASTMATH, INNER
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
@@ -21,7 +21,7 @@ def breaches(cal, cfg, schedule, tol):
     return worst, at
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", **INNER)
 def _path_breaches(c, cfg, schedule, tol, worst, at):
     """One path's worst excess of each invariant, and its quarter."""
     n_q = c.shape[0]

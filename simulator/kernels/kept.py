@@ -3,10 +3,10 @@ care days by tracking cohort, outcome events and team starts that the contract r
 in layout.kept_width's order (recontract runs the contract again from them)."""
 from numba import njit
 
-from .cache import FASTMATH
+from .cache import FASTMATH, INNER
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
 def keep_contract_inputs(work, kept):
     """A path's contract inputs (its care days by cohort, outcome events and team
     starts) into its row ``kept``, in layout.kept_width's order."""
@@ -16,7 +16,7 @@ def keep_contract_inputs(work, kept):
         kept[at + k] = work.team_start[k]
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
 def restore_contract_inputs(kept, work):
     """keep_contract_inputs in reverse: a kept row back into a path's work arrays."""
     at = _copy3(work.binning.cohort_days, kept, 0, False)

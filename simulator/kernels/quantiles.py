@@ -17,6 +17,8 @@ import numba
 import numpy as np
 from numba import njit
 
+from .cache import INNER
+
 _SMALL = 16        # a range this short is sorted
 _SAMPLED = 4096    # fewer values are selected directly, more through a sample
 _BLOCK = 1024      # paths whose rows are copied together (their rows stay in cache)
@@ -85,7 +87,7 @@ def percentiles(values, qs):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, **INNER)
 def _copy_quarter(cal, k, start, end, columns):
     """columns[:, start:end] = cal[start:end, k, :].T, a column at a time (the paths'
     rows, read in by the first, stay in cache for the others)."""
@@ -94,7 +96,7 @@ def _copy_quarter(cal, k, start, end, columns):
             columns[c, p] = cal[p, k, c]
 
 
-@njit(cache=True)
+@njit(cache=True, **INNER)
 def _line_values(columns, parts, signs, cumulative, divisor, running, values):
     """One quarter of a line, every path: the same operations, in the same order, as
     the sum over its parts path by path (so the same values to the last bit)."""
@@ -114,7 +116,7 @@ def _line_values(columns, parts, signs, cumulative, divisor, running, values):
             values[p] /= divisor
 
 
-@njit(cache=True)
+@njit(cache=True, **INNER)
 def _figures(values, qs, kept, within, out):
     """out = (mean, then each percentile of qs) of values (reordered in place)."""
     out[0] = _sum(values) / values.shape[0]
@@ -124,7 +126,7 @@ def _figures(values, qs, kept, within, out):
         _percentiles(values, qs, kept, within, out[1:])
 
 
-@njit(cache=True)
+@njit(cache=True, **INNER)
 def _sum(values):
     """The sum in path order: numba's mean, and numpy's along the paths axis."""
     total = 0.0
@@ -133,7 +135,7 @@ def _sum(values):
     return total
 
 
-@njit(cache=True)
+@njit(cache=True, **INNER)
 def _all_equal(values):
     """Whether every value equals the first (counted branch-free, so vectorised)."""
     first = values[0]
@@ -143,7 +145,7 @@ def _all_equal(values):
     return differ == 0
 
 
-@njit(cache=True)
+@njit(cache=True, **INNER)
 def _percentiles(values, qs, kept, within, out):
     """numpy's linear percentiles qs (0-100) of values (reordered in place) into out
     (kept and within: work arrays as long as values)."""
@@ -165,7 +167,7 @@ def _percentiles(values, qs, kept, within, out):
         out[j] = _lerp(at[2 * j], at[2 * j + 1], (n - 1) * (qs[j] / 100.0) - ranks[2 * j])
 
 
-@njit(cache=True)
+@njit(cache=True, **INNER)
 def _order_statistics(values, ranks, kept, within, at):
     """at[j] = the ranks[j]-th smallest of values (ranks in pairs, a percentile's two),
     selected among the values within the brackets a sample gives; among all values
@@ -188,7 +190,7 @@ def _order_statistics(values, ranks, kept, within, at):
             at[j] = values[ranks[j]]
 
 
-@njit(cache=True)
+@njit(cache=True, **INNER)
 def _brackets(values, ranks):
     """Disjoint intervals, in order, that most likely hold the order statistics ranks
     (in pairs): Floyd and Rivest's, from a sample of about n^(2/3) values, each pair's
@@ -206,7 +208,7 @@ def _brackets(values, ranks):
     return _merged(sample[sides[0::2]], sample[sides[1::2]])
 
 
-@njit(cache=True)
+@njit(cache=True, **INNER)
 def _merged(low, high):
     """The intervals [low[j], high[j]], overlapping ones merged, in order."""
     order = _sorted(np.arange(low.shape[0]), low)
@@ -223,7 +225,7 @@ def _merged(low, high):
     return merged_low[:c + 1], merged_high[:c + 1]
 
 
-@njit(cache=True)
+@njit(cache=True, **INNER)
 def _bracketed(values, low, high, within, kept):
     """For each interval c, the values below low[c] and up to high[c] (counts), and the
     values within any interval copied, in path order, to the start of kept (returns
@@ -250,7 +252,7 @@ def _bracketed(values, low, high, within, kept):
     return below, upto, found
 
 
-@njit(cache=True)
+@njit(cache=True, **INNER)
 def _sorted(x, by=None):
     """A sorted copy of the few values x (a handful of ranks or brackets; by: sorted by
     by[x] instead), by insertion: numba's general sort compiled for longer than it ran."""
@@ -265,14 +267,14 @@ def _sorted(x, by=None):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, **INNER)
 def _lerp(a, b, t):
     """numpy's interpolation between neighbouring order statistics (exact at both ends)."""
     diff = b - a
     return b - diff * (1.0 - t) if t >= 0.5 else a + diff * t
 
 
-@njit(cache=True)
+@njit(cache=True, **INNER)
 def _select(a, ks):
     """Reorder a so that a[k] is its k-th smallest value for every k of ks (sorted): a
     quickselect descending only into the ranges that hold some k."""
@@ -304,7 +306,7 @@ def _select(a, ks):
         top += 2
 
 
-@njit(cache=True)
+@njit(cache=True, **INNER)
 def _first_from(ks, k0, k1, split):
     """The first of ks[k0:k1] (sorted) at or after split (k1 if none)."""
     while k0 < k1 and ks[k0] < split:
@@ -320,7 +322,7 @@ def _push(stack, at, lo, hi, k0, k1):
     stack[at, 3] = k1
 
 
-@njit(cache=True)
+@njit(cache=True, **INNER)
 def _partition(a, lo, hi, pivot, ties):
     """Move the values of a[lo:hi] below pivot (and equal to it, if ties) to its start;
     returns where the rest start. Branch-free (Lomuto's, every value swapped): a

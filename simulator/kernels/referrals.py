@@ -25,12 +25,12 @@ from ..layout import (
     R_SCREEN,
 )
 from .binning import add_count, quarter_bounds, quarter_of
-from .cache import FASTMATH
+from .cache import FASTMATH, INNER
 from .rng import gamma_draw, poisson_draw, subkey, uniform
 from .vector import INF, batch_exp, batch_log, batch_norm_ppf, pick
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", **INNER)
 def _month_mean(prm, j, weight):
     ramp_months = prm[P_RAMP_UP_MONTHS]
     start = prm[P_RAMP_START_SHARE]
@@ -43,7 +43,7 @@ def _month_mean(prm, j, weight):
     return prm[P_REFERRAL_RATE] * weight * ramp * trend
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
 def referral_months(team_start, delay, referrals_end):
     """Months of referrals of the team that takes them longest, its start (team_start)
     delayed by ``delay`` days (at least 1: the columns of count_referrals' counts)."""
@@ -55,7 +55,7 @@ def referral_months(team_start, delay, referrals_end):
     return n_months
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
 def count_referrals(key, prm, team_start, team_weight, referrals_end, counting):
     """Referral counts per team-month (negative binomial as a gamma-Poisson mixture) on
     the referral-count stream ``key``, into counting.counts (teams, referral_months),
@@ -153,7 +153,7 @@ def _cell_counts(k_nb, counting, n):
         counting.counts[cell[m] // n_months, cell[m] % n_months] = count
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
 def _poisson_inversions(u, lam, p, cdf, k, n):
     """_poisson_inversion of the first n cells at once (those with 0 < lam < 30; the
     others get k = 0), p = exp(-lam) on entry (overwritten, as is the work array cdf).
@@ -203,7 +203,7 @@ SORT_RUN = 16      # a big month's arrivals are insertion-sorted in runs this lo
 SORT_MERGE_FROM = 32   # ... and the runs merged, from this many arrivals in a month
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
 def _sort_month(times, keys, tmp_t, tmp_k, a, b):
     """Stable sort of one month's arrivals [a, b) by time, keys alongside: the branch-free
     insertion sort for a handful (Essex: about four); for a big month (a programme of
@@ -230,7 +230,7 @@ def _sort_month(times, keys, tmp_t, tmp_k, a, b):
             keys[p] = tmp_k[p]
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
 def _merge_runs(src_t, src_k, dst_t, dst_k, a, b, width):
     """Merge the sorted runs of ``width`` in [a, b) pairwise from src into dst; on equal
     times the earlier run's arrival first (stable)."""
@@ -262,7 +262,7 @@ def _merge_runs(src_t, src_k, dst_t, dst_k, a, b, width):
             o += 1
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
 def screen_referrals(key, prm, scenario, team_start, first_year, counts, refs, accepted, rows):
     """Each referral's team, arrival time (uniform in its month, in time order within the
     month) and key, on the referrals' stream ``key``, then screening, and the reasons
@@ -376,7 +376,7 @@ def _screen(prm, scenario, first_year, refs, accepted, rows):
     return n_acc, n_rej
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
 def _categorical(u, cdf):
     """Index of the category whose cumulative share first exceeds u (a handful of
     categories: a branch-free count of the shares passed)."""

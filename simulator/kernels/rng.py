@@ -9,7 +9,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..layout import S_PARAMS
-from .cache import FASTMATH
+from .cache import FASTMATH, INNER
 from .vector import batch_log, batch_norm_ppf, bits_float, pick
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -72,12 +72,12 @@ def exponential(key, n):
     return -batch_log(uniform(key, n))
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", **INNER)
 def norm_cdf(x):
     return 0.5 * math.erfc(-x / math.sqrt(2.0))
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", **INNER)
 def norm_ppf(p):
     """Inverse standard normal CDF (Acklam's rational approximation, relative error < 1.2e-9)."""
     a1, a2, a3 = -3.969683028665376e01, 2.209460984245205e02, -2.759285104469687e02
@@ -105,7 +105,7 @@ def norm_ppf(p):
     return x
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", **INNER)
 def truncation(za, zb):
     """How to draw a standard normal truncated to [za, zb] by inverse CDF without losing
     precision: (sign, plo, phi, flip, no_mass, z_near) for truncated_std_normal.
@@ -130,7 +130,7 @@ def truncated_std_normal(u, law):
     return pick(no_mass, z_near, z)
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", **INNER)
 def gamma_draw(key, n, shape, scale):
     """Marsaglia-Tsang gamma; returns (value, next draw number)."""
     boost = 1.0
@@ -170,7 +170,7 @@ def _poisson_inversion(u, lam, p0):
     return k
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", **INNER)
 def poisson_draw(key, n, lam):
     """Poisson by multiplication (small mean) or PTRS (Hormann 1993); returns (k, next n)."""
     if lam <= 0.0:

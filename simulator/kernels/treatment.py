@@ -31,11 +31,11 @@ from ..layout import (
     ST_STARTED,
 )
 from .binning import bump, quarter_room, span
-from .cache import FASTMATH
+from .cache import FASTMATH, INNER
 from .vector import pick
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
 def _select(a, lo, hi, k):
     """Move the k-th smallest of a[lo:hi] to a[k], smaller values before it: quickselect
     with branch-free partitions (whether a value is below the pivot is a coin toss)."""
@@ -72,7 +72,7 @@ def _bin(x, lo, scale, top):
     return int(min(max((x - lo) * scale, 0.0), top))
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
 def median_binned(a, n, lo, hi, counts, work):
     """np.median(a[:n]) (n > 0) for values that mostly lie in [lo, hi] (any are right): count
     them into len(counts) bins, then select the middle among those in the bin or two that
@@ -115,7 +115,7 @@ def median_binned(a, n, lo, hi, counts, work):
     return (low + work[k]) / 2.0
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
 def treatment_outcomes(people, scenario, first_year, k_slope, rows, lengths):
     """After the capacity model: each young person's waiting and caseload days (slope-binned
     into k_slope beside rows.cal), starts by quarter, the treatment lengths of those who
@@ -186,7 +186,7 @@ def _waiting_and_caseload(accepted, s, e, cal_edges, day_q, k_slope, cal_out):
     return k_s
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
 def treatment_figures(prm, cfg, out, n_ref, started, lengths, median_counts, median_work):
     """A path's figures of treatment: accepted, started and completed, the share of
     treatments under the short threshold, the median length, the mean wait and age.

@@ -23,7 +23,7 @@ from ..layout import (
     N_Q,
     P_START_DELAY_MONTHS,
 )
-from .cache import FASTMATH
+from .cache import FASTMATH, INNER
 from .contract import N_BQ
 from .referrals import referral_months
 from .treatment import MEDIAN_BINS
@@ -166,14 +166,14 @@ def new_workspace(n_f, n_i, n_u, n_b):
 I64 = np.int64
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
 def _take(buf, at, n):
     """n elements of the workspace array buf from offset at, and the offset after them.
     Past buf's end the view is short: the caller checks the offset before using it."""
     return buf[at:at + n], at + n
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
 def _take2(buf, at, rows, cols):
     """_take as a (rows, cols) matrix (empty past buf's end)."""
     n = rows * cols
@@ -182,7 +182,7 @@ def _take2(buf, at, rows, cols):
     return buf[at:at + n].reshape((rows, cols)), at + n
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
 def _take3(buf, at, n0, n1, n2):
     """_take as an (n0, n1, n2) array (empty past buf's end)."""
     n = n0 * n1 * n2
@@ -278,7 +278,7 @@ def person_work(ws, at, n_ref):
     return (wf, wi, wu, wb), (f, i, u, b)
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
 def referrals_of(mats, n):
     """The referrals' rows of the work matrices, n long."""
     wf, wi, wu, _ = mats
@@ -286,7 +286,7 @@ def referrals_of(mats, n):
                      wi[I_REJECTED, :n], wi[I_SLOT, :n], wf[F_REF_WORK, :n])
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
 def people_of(mats, n):
     """The first n young people's rows of the work matrices."""
     wf, wi, wu, wb = mats
@@ -298,7 +298,7 @@ def people_of(mats, n):
                   wb[B_LOST_TO_CARE, :n], wf[F_FIRST_ENTRY, :n])
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
 def queue_of(mats, n):
     """Capacity's rows of the work matrices, for n young people (n + 1 long)."""
     wf, wi, _, _ = mats

@@ -17,7 +17,7 @@ from ..layout import (
     P_VACANCY_SHAPE,
 )
 from .binning import add_interval
-from .cache import FASTMATH
+from .cache import FASTMATH, INNER
 from .rng import exponential, gamma_draw, subkey
 from .vector import INF
 from .work import Staffing
@@ -34,7 +34,7 @@ def _add_event(ev_t, ev_p, ev_k, n_ev, t, p, kind):
     return n_ev + 1
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
 def simulate_workforce(key, prm, scenario, team_start, staffing, rows):
     """Therapist posts over time, on the therapists' stream ``key``: staffing events (time,
     post, kind) into staffing's ev_t, ev_p, ev_k in time order, and each post's team into
@@ -155,7 +155,7 @@ def staffing_events(staffing, n_ev):
                     staffing.ev_p[:n_ev], staffing.ev_k[:n_ev])
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
 def _sort_events(ev_t, ev_p, ev_k, n):
     """Stable insertion sort of the first n events by time. The event loop makes them in
     time order, but for the fills at the start of a team that starts after a leaver of
@@ -169,7 +169,7 @@ def _sort_events(ev_t, ev_p, ev_k, n):
         ev_t[j], ev_p[j], ev_k[j] = t, p, k
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", **INNER)
 def _tenure_end(t, key, post_draws, p, leave_rate):
     if leave_rate <= 0.0:
         return INF
@@ -178,13 +178,13 @@ def _tenure_end(t, key, post_draws, p, leave_rate):
     return t + e / leave_rate
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", **INNER)
 def _add_vacancy(a, b, edges, rows):
     rows.out[O_VACANCY_DAYS] += b - a
     add_interval(a, b, edges, rows.cal, K_VACANCY_DAYS, 1.0)
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", **INNER)
 def _close_staffed(p, t, staffed_since, cal_edges, cal_out):
     a = staffed_since[p]
     if a < t:

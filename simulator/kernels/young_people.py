@@ -28,12 +28,12 @@ from ..layout import (
     R_PRIOR_CARE,
     S_CARE,
 )
-from .cache import FASTMATH
+from .cache import FASTMATH, INNER
 from .rng import norm_ppf, subkey, truncated_std_normal, truncation, uniform
 from .vector import batch_exp, batch_log, pick
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
 def draw_young_people(prm, cfg, people):
     """Each accepted young person's age, prior care, care-entry rate, care stream key,
     first two care-entry targets and spell-length draws (care draws 0 to 3; a walk
