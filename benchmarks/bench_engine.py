@@ -208,8 +208,8 @@ def git_commit() -> str | None:
 def cold_compile(scenario: str) -> float:
     """Seconds for a new process to compile every kernel an Essex run needs (the path's,
     the invariants' and the quarterly table's) into an empty cache folder."""
-    code = ("from simulator import engine; from simulator.loader import load_scenario; "
-            f"engine.load_kernels(load_scenario({scenario!r}).scenario, say=False)")
+    code = ("from simulator import precompile; from simulator.loader import load_scenario; "
+            f"precompile.load_kernels(load_scenario({scenario!r}).scenario, say=False)")
     with tempfile.TemporaryDirectory() as cache:
         t0 = time.perf_counter()
         subprocess.run([sys.executable, "-c", code], check=True,

@@ -14,7 +14,6 @@ import functools
 import math
 import mmap
 import sys
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -439,6 +438,18 @@ def output_array(shape: tuple[int, ...]) -> np.ndarray:
     return np.frombuffer(mmap.mmap(-1, size), np.float64).reshape(shape)
 
 
+def new_outputs(lay: Layout, paths: int, kept_width: int = 0) -> L.Outputs:
+    """Output arrays for ``paths`` paths of a scenario laid out, all zero (``kept_width``:
+    room a path for the contract's inputs)."""
+    n_cal = len(lay.calendar_quarters)
+    return L.Outputs(
+        output_array((paths, L.N_OUT)), output_array((paths, lay.n_tracking_quarters, L.N_Q)),
+        output_array((paths, n_cal, L.N_K)),
+        output_array((paths, max(len(lay.reason_names), 1))),
+        output_array((paths, L.N_T)),   # for the reconciliation checks
+        output_array((paths, kept_width)))
+
+
 def simulate(scenario: Scenario, paths: int | None = None, seed: int | None = None,
              chunk_paths: int | None = None, progress: bool | None = False,
              path_start: int = 0) -> SimulationResult:
@@ -450,18 +461,35 @@ def simulate(scenario: Scenario, paths: int | None = None, seed: int | None = No
     terminal.
     """
     run = simulate_arrays(scenario, paths, seed, chunk_paths, progress, path_start)
+    check_arrays(scenario, run, path_start)
+    cache.mark_warm()
+    return result_of(scenario, run, path_start)
+
+
+def _attrs(scenario: Scenario) -> dict[str, float]:
+    """The figures the frame of paths carries: the commitment and the cap."""
     attrs = {}
     if scenario.finance:
         attrs["commitment"] = scenario.finance.commitment
     if scenario.contract and scenario.contract.cap is not None:
         attrs["cap"] = scenario.contract.cap
+    return attrs
+
+
+def check_arrays(scenario: Scenario, run: ArrayRun, path_start: int = 0) -> None:
+    """The reconciliation checks and the waterfall's financial invariants, path by path
+    (raises ConservationError or invariants.FinancialInvariantError)."""
+    o = run.outputs
+    check_conservation({name: o.out[:, OUTPUT_COLUMNS.index(name)] for name in _CONSERVED},
+                       o.qsr, o.cal, o.totals, _attrs(scenario))
+    invariants.check_waterfall(o.cal, run.layout, path_start)
+
+
+def result_of(scenario: Scenario, run: ArrayRun, path_start: int = 0) -> SimulationResult:
+    """A simulation's result made of its arrays (checked by :func:`check_arrays`)."""
     o = run.outputs
     columns = _PathColumns(o.out, o.reasons, run.layout.reason_names, run.params,
-                           uncertain_parameters(scenario), attrs, path_start)
-    check_conservation({name: columns.column(name) for name in _CONSERVED}, o.qsr, o.cal,
-                       o.totals, attrs)
-    invariants.check_waterfall(o.cal, run.layout, path_start)
-    cache.mark_warm()
+                           uncertain_parameters(scenario), _attrs(scenario), path_start)
     return SimulationResult(scenario, run.seed, o.qsr, o.cal, run.layout.calendar_quarters,
                             run.layout.reason_names, columns)
 
@@ -493,14 +521,9 @@ def simulate_arrays(scenario: Scenario, paths: int | None = None, seed: int | No
     lay = layout(scenario)
     check_memory(scenario, n, lay)
     if progress is not False:
-        _say_if_compiling()
+        say_if_compiling()
     arrays = scenario_arrays(lay)
-    n_cal = len(lay.calendar_quarters)
-    outputs = L.Outputs(
-        output_array((n, L.N_OUT)), output_array((n, lay.n_tracking_quarters, L.N_Q)),
-        output_array((n, n_cal, L.N_K)), output_array((n, max(len(lay.reason_names), 1))),
-        output_array((n, L.N_T)),   # for the reconciliation checks
-        output_array((n, L.kept_width(arrays) if keep_contract_inputs else 0)))
+    outputs = new_outputs(lay, n, L.kept_width(arrays) if keep_contract_inputs else 0)
     # every path's parameters at once (they depend on the path number only): a bad draw
     # is reported before any simulating, and one call costs less than one per chunk
     params = draw_parameters(scenario, seed, path_start, n)
@@ -550,27 +573,10 @@ def kernels_cached() -> bool:
     return cache.is_warm()
 
 
-def _say_if_compiling() -> None:
+def say_if_compiling() -> None:
     if not kernels_cached():
         print("compiling the simulation kernels: once after installing or changing them, "
-              "about a minute on 2 cores ...", file=sys.stderr, flush=True)
-
-
-def load_kernels(scenario: Scenario, say: bool = True) -> float:
-    """Load the kernels (compiling them first if the disk cache has none for this machine
-    and these sources, said on stderr when ``say``) by simulating two paths of ``scenario``
-    and summarising them as a run does (the summary's and the quarterly table's kernels
-    are a run's too); returns the seconds taken. Lets a caller time a run without the
-    compiling."""
-    from .metrics import quarters_table, summary
-
-    t0 = time.perf_counter()
-    if say:
-        _say_if_compiling()
-    result = simulate(scenario, paths=2, progress=False)
-    summary(result)
-    quarters_table(result)
-    return time.perf_counter() - t0
+              "about half a minute on 2 cores ...", file=sys.stderr, flush=True)
 
 
 def _progress_bar(total: int, name: str, progress: bool | None):

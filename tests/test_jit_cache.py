@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 from simulator.kernels import cache as jit_cache
 
@@ -117,3 +118,50 @@ def test_run_says_when_it_compiles_the_kernels(tmp_path, monkeypatch):
     assert "compiling the simulation kernels" in cold.stderr
     assert "compiling" not in quiet.stderr and "compiling" not in warm.stderr
     assert "20 paths in" in cold.stdout and "20 paths in" in warm.stdout
+
+
+def test_the_figures_kernels_compiled_on_zeros_are_the_ones_a_run_uses():
+    """precompile compiles the figures' kernels on outputs of zeros: a run's checks,
+    summary and quarterly table after it must find every kernel compiled for their
+    arguments' types, and compile none of their own."""
+    code = ("from numba.extending import is_jitted\n"
+            "from simulator import engine, kernels, precompile\n"
+            "from simulator.loader import load_scenario\n"
+            "from simulator.metrics import quarters_table, summary\n"
+            "s = load_scenario('scenarios/essex_mst.yaml').scenario\n"
+            "every = [k for m in vars(kernels).values() if hasattr(m, '__file__')\n"
+            "         for k in vars(m).values() if is_jitted(k)]\n"
+            "def compiled(): return {(k.py_func, sig) for k in every for sig in k.signatures}\n"
+            "precompile.compile_figures(s)\n"
+            "figures = compiled()\n"
+            "run = engine.simulate_arrays(s, paths=2)\n"
+            "simulation = compiled() - figures\n"
+            "engine.check_arrays(s, run)\n"
+            "r = engine.result_of(s, run)\n"
+            "summary(r), quarters_table(r)\n"
+            "print(len(figures), len(simulation), len(compiled() - figures - simulation))\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, check=True)
+    figures, simulation, more = map(int, done.stdout.split())
+    # (kernels loaded from the cache list their own signatures, not their callees')
+    assert figures >= 4 and simulation >= 2
+    assert more == 0
+
+
+def test_a_cold_compile_has_the_figures_kernels_compiled_by_a_helper(tmp_path):
+    """On a cold cache, precompile's helper process fills the kernels' cache with the
+    figures' kernels while the simulation's compile."""
+    code = ("from simulator import precompile\n"
+            "from simulator.kernels import cache\n"
+            "from simulator.loader import load_scenario\n"
+            "helper = precompile.start(load_scenario('scenarios/essex_mst.yaml').scenario)\n"
+            "precompile.finish(helper)\n"
+            "print(helper.returncode, cache.cache_folder())\n")
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
+                          capture_output=True, text=True, check=True)
+    returncode, folder = done.stdout.split()
+    assert returncode == "0"
+    cached = {p.name.split("-")[0] for p in Path(folder).rglob("*.nbi")}
+    assert {"quantiles.percentiles", "quantiles._lane_figures", "invariants.breaches"} <= cached
+    assert "chunk.simulate_chunk" not in cached   # the simulation's are the run's to compile

@@ -36,9 +36,10 @@ def run(file: str, paths: int | None, seed: int | None, chunk_paths: int | None,
     loaded = load_or_exit(file, assignments)
     from pathlib import Path
 
-    from ..engine import ConservationError, ParameterError, check_memory, load_kernels
+    from ..engine import ConservationError, ParameterError, check_memory
     from ..invariants import FinancialInvariantError
     from ..io import FolderInUse, folder_problem
+    from ..precompile import load_kernels
     from ..run import RunFiles, run_scenario
 
     try:

@@ -1,0 +1,106 @@
+"""Loading the kernels before a run (:func:`load_kernels`), and their first compile on
+two cores: while the run's process compiles the simulation's kernels, a helper process
+compiles the figures' (the financial invariants', the summary's and the quarterly
+table's) into the same disk cache.
+
+The helper needs no simulation: numba compiles a kernel for the types of its
+arguments, not their values, so the figures of outputs that are all zero compile the
+kernels the figures of a real run load. A helper that fails or is slow costs nothing
+but time: whatever it has not cached, the run compiles itself.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from . import layout as L
+
+if TYPE_CHECKING:
+    from .schema import Scenario
+
+# the helper's wait, at most: far beyond its few seconds, short of a hung run
+_PATIENCE_SECONDS = 300.0
+
+
+def load_kernels(scenario: Scenario, say: bool = True) -> float:
+    """Load the kernels (compiling them first if the disk cache has none for this machine
+    and these sources, said on stderr when ``say``) by simulating two paths of ``scenario``
+    and summarising them as a run does (the summary's and the quarterly table's kernels
+    are a run's too); returns the seconds taken. Lets a caller time a run without the
+    compiling."""
+    from . import engine
+    from .metrics import quarters_table, summary
+
+    t0 = time.perf_counter()
+    if say:
+        engine.say_if_compiling()
+    # compiling: the figures' kernels in a helper process, on the other core
+    helper = None if engine.kernels_cached() else start(scenario)
+    result = engine.simulate(scenario, paths=2, progress=False)
+    finish(helper)
+    summary(result)
+    quarters_table(result)
+    return time.perf_counter() - t0
+
+
+def start(scenario: Scenario) -> subprocess.Popen | None:
+    """A helper process compiling the figures' kernels of ``scenario`` into the kernels'
+    cache, or None where there is a single core to run it on."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if (cores or 1) < 2:
+        return None
+    # this process's package, whatever the helper's working folder and sys.path hold
+    here = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ,
+           "PYTHONPATH": os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))}
+    helper = subprocess.Popen([sys.executable, "-P", "-c",
+                               "from simulator.precompile import main; main()"],
+                              stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, env=env)
+    try:
+        with helper.stdin:
+            helper.stdin.write(pickle.dumps(scenario))
+    except OSError:   # it is gone already: the run compiles everything itself
+        pass
+    return helper
+
+
+def finish(helper: subprocess.Popen | None) -> None:
+    """Wait for the helper to finish (its kernels are then loaded, not compiled again)."""
+    if helper is None:
+        return
+    try:
+        helper.wait(_PATIENCE_SECONDS)
+    except subprocess.TimeoutExpired:
+        helper.kill()
+        helper.wait()
+
+
+def compile_figures(scenario: Scenario) -> None:
+    """Compile (or load) the kernels of a run's checks, summary and quarterly table, on
+    two paths of zeros."""
+    from . import engine
+    from .invariants import FinancialInvariantError
+    from .metrics import quarters_table, summary
+
+    lay = engine.layout(scenario)
+    run = engine.ArrayRun(lay, 0, np.zeros((2, L.N_PARAMS)), engine.new_outputs(lay, 2))
+    try:   # zeros may break an invariant (a scheduled call not made): compiled all the same
+        engine.check_arrays(scenario, run)
+    except (engine.ConservationError, FinancialInvariantError):
+        pass
+    result = engine.result_of(scenario, run)
+    summary(result)
+    quarters_table(result)
+
+
+def main() -> None:
+    """The helper: the scenario arrives pickled on stdin."""
+    compile_figures(pickle.load(sys.stdin.buffer))
