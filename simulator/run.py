@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,11 +105,14 @@ def write_run(loaded: LoadedScenario, result: engine.SimulationResult, out_dir: 
                        started=timing.started, finished=timing.finished,
                        extra={"outputs": outputs(files), **(manifest_extra or {}),
                               "plotlyjs": files.plotlyjs, **_cluster()})
-    # the summary first: its frame of paths lets go of arrays whose memory the quarterly
-    # table's work arrays then reuse (which costs less than new memory)
-    summary = metrics.summary(result) if summary is None else summary
-    quarters = metrics.quarters_table(result)
-    charts = {**reports.chart_data(result), "inputs": _columns(workbook.inputs_frame(loaded))}
+    # the quarterly table's kernels (on every core, the GIL released) alongside the
+    # summary and chart data, which are numpy and pandas on one core
+    with ThreadPoolExecutor(1) as pool:
+        table = pool.submit(metrics.quarters_table, result)
+        summary = metrics.summary(result) if summary is None else summary
+        charts = {**reports.chart_data(result),
+                  "inputs": _columns(workbook.inputs_frame(loaded))}
+        quarters = table.result()
     if files.sensitivity:
         charts["sensitivity"] = narrative.quick_sensitivity(
             loaded, result.seed, min(paths, narrative.SENSITIVITY_PATHS))
