@@ -60,10 +60,13 @@ def start(scenario: Scenario) -> subprocess.Popen | None:
     here = str(Path(__file__).resolve().parents[1])
     env = {**os.environ,
            "PYTHONPATH": os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))}
-    helper = subprocess.Popen([sys.executable, "-P", "-c",
-                               "from simulator.precompile import main; main()"],
-                              stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, env=env)
+    try:
+        helper = subprocess.Popen([sys.executable, "-P", "-c",
+                                   "from simulator.precompile import main; main()"],
+                                  stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, env=env)
+    except OSError:   # no interpreter to start (an embedded Python): compiled here instead
+        return None
     try:
         with helper.stdin:
             helper.stdin.write(pickle.dumps(scenario))
