@@ -311,13 +311,15 @@ def _run_variants(todo: list, out: Path, files, progress):
         return
     plotly_js.provide(out, files.plotlyjs)
     tags = {r.name: tag for tag, r in todo}
-    t0 = time.perf_counter()
     work = [(r, {"paths": r.paths, "seed": r.seed, "manifest_extra": _manifest_extra(r),
                  "files": files}) for _, r in todo]
     for r, found in cluster.run_variants(variant_files, work):
-        if not isinstance(found, Exception):
-            found = _write_variant(out / r.name, found, cluster.description())
-        yield tags[r.name], r, found, time.perf_counter() - t0
+        if isinstance(found, Exception):
+            yield tags[r.name], r, found, 0.0
+            continue
+        contents, seconds = found   # (seconds on its worker, not since the batch began)
+        replaced = _write_variant(out / r.name, contents, cluster.description())
+        yield tags[r.name], r, replaced, seconds
 
 
 def _write_variant(folder: Path, files: dict[str, bytes], where: dict) -> str | None:

@@ -107,8 +107,8 @@ def simulate_chunks(task, scenario, seed: int, path_start: int, n: int, chunk: i
 # --------------------------------------------------------------------------- variants
 def run_variants(task, runs: list[tuple[Any, dict]]):
     """Each (PlannedRun, run_scenario keywords) as a task on the cluster, run there by
-    ``task(loaded, keywords)``; yields (PlannedRun, files: name -> bytes, or the
-    exception) as they finish."""
+    ``task(loaded, keywords)``; yields (PlannedRun, the task's result or its exception)
+    as they finish."""
     from dask.distributed import as_completed
     client = active()
     futures = {client.submit(task, r.variant.loaded, kwargs, pure=False): r

@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,9 +154,12 @@ def _columns(frame) -> dict[str, list]:
     return {"columns": list(frame.columns), "rows": rows}
 
 
-def variant_files(loaded: LoadedScenario, kwargs: dict) -> dict[str, bytes]:
+def variant_files(loaded: LoadedScenario, kwargs: dict) -> tuple[dict[str, bytes], float]:
     """On a Dask worker: a batch variant run as ``sibsim run`` would, into a folder of
-    its own; its files' contents (the batch writes them, so workers need no shared disk)."""
+    its own; its files' contents (the batch writes them, so workers need no shared disk)
+    and the seconds the run took."""
+    t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
         folder = run_scenario(loaded, out, progress=False, **kwargs).folder
-        return {p.name: p.read_bytes() for p in sorted(Path(folder).iterdir())}
+        contents = {p.name: p.read_bytes() for p in sorted(Path(folder).iterdir())}
+    return contents, time.perf_counter() - t0
