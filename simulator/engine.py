@@ -431,7 +431,7 @@ def output_array(shape: tuple[int, ...]) -> np.ndarray:
     """An output array (simulate_chunk zeroes each path's rows itself) in anonymous memory
     of its own. numpy asks Linux for huge pages for large arrays; where the kernel then
     compacts memory to make them (transparent huge pages "madvise", the common default),
-    a 200,000-path run was 15% slower (benchmarks/bench_engine.py measures it)."""
+    that slows a large run (benchmarks/bench_engine.py measures it)."""
     size = math.prod(shape) * np.dtype(np.float64).itemsize
     if size == 0:
         return np.empty(shape)

@@ -14,11 +14,11 @@ from simulator.kernels.binning import day_quarters
 from simulator.kernels.calls import kernels_from_python
 
 # the binning kernels other kernels call, callable from here
-(bin_of, cohort_totals, quarter_bounds, quarter_of, quarter_room, settle, settle_cohorts,
- slope_at_since, span, span_cohort) = (
-    getattr(kernels_from_python(binning), name) for name in (
-        "bin_of", "cohort_totals", "quarter_bounds", "quarter_of", "quarter_room", "settle",
-        "settle_cohorts", "slope_at_since", "span", "span_cohort"))
+B = kernels_from_python(binning)
+bin_of, cohort_totals, quarter_bounds, quarter_of = (B.bin_of, B.cohort_totals,
+                                                     B.quarter_bounds, B.quarter_of)
+quarter_room, settle, settle_cohorts = B.quarter_room, B.settle, B.settle_cohorts
+slope_at_since, span, span_cohort = B.slope_at_since, B.span, B.span_cohort
 
 
 def _overlaps(intervals, edges):

@@ -35,7 +35,7 @@ import numba
 FASTMATH = {"contract"}
 
 # A kernel only other kernels call is compiled without the entry points Python and C
-# would call it through (numba's CPython and cfunc wrappers): a sixth less to compile.
+# would call it through (numba's CPython and cfunc wrappers), which then need no compiling.
 # Python must not call one (it would crash); tests do so through calls.from_python.
 INNER = {"no_cpython_wrapper": True, "no_cfunc_wrapper": True}
 

@@ -159,9 +159,9 @@ def new_workspace(n_f, n_i, n_u, n_b):
                      np.empty(n_b, np.bool_))
 
 
-# The cutting helpers are compiled once per element type and called, not inlined: a
-# slice and reshape inlined at each of their thirty uses tripled the IR numba and LLVM
-# compile for simulate_path. Their size arguments are passed as int64 (I64), since a
+# The cutting helpers are compiled once per element type and called, not inlined:
+# inlined, their slice and reshape would be compiled again at each of their thirty uses
+# in simulate_path. Their size arguments are passed as int64 (I64), since a
 # literal int argument compiles a copy of the helper for each value.
 I64 = np.int64
 
