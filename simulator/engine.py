@@ -442,9 +442,12 @@ def new_outputs(lay: Layout, paths: int, kept_width: int = 0) -> L.Outputs:
     """Output arrays for ``paths`` paths of a scenario laid out, all zero (``kept_width``:
     room a path for the contract's inputs)."""
     n_cal = len(lay.calendar_quarters)
+    # calendar quarters by path: each quarter's rows together in memory, as the figures
+    # across paths read them (metrics.quarters_table), and the paths the first axis
+    by_quarter = output_array((n_cal, paths, L.N_K)).transpose(1, 0, 2)
     return L.Outputs(
         output_array((paths, L.N_OUT)), output_array((paths, lay.n_tracking_quarters, L.N_Q)),
-        output_array((paths, n_cal, L.N_K)),
+        by_quarter,
         output_array((paths, max(len(lay.reason_names), 1))),
         output_array((paths, L.N_T)),   # for the reconciliation checks
         output_array((paths, kept_width)))
@@ -617,7 +620,7 @@ def check_conservation(paths: pd.DataFrame | Mapping[str, np.ndarray], qsr: np.n
     per-path totals (kernels.path_totals) of qsr and cal, if the caller has them
     (simulate_chunk works them out as it writes the outputs)."""
     if totals is None:
-        totals = conservation_totals(np.ascontiguousarray(cal), np.ascontiguousarray(qsr))
+        totals = conservation_totals(cal, np.ascontiguousarray(qsr))
     if attrs is None:
         attrs = getattr(paths, "attrs", {})
     # numpy arrays rather than pandas columns: a check costs a pass over the paths only

@@ -41,7 +41,7 @@ def check_waterfall(cal: np.ndarray, lay: Layout, path_start: int = 0) -> None:
     if cfg[L.C_HAS_FINANCE] < 0.5 or cal.shape[0] == 0:
         return
     tol = tolerance(cfg)
-    worst, at = breaches(np.ascontiguousarray(cal), cfg, lay.call_schedule, tol)
+    worst, at = breaches(cal, cfg, lay.call_schedule, tol)
     bad = worst > tol
     if not bad.any():
         return

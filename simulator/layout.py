@@ -265,7 +265,8 @@ class Outputs(NamedTuple):
     """What the kernels write, a row a path (one path's rows: the same, a row each)."""
     out: np.ndarray             # (paths, N_OUT) per-path figures, O_*
     qsr: np.ndarray             # (paths, quarters since tracking start, N_Q)
-    cal: np.ndarray             # (paths, calendar quarters, N_K)
+    cal: np.ndarray             # (paths, calendar quarters, N_K), a quarter's rows
+                                # together in memory (engine.new_outputs)
     reasons: np.ndarray         # (paths, rejection reasons) rejected referrals by reason
     totals: np.ndarray          # (paths, N_T) the reconciliation checks' totals
     kept: np.ndarray            # (paths, kept width) the contract's inputs, kept to run the

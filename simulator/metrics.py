@@ -163,7 +163,7 @@ def quarters_table(result: SimulationResult) -> pd.DataFrame:
     """Per calendar quarter: mean and p05/p50/p95 of each line across paths."""
     from .kernels.quantiles import lanes, line_figures
 
-    cal = np.ascontiguousarray(result.by_calendar_quarter)
+    cal = result.by_calendar_quarter
     names, spec = _line_specs(result)
     parts, signs, cumulative, divisor = spec
     figures = np.empty((len(names), cal.shape[1], 4))

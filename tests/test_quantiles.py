@@ -30,13 +30,32 @@ def _unlike_the_sample(cal):
     return cal
 
 
+def _sparse(cal):
+    """cal with whole quarters of zeros, before, between and after others: a running
+    total that stays zero, starts, then stands still; a column zero in one quarter
+    only; a quarter's values -0.0 (compared equal to 0.0)."""
+    cal[:, :2] = 0.0
+    cal[:, 3, 1:3] = 0.0
+    cal[:, 4, 3] = 0.0
+    cal[:, 5, 0] = -0.0
+    return cal
+
+
+def _quarter_major(cal):
+    """cal's values in the memory layout engine.new_outputs gives them: a view whose
+    quarters' rows are each one block."""
+    return np.ascontiguousarray(cal.transpose(1, 0, 2)).transpose(1, 0, 2)
+
+
 @pytest.mark.parametrize("n", [1, 2, 3, 17, 100, 4096, 4097, 30_000])
 @pytest.mark.parametrize("kind", ["uniform", "ties", "zeros", "capped", "sorted", "heavy",
-                                  "sample_unlike"])
+                                  "sample_unlike", "sparse", "quarter_major"])
 def test_line_figures_are_numpys_mean_and_percentiles(n, kind):
     rng = np.random.default_rng(n)
     shape = (n, 6, 4)
     cal = {"uniform": lambda: rng.random(shape),
+           "sparse": lambda: _sparse(rng.random(shape) - 0.5),
+           "quarter_major": lambda: _quarter_major(_sparse(rng.random(shape))),
            "ties": lambda: rng.integers(0, 3, shape).astype(float),
            "zeros": lambda: np.zeros(shape),
            "capped": lambda: np.minimum(rng.random(shape) * 2, 1.0) * 7.1e6,
@@ -51,15 +70,18 @@ def test_line_figures_are_numpys_mean_and_percentiles(n, kind):
     out = np.empty((3, 6, 4))
     lanes = 1 + n % 4   # (any number of lanes gives the same figures)
     Q.line_figures(cal, parts, signs, cumulative, divisor, QS, lanes, out)
-    for i, line in enumerate(_lines(cal, days)):
+    # numpy sums a path-major array along its paths one by one, as the kernel does (over
+    # other layouts, pairwise)
+    for i, line in enumerate(_lines(np.ascontiguousarray(cal), days)):
         assert np.array_equal(out[i, :, 0], line.mean(axis=0)), (i, "mean")
+        assert not np.signbit(out[i, :, 0][line.mean(axis=0) == 0]).any(), (i, "-0.0")
         assert np.array_equal(out[i, :, 1:].T, np.percentile(line, QS, axis=0)), (i, kind)
 
 
 def test_the_quarterly_table_is_the_same_as_numpys():
     result = engine.simulate(load_scenario(ESSEX).scenario, paths=6000, seed=4)
     table = metrics.quarters_table(result)
-    cal = result.by_calendar_quarter
+    cal = np.ascontiguousarray(result.by_calendar_quarter)   # (path-major: summed in order)
     column = metrics.CALENDAR_QUARTER_COLUMNS.index
     calls = cal[:, :, column("capital_calls")]
     expected = {

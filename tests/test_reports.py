@@ -132,7 +132,7 @@ def test_quarter_lines_worked_out_in_threads_are_those_of_one_line_at_a_time(mon
     finally:
         numba.set_num_threads(threads)
     assert q.equals(one)
-    cal = r.by_calendar_quarter
+    cal = np.ascontiguousarray(r.by_calendar_quarter)   # (path-major: summed in order)
     payments = cal[:, :, metrics.CALENDAR_QUARTER_COLUMNS.index("outcome_payments")]
     np.testing.assert_array_equal(q.outcome_payments_p95, np.percentile(payments, 95, axis=0))
     np.testing.assert_array_equal(q.outcome_payments_mean, payments.mean(axis=0))

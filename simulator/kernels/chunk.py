@@ -82,9 +82,10 @@ def _thread_share(taken, seed, path_start, params, scenario, outputs):
     ws = Workspace(*(np.empty(n, t) for n, t in zip(WORKSPACE_FIRST, _ELEMENTS)))
     ev_cap = np.int64(EVENTS_FIRST)
     span = np.zeros(2, np.int64)   # the paths [a, b) of the thread's take not yet done
+    cal = np.empty(outputs.cal.shape[1:])   # the path being simulated's calendar quarters
     while True:
-        need = simulate_chunk(taken, seed, path_start, params, scenario, outputs, ws, ev_cap,
-                              span)
+        need = simulate_chunk(taken, seed, path_start, params, scenario, (outputs, cal), ws,
+                              ev_cap, span)
         if need == PATH_DONE:
             return
         if need == EVENTS_FULL:
@@ -97,20 +98,25 @@ _ELEMENTS = (np.float64, np.int64, np.uint64, np.bool_)   # a workspace's arrays
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True, _nrt=False)
-def simulate_chunk(taken, seed, path_start, params, scenario, outputs, ws, ev_cap, span):
+def simulate_chunk(taken, seed, path_start, params, scenario, written, ws, ev_cap, span):
     """One thread's share of a chunk: the paths span[0] .. span[1] - 1 left of its take,
     then paths taken a few at a time from the shared counter ``taken`` until none are
     left (PATH_DONE), each path's totals for the reconciliation checks (path_totals)
     read from its outputs just written (while they are in the cache, rather than in a
     pass over the finished arrays afterwards). Returns WORKSPACE_SMALL or EVENTS_FULL,
-    span at the path to simulate again, when the workspace ws or ev_cap is too small."""
+    span at the path to simulate again, when the workspace ws or ev_cap is too small.
+
+    ``written`` is (the outputs, one path's calendar quarters): a path's quarters are
+    worked out in the latter and then copied to their rows of outputs.cal, which may
+    be a view of quarter-major memory (engine.new_outputs)."""
+    outputs, cal = written
     while True:
         if span[0] == span[1]:
             span[0], span[1] = take_paths(taken, params.shape[0], PATHS_PER_TAKE)
             if span[0] == span[1]:
                 return PATH_DONE
         i = span[0]
-        rows = Outputs(outputs.out[i], outputs.qsr[i], outputs.cal[i], outputs.reasons[i],
+        rows = Outputs(outputs.out[i], outputs.qsr[i], cal, outputs.reasons[i],
                        outputs.totals[i], outputs.kept[i])
         rows.out[:] = 0.0
         rows.qsr[:] = 0.0
@@ -120,6 +126,10 @@ def simulate_chunk(taken, seed, path_start, params, scenario, outputs, ws, ev_ca
         if done != PATH_DONE:
             return done
         path_totals(rows.cal, rows.qsr, rows.totals)
+        target = outputs.cal[i]
+        for q in range(cal.shape[0]):
+            for k in range(cal.shape[1]):
+                target[q, k] = cal[q, k]
         span[0] = i + 1
 
 

@@ -2,13 +2,16 @@
 
 The fan-chart table (metrics.quarters_table) needs, for each line and calendar
 quarter, the mean and a few percentiles over every path. A quarter at a time, its
-columns of the calendar-quarter array are copied out in blocks of paths (each path's
-row read once, the blocks shared by the cores); then, line by line on the cores, the
-line's values are made from those columns, summed in path order (the mean numpy
-and numba take along paths) and, unless all equal, their percentiles found: a sample
-brackets each order statistic the percentiles need, one branch-free pass counts the
-values below each bracket and copies out those within, and a quickselect among these
-few picks them. Percentiles are numpy's default ("linear"): the same values.
+rows (together in memory, as engine.new_outputs lays the quarters out) are copied
+out a column at a time, the paths shared by the cores, noting which columns are not
+all zero; then, line by line on the cores, the line's values are made from those
+columns in one pass that also sums them in path order (the mean numpy and numba take
+along paths) and counts those unlike the first; unless all are equal, their
+percentiles are found: a sample brackets each order statistic the percentiles need,
+one branch-free pass counts the values below each bracket and copies out those
+within, and a quickselect among these few picks them. A line whose columns are all
+zero in a quarter (and, if a running total, so far) has figures of zero, set without
+a pass. Percentiles are numpy's default ("linear"): the same values.
 """
 import math
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +24,6 @@ from .cache import INNER
 
 _SMALL = 16        # a range this short is sorted
 _SAMPLED = 4096    # fewer values are selected directly, more through a sample
-_BLOCK = 1024      # paths whose rows are copied together (their rows stay in cache)
 
 
 def lanes() -> int:
@@ -39,8 +41,10 @@ def line_figures(cal, parts, signs, cumulative, divisor, qs, lanes, out):
     release the GIL, so Python's threads run them side by side."""
     n_paths = cal.shape[0]
     columns = np.empty((cal.shape[2], n_paths))   # one quarter of cal, a row a column
+    nonzero = np.zeros((lanes, cal.shape[2]), np.bool_)   # of each lane's share of paths
     sums_at = np.cumsum(cumulative) - 1           # each cumulative line's row of running
     running = np.zeros((max(sums_at[-1] + 1, 1), n_paths))   # their sums so far
+    started = np.zeros(parts.shape[0], np.bool_)  # running totals not all zero so far
     values = np.empty((lanes, n_paths))           # a lane's line, one quarter
     kept = np.empty((lanes, n_paths))             # its values within the brackets
     within = np.empty((lanes, n_paths), np.bool_)
@@ -48,11 +52,20 @@ def line_figures(cal, parts, signs, cumulative, divisor, qs, lanes, out):
     shares = np.linspace(0, n_paths, lanes + 1).astype(np.int64)   # each lane's paths
     with ThreadPoolExecutor(lanes) as pool:
         for k in range(cal.shape[1]):
-            _each(pool, [(_copy_blocks, cal, k, shares[lane], shares[lane + 1], columns)
-                         for lane in range(lanes)])
-            _each(pool, [(_lane_figures, lane, lanes, k, columns, spec, running,
+            rows = _quarter_rows(cal, k)
+            _each(pool, [(_copy_columns, rows, shares[lane], shares[lane + 1], columns,
+                          nonzero[lane]) for lane in range(lanes)])
+            quarter = (k, columns, nonzero.any(axis=0))
+            _each(pool, [(_lane_figures, lane, lanes, quarter, spec, (running, started),
                           (values[lane], kept[lane], within[lane]), qs, out)
                          for lane in range(lanes)])
+
+
+def _quarter_rows(cal, k):
+    """cal[:, k, :], in one block of memory (a copy only if cal is not laid out
+    quarter-major, as engine.new_outputs lays it out)."""
+    rows = cal[:, k, :]
+    return rows if rows.flags.c_contiguous else np.ascontiguousarray(rows)
 
 
 def _each(pool, calls):
@@ -62,21 +75,44 @@ def _each(pool, calls):
 
 
 @njit(cache=True, nogil=True)
-def _copy_blocks(cal, k, start, end, columns):
-    """_copy_quarter for paths start .. end - 1, _BLOCK paths at a time."""
-    for a in range(start, end, _BLOCK):
-        _copy_quarter(cal, k, a, min(a + _BLOCK, end), columns)
+def _copy_columns(rows, start, end, columns, nonzero):
+    """columns[:, start:end] = rows[start:end].T, and nonzero[c]: whether any of these
+    paths' values of column c is not zero (counted in memory of the kernel's own: the
+    lanes' rows of nonzero share a cache line, which writes would pass to and fro)."""
+    counts = np.zeros(rows.shape[1], np.int64)
+    for p in range(start, end):
+        for c in range(rows.shape[1]):
+            v = rows[p, c]
+            columns[c, p] = v
+            counts[c] += v != 0.0
+    for c in range(rows.shape[1]):
+        nonzero[c] = counts[c] > 0
 
 
 @njit(cache=True, nogil=True)
-def _lane_figures(lane, lanes, k, columns, spec, running, work, qs, out):
-    """Quarter k's figures of every lanes-th line from ``lane`` (the costly lines spread)."""
+def _lane_figures(lane, lanes, quarter, spec, sums, work, qs, out):
+    """Quarter k's figures of every lanes-th line from ``lane`` (the costly lines spread):
+    ``quarter`` is (k, its columns, which columns are not all zero), ``sums`` (the
+    running sums, which lines' are not all zero)."""
+    k, columns, nonzero = quarter
     parts, signs, cumulative, divisor, sums_at = spec
+    running, started = sums
     values, kept, within = work
     for i in range(lane, parts.shape[0], lanes):
-        _line_values(columns, parts[i], signs[i], cumulative[i], divisor[i, k],
-                     running[max(sums_at[i], 0)], values)   # (row 0: unused)
-        _figures(values, qs, kept, within, out[i, k])
+        present = False
+        for j in range(parts.shape[1]):
+            present |= parts[i, j] >= 0 and nonzero[parts[i, j]]
+        started[i] |= present
+        if not (started[i] if cumulative[i] else present):
+            out[i, k] = 0.0   # every value 0.0 (0.0 + 0.0 * sign, 0.0 / days)
+            continue
+        total, differ = _line_values(columns, parts[i], signs[i], cumulative[i],
+                                     divisor[i, k], running[max(sums_at[i], 0)], values)
+        out[i, k, 0] = total / values.shape[0]
+        if differ == 0:   # (a constant quarter: common)
+            out[i, k, 1:] = values[0]
+        else:
+            _percentiles(values, qs, kept, within, out[i, k, 1:])
 
 
 @njit(cache=True)
@@ -88,61 +124,29 @@ def percentiles(values, qs):
 
 
 @njit(cache=True, **INNER)
-def _copy_quarter(cal, k, start, end, columns):
-    """columns[:, start:end] = cal[start:end, k, :].T, a column at a time (the paths'
-    rows, read in by the first, stay in cache for the others)."""
-    for c in range(cal.shape[2]):
-        for p in range(start, end):
-            columns[c, p] = cal[p, k, c]
-
-
-@njit(cache=True, **INNER)
 def _line_values(columns, parts, signs, cumulative, divisor, running, values):
-    """One quarter of a line, every path: the same operations, in the same order, as
-    the sum over its parts path by path (so the same values to the last bit)."""
-    n = values.shape[0]
-    values[:] = 0.0
-    for j in range(parts.shape[0]):
-        if parts[j] >= 0:
-            column = columns[parts[j]]
-            for p in range(n):
-                values[p] += signs[j] * column[p]
-    if cumulative:
-        for p in range(n):
-            running[p] += values[p]
-            values[p] = running[p]
-    if divisor != 1.0:   # (a division costs more than the rest)
-        for p in range(n):
-            values[p] /= divisor
-
-
-@njit(cache=True, **INNER)
-def _figures(values, qs, kept, within, out):
-    """out = (mean, then each percentile of qs) of values (reordered in place)."""
-    out[0] = _sum(values) / values.shape[0]
-    if _all_equal(values):   # (a quarter of zeros, say: common)
-        out[1:] = values[0]
-    else:
-        _percentiles(values, qs, kept, within, out[1:])
-
-
-@njit(cache=True, **INNER)
-def _sum(values):
-    """The sum in path order: numba's mean, and numpy's along the paths axis."""
+    """One quarter of a line, every path, into values; returns their sum in path order
+    and how many differ from the first. A path's value is made with the same
+    operations, in the same order, as the sum over its parts (the same to the last bit)."""
     total = 0.0
-    for p in range(values.shape[0]):
-        total += values[p]
-    return total
-
-
-@njit(cache=True, **INNER)
-def _all_equal(values):
-    """Whether every value equals the first (counted branch-free, so vectorised)."""
-    first = values[0]
     differ = 0
+    first = 0.0
     for p in range(values.shape[0]):
-        differ += values[p] != first
-    return differ == 0
+        v = 0.0
+        for j in range(parts.shape[0]):
+            if parts[j] >= 0:
+                v += signs[j] * columns[parts[j], p]
+        if cumulative:
+            running[p] += v
+            v = running[p]
+        if divisor != 1.0:   # (a division costs more than the rest)
+            v /= divisor
+        values[p] = v
+        if p == 0:
+            first = v
+        total += v
+        differ += v != first
+    return total, differ
 
 
 @njit(cache=True, **INNER)
