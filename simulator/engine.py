@@ -14,7 +14,7 @@ import functools
 import math
 import mmap
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -463,10 +463,24 @@ def simulate(scenario: Scenario, paths: int | None = None, seed: int | None = No
     ``simulation`` section. ``progress=None`` shows a progress bar when stderr is a
     terminal.
     """
+    result, checks = simulate_unchecked(scenario, paths, seed, chunk_paths, progress,
+                                        path_start)
+    checks()
+    return result
+
+
+def simulate_unchecked(scenario: Scenario, paths: int | None = None, seed: int | None = None,
+                       chunk_paths: int | None = None, progress: bool | None = False,
+                       path_start: int = 0) -> tuple[SimulationResult, Callable[[], None]]:
+    """:func:`simulate`, with its checks returned rather than run: a function that raises
+    as simulate would. A caller can work out figures while they run, and must use
+    nothing made from the result until they have passed."""
     run = simulate_arrays(scenario, paths, seed, chunk_paths, progress, path_start)
-    check_arrays(scenario, run, path_start)
-    cache.mark_warm()
-    return result_of(scenario, run, path_start)
+
+    def checks() -> None:
+        check_arrays(scenario, run, path_start)
+        cache.mark_warm()
+    return result_of(scenario, run, path_start), checks
 
 
 def _attrs(scenario: Scenario) -> dict[str, float]:

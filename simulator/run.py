@@ -5,6 +5,7 @@ import datetime as dt
 import json
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,11 +69,11 @@ def run_scenario(loaded: LoadedScenario, out_dir: str | Path, *, paths: int | No
     sim = loaded.scenario.simulation
     chunk_paths = sim.chunk_paths if chunk_paths is None else chunk_paths
     started = dt.datetime.now(dt.UTC)
-    result = engine.simulate(loaded.scenario, paths=paths, seed=seed, chunk_paths=chunk_paths,
-                             progress=progress)
+    result, checks = engine.simulate_unchecked(loaded.scenario, paths=paths, seed=seed,
+                                               chunk_paths=chunk_paths, progress=progress)
     finished = dt.datetime.now(dt.UTC)
     return write_run(loaded, result, out_dir, Timing(started, finished, chunk_paths),
-                     manifest_extra=manifest_extra, files=files)
+                     manifest_extra=manifest_extra, files=files, checks=checks)
 
 
 @dataclass(frozen=True)
@@ -93,11 +94,14 @@ def outputs(files: RunFiles) -> list[str]:
 
 def write_run(loaded: LoadedScenario, result: engine.SimulationResult, out_dir: str | Path,
               timing: Timing, *, summary: dict | None = None,
-              manifest_extra: dict | None = None, files: RunFiles = RunFiles()) -> RunOutput:
+              manifest_extra: dict | None = None, files: RunFiles = RunFiles(),
+              checks: Callable[[], None] | None = None) -> RunOutput:
     """Write a simulation's folder ``out_dir/<name>`` atomically (:func:`outputs`), and
     with ``files.plotlyjs == "file"`` also ``out_dir/plotly.min.js``, which the page
     loads (``summary``: metrics.summary(result), if made already). The report's data
-    (charts.json) holds every input with its source."""
+    (charts.json) holds every input with its source. ``checks``: the result's checks
+    (engine.simulate_unchecked), if not run yet: run while the figures are worked out,
+    and nothing is written unless they pass."""
     scenario = loaded.scenario
     paths = len(result.paths)
     meta = io.manifest(scenario_name=scenario.name, scenario_file=str(loaded.path),
@@ -106,14 +110,18 @@ def write_run(loaded: LoadedScenario, result: engine.SimulationResult, out_dir: 
                        started=timing.started, finished=timing.finished,
                        extra={"outputs": outputs(files), **(manifest_extra or {}),
                               "plotlyjs": files.plotlyjs, **_cluster()})
-    # the quarterly table's kernels (on every core, the GIL released) alongside the
-    # summary and chart data, which are numpy and pandas on one core
-    with ThreadPoolExecutor(1) as pool:
-        table = pool.submit(metrics.quarters_table, result)
-        summary = metrics.summary(result) if summary is None else summary
-        charts = {**reports.chart_data(result),
-                  "inputs": _columns(workbook.inputs_frame(loaded))}
-        quarters = table.result()
+    # the quarterly table's kernels (on every core, the GIL released) and the checks
+    # alongside the summary and chart data, which are numpy and pandas on one core
+    with ThreadPoolExecutor(2) as pool:
+        checked = pool.submit(checks or (lambda: None))
+        try:
+            table = pool.submit(metrics.quarters_table, result)
+            summary = metrics.summary(result) if summary is None else summary
+            charts = {**reports.chart_data(result),
+                      "inputs": _columns(workbook.inputs_frame(loaded))}
+            quarters = table.result()
+        finally:
+            checked.result()   # a failed check's error, rather than any it led to
     if files.sensitivity:
         charts["sensitivity"] = narrative.quick_sensitivity(
             loaded, result.seed, min(paths, narrative.SENSITIVITY_PATHS))

@@ -139,6 +139,25 @@ def test_failed_run_leaves_nothing(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_run_whose_checks_fail_writes_nothing_and_says_why(tmp_path, monkeypatch):
+    """A run checks its outputs while it works out its figures: a failed check is what it
+    raises (not an error of figures made from the failed outputs), and nothing is written."""
+    real = engine.check_arrays
+
+    def on_broken_totals(scenario, run, path_start=0):
+        run.outputs.totals[3, L.T_CHILD_DAYS] += 1.0   # a day the quarters do not have
+        real(scenario, run, path_start)
+
+    def figures_of_broken_outputs(result):
+        raise ValueError("figures of outputs that do not add up")
+
+    monkeypatch.setattr(engine, "check_arrays", on_broken_totals)
+    monkeypatch.setattr("simulator.metrics.summary", figures_of_broken_outputs)
+    with pytest.raises(engine.ConservationError, match="child days by calendar quarter"):
+        run_scenario(load_scenario(ESSEX), tmp_path, paths=10, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_disk_error_mid_run_is_one_line_and_leaves_nothing(tmp_path, monkeypatch):
     import errno
 

@@ -8,11 +8,11 @@ from ..layout import INVARIANTS
 from .cache import FASTMATH, INNER
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
 def breaches(cal, cfg, schedule, tol):
     """(worst excess, its quarter) of each invariant (columns, INVARIANTS' order), path by
-    path: two (paths, invariants) arrays. One thread: a pass over the outputs is quick,
-    and a parallel loop compiled for longer."""
+    path: two (paths, invariants) arrays. One thread (a parallel loop compiled for
+    longer), the GIL released: a run works out its figures meanwhile."""
     n = cal.shape[0]
     worst = np.zeros((n, len(INVARIANTS)))
     at = np.zeros((n, len(INVARIANTS)), np.int64)
