@@ -32,6 +32,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
+from simulator.startup import HUGE_PAGES  # noqa: E402  (imports neither numpy nor numba)
+
+# the kernels timed as the sibsim command runs them: numpy reads this when imported
+os.environ.setdefault(*HUGE_PAGES)
+
 sys.path.insert(0, str(ROOT / "tests"))
 
 
