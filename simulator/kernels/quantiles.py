@@ -1,17 +1,16 @@
 """Means and exact percentiles across paths of the quarterly lines, as numba kernels.
 
 The fan-chart table (metrics.quarters_table) needs, for each line and calendar
-quarter, the mean and a few percentiles over every path. A quarter at a time, its
-rows (together in memory, as engine.new_outputs lays the quarters out) are copied
-out a column at a time, the paths shared by the cores, noting which columns are not
-all zero; then, line by line on the cores, the line's values are made from those
-columns in one pass that also sums them in path order (the mean numpy and numba take
-along paths) and counts those unlike the first; unless all are equal, their
-percentiles are found: a sample brackets each order statistic the percentiles need,
-one branch-free pass counts the values below each bracket and copies out those
-within, and a quickselect among these few picks them. A line whose columns are all
-zero in a quarter (and, if a running total, so far) has figures of zero, set without
-a pass. Percentiles are numpy's default ("linear"): the same values.
+quarter, the mean and a few percentiles over every path. The lines are shared among
+the cores, each working through the quarters on its own, with no waiting for the
+other. A quarter's rows (together in memory, as engine.new_outputs lays the quarters
+out) are read a block of paths at a time: each of the core's lines gets its values,
+their sum in path order (the mean numpy takes along the paths of a path-major array)
+and a count of the values unlike the first. Unless all are equal, a line's
+percentiles are then found: a sample brackets each order statistic they need, one
+branch-free pass counts the values below each bracket and copies out those within,
+and a quickselect among these few picks them. Percentiles are numpy's default
+("linear"): the same values.
 """
 import math
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +23,7 @@ from .cache import INNER
 
 _SMALL = 16        # a range this short is sorted
 _SAMPLED = 4096    # fewer values are selected directly, more through a sample
+_BLOCK = 512       # paths whose rows a lane works through at a time
 
 
 def lanes() -> int:
@@ -36,83 +36,113 @@ def line_figures(cal, parts, signs, cumulative, divisor, qs, lanes, out):
 
     Line i is the sum of signs[i, j] * cal[:, :, parts[i, j]] over its parts (a part
     < 0 is unused), summed over the quarters so far if cumulative[i], and divided by
-    divisor[i, quarter]. The lines are shared among ``lanes`` threads, each with one
-    set of work arrays (new memory costs more than the work done in it); the kernels
-    release the GIL, so Python's threads run them side by side."""
+    divisor[i, quarter]. Every lanes-th line goes to one of ``lanes`` threads, with
+    work arrays of its own; the kernels release the GIL, so Python's threads run them
+    side by side."""
+    by_quarter = cal.transpose(1, 0, 2)   # (a copy only if cal is not quarter-major)
+    if not by_quarter.flags.c_contiguous:
+        by_quarter = np.ascontiguousarray(by_quarter)
     n_paths = cal.shape[0]
-    columns = np.empty((cal.shape[2], n_paths))   # one quarter of cal, a row a column
-    nonzero = np.zeros((lanes, cal.shape[2]), np.bool_)   # of each lane's share of paths
-    sums_at = np.cumsum(cumulative) - 1           # each cumulative line's row of running
-    running = np.zeros((max(sums_at[-1] + 1, 1), n_paths))   # their sums so far
-    started = np.zeros(parts.shape[0], np.bool_)  # running totals not all zero so far
-    values = np.empty((lanes, n_paths))           # a lane's line, one quarter
-    kept = np.empty((lanes, n_paths))             # its values within the brackets
-    within = np.empty((lanes, n_paths), np.bool_)
-    spec = (parts, signs, cumulative, divisor, sums_at)
-    shares = np.linspace(0, n_paths, lanes + 1).astype(np.int64)   # each lane's paths
+    shares = [np.arange(lane, parts.shape[0], lanes) for lane in range(lanes)]
+    spec = (parts, signs, cumulative, divisor)
     with ThreadPoolExecutor(lanes) as pool:
-        for k in range(cal.shape[1]):
-            rows = _quarter_rows(cal, k)
-            _each(pool, [(_copy_columns, rows, shares[lane], shares[lane + 1], columns,
-                          nonzero[lane]) for lane in range(lanes)])
-            quarter = (k, columns, nonzero.any(axis=0))
-            _each(pool, [(_lane_figures, lane, lanes, quarter, spec, (running, started),
-                          (values[lane], kept[lane], within[lane]), qs, out)
-                         for lane in range(lanes)])
+        done = [pool.submit(_lane_lines, by_quarter, mine, spec, _work(len(mine), n_paths),
+                            qs, out) for mine in shares if len(mine)]
+        for lane in done:
+            lane.result()
 
 
-def _quarter_rows(cal, k):
-    """cal[:, k, :], in one block of memory (a copy only if cal is not laid out
-    quarter-major, as engine.new_outputs lays it out)."""
-    rows = cal[:, k, :]
-    return rows if rows.flags.c_contiguous else np.ascontiguousarray(rows)
-
-
-def _each(pool, calls):
-    """Each (kernel, *arguments) of calls on the pool's threads; returns when all are done."""
-    for done in [pool.submit(*call) for call in calls]:
-        done.result()
+def _work(lines, n_paths):
+    """A lane's work arrays: its lines' values of a quarter, their running sums, and
+    two for the percentiles (new memory costs more than the work done in it, so once)."""
+    return (np.empty((lines, n_paths)), np.zeros((lines, n_paths)), np.empty(n_paths),
+            np.empty(n_paths, np.bool_))
 
 
 @njit(cache=True, nogil=True)
-def _copy_columns(rows, start, end, columns, nonzero):
-    """columns[:, start:end] = rows[start:end].T, and nonzero[c]: whether any of these
-    paths' values of column c is not zero (counted in memory of the kernel's own: the
-    lanes' rows of nonzero share a cache line, which writes would pass to and fro)."""
-    counts = np.zeros(rows.shape[1], np.int64)
-    for p in range(start, end):
-        for c in range(rows.shape[1]):
-            v = rows[p, c]
-            columns[c, p] = v
-            counts[c] += v != 0.0
-    for c in range(rows.shape[1]):
-        nonzero[c] = counts[c] > 0
+def _lane_lines(by_quarter, lines, spec, work, qs, out):
+    """Every quarter's figures of the lines ``lines``, from by_quarter (quarter, path,
+    column)."""
+    parts, signs, cumulative, divisor = spec
+    values, running, kept, within = work
+    n = by_quarter.shape[1]
+    totals = np.empty(lines.shape[0])
+    differ = np.empty(lines.shape[0], np.int64)
+    for k in range(by_quarter.shape[0]):
+        _quarter_values(by_quarter[k], lines, spec, k, (running, values, totals, differ))
+        for j in range(lines.shape[0]):
+            i = lines[j]
+            out[i, k, 0] = totals[j] / n
+            if differ[j] == 0:   # (a quarter of zeros, say: common)
+                out[i, k, 1:] = values[j, 0]
+            else:
+                _percentiles(values[j], qs, kept, within, out[i, k, 1:])
 
 
-@njit(cache=True, nogil=True)
-def _lane_figures(lane, lanes, quarter, spec, sums, work, qs, out):
-    """Quarter k's figures of every lanes-th line from ``lane`` (the costly lines spread):
-    ``quarter`` is (k, its columns, which columns are not all zero), ``sums`` (the
-    running sums, which lines' are not all zero)."""
-    k, columns, nonzero = quarter
-    parts, signs, cumulative, divisor, sums_at = spec
-    running, started = sums
-    values, kept, within = work
-    for i in range(lane, parts.shape[0], lanes):
-        present = False
-        for j in range(parts.shape[1]):
-            present |= parts[i, j] >= 0 and nonzero[parts[i, j]]
-        started[i] |= present
-        if not (started[i] if cumulative[i] else present):
-            out[i, k] = 0.0   # every value 0.0 (0.0 + 0.0 * sign, 0.0 / days)
-            continue
-        total, differ = _line_values(columns, parts[i], signs[i], cumulative[i],
-                                     divisor[i, k], running[max(sums_at[i], 0)], values)
-        out[i, k, 0] = total / values.shape[0]
-        if differ == 0:   # (a constant quarter: common)
-            out[i, k, 1:] = values[0]
-        else:
-            _percentiles(values, qs, kept, within, out[i, k, 1:])
+@njit(cache=True, **INNER)
+def _quarter_values(rows, lines, spec, k, into):
+    """Quarter k's value of each of ``lines`` on every path (rows: the quarter's, a row
+    a path) into values, running totals kept in running; in totals their sums in path
+    order, in differ how many differ from the first path's. _BLOCK paths at a time,
+    whose rows stay in the cache while each line reads its columns."""
+    running, values, totals, differ = into
+    totals[:] = 0.0
+    differ[:] = 0
+    for a in range(0, rows.shape[0], _BLOCK):
+        b = min(a + _BLOCK, rows.shape[0])
+        for j in range(lines.shape[0]):
+            _block_values(rows, (a, b), (lines[j], k), spec, running[j], values[j])
+            first = values[j, 0]
+            count = 0
+            for p in range(a, b):
+                count += values[j, p] != first
+            differ[j] += count
+        _add_in_order(values, a, b, totals)
+
+
+@njit(cache=True, **INNER)
+def _block_values(rows, paths, at, spec, running, values):
+    """values[a:b] of line i in quarter k (paths: (a, b), at: (i, k)): the same
+    operations, in the same order, as the sum over its parts path by path (so the same
+    values to the last bit)."""
+    parts, signs, cumulative, divisor = spec
+    a, b = paths
+    i, k = at
+    values[a:b] = 0.0
+    for m in range(parts.shape[1]):
+        column = parts[i, m]
+        if column >= 0:
+            sign = signs[i, m]
+            for p in range(a, b):
+                values[p] += sign * rows[p, column]
+    if cumulative[i]:
+        for p in range(a, b):
+            running[p] += values[p]
+            values[p] = running[p]
+    if divisor[i, k] != 1.0:   # (a division costs more than the rest)
+        for p in range(a, b):
+            values[p] /= divisor[i, k]
+
+
+@njit(cache=True, **INNER)
+def _add_in_order(values, a, b, totals):
+    """totals[j] += values[j, a:b], each in path order (numpy's sum along the paths of a
+    path-major array); four lines at a time, as their sums can go forward side by side."""
+    j = 0
+    while j + 4 <= values.shape[0]:
+        t0, t1, t2, t3 = totals[j], totals[j + 1], totals[j + 2], totals[j + 3]
+        for p in range(a, b):
+            t0 += values[j, p]
+            t1 += values[j + 1, p]
+            t2 += values[j + 2, p]
+            t3 += values[j + 3, p]
+        totals[j], totals[j + 1], totals[j + 2], totals[j + 3] = t0, t1, t2, t3
+        j += 4
+    for rest in range(j, values.shape[0]):
+        t = totals[rest]
+        for p in range(a, b):
+            t += values[rest, p]
+        totals[rest] = t
 
 
 @njit(cache=True)
@@ -121,32 +151,6 @@ def percentiles(values, qs):
     out = np.empty(qs.shape[0])
     _percentiles(values, qs, np.empty_like(values), np.empty(values.shape[0], np.bool_), out)
     return out
-
-
-@njit(cache=True, **INNER)
-def _line_values(columns, parts, signs, cumulative, divisor, running, values):
-    """One quarter of a line, every path, into values; returns their sum in path order
-    and how many differ from the first. A path's value is made with the same
-    operations, in the same order, as the sum over its parts (the same to the last bit)."""
-    total = 0.0
-    differ = 0
-    first = 0.0
-    for p in range(values.shape[0]):
-        v = 0.0
-        for j in range(parts.shape[0]):
-            if parts[j] >= 0:
-                v += signs[j] * columns[parts[j], p]
-        if cumulative:
-            running[p] += v
-            v = running[p]
-        if divisor != 1.0:   # (a division costs more than the rest)
-            v /= divisor
-        values[p] = v
-        if p == 0:
-            first = v
-        total += v
-        differ += v != first
-    return total, differ
 
 
 @njit(cache=True, **INNER)
