@@ -584,10 +584,16 @@ def threads() -> int:
     return kernels.threads()
 
 
-def kernels_cached() -> bool:
-    """Whether the kernels load from the disk cache (False: the next simulation compiles
-    them first)."""
-    return cache.is_warm()
+def kernels_cached(part: str = "simulation") -> bool:
+    """Whether ``part`` of the kernels (kernels.cache.is_warm) loads from the disk cache
+    (False: its next use compiles it first)."""
+    return cache.is_warm(part)
+
+
+def mark_cached(part: str) -> None:
+    """Record that ``part`` of the kernels is in the disk cache (every kernel of it has
+    run in this process)."""
+    cache.mark_warm(part)
 
 
 def say_if_compiling() -> None:

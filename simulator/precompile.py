@@ -41,12 +41,18 @@ def load_kernels(scenario: Scenario, say: bool = True) -> float:
     t0 = time.perf_counter()
     if say:
         engine.say_if_compiling()
-    # compiling: the figures' kernels in a helper process, on the other core
-    helper = None if engine.kernels_cached() else start(scenario)
-    result = engine.simulate(scenario, paths=2, progress=False)
+    # the figures' kernels, if not compiled (a process that only simulated compiles the
+    # simulation's alone), in a helper process on the other core
+    helper = None if engine.kernels_cached("figures") else start(scenario)
+    try:
+        result = engine.simulate(scenario, paths=2, progress=False)
+    except BaseException:
+        stop(helper)
+        raise
     finish(helper)
     summary(result)
     quarters_table(result)
+    engine.mark_cached("figures")
     return time.perf_counter() - t0
 
 
@@ -82,6 +88,12 @@ def finish(helper: subprocess.Popen | None) -> None:
     try:
         helper.wait(_PATIENCE_SECONDS)
     except subprocess.TimeoutExpired:
+        stop(helper)
+
+
+def stop(helper: subprocess.Popen | None) -> None:
+    """End the helper now (the run it was compiling for will not happen)."""
+    if helper is not None:
         helper.kill()
         helper.wait()
 

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from simulator.kernels import cache as jit_cache
 
 from helpers import ROOT
@@ -80,26 +82,63 @@ def test_a_run_does_not_import_pandas_until_the_frame_of_paths_is_asked_for():
 
 
 def test_the_cache_says_whether_the_kernels_were_compiled_for_this_cpu(tmp_path):
-    """Not in an empty cache folder; then, once marked (as every simulation does), in
-    any new process."""
+    """Not in an empty cache folder; then, once marked (the simulation's part by every
+    simulation, the figures' by precompile), in any new process; each part apart."""
     from simulator import engine
     from simulator.loader import load_scenario
 
     code = ("import sys\n"
             "from simulator.kernels import cache\n"
-            "before = cache.is_warm()\n"
-            "if sys.argv[1] == 'mark': cache.mark_warm()\n"
-            "print(before, cache.is_warm())\n")
+            "before = [cache.is_warm(), cache.is_warm('figures')]\n"
+            "if sys.argv[1] != 'look': cache.mark_warm(sys.argv[1])\n"
+            "print(*before, cache.is_warm(), cache.is_warm('figures'))\n")
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
 
     def run(*args):
         return subprocess.run([sys.executable, "-c", code, *args], env=env,
                               capture_output=True, text=True, check=True).stdout.split()
-    assert run("look") == ["False", "False"]
-    assert run("mark") == ["False", "True"]
-    assert run("look") == ["True", "True"]
+    assert run("look") == ["False", "False", "False", "False"]
+    assert run("simulation") == ["False", "False", "True", "False"]
+    assert run("figures") == ["True", "False", "True", "True"]
+    assert run("look") == ["True", "True", "True", "True"]
     engine.simulate(load_scenario(ROOT / "scenarios" / "essex_mst.yaml").scenario, paths=2)
     assert engine.kernels_cached()
+
+
+def test_a_run_after_simulations_alone_has_the_figures_compiled_by_the_helper(monkeypatch):
+    """A process that only simulated (the API, a notebook) leaves the figures' kernels
+    marked not compiled: the next run's load_kernels has them compiled in a helper, then
+    marks them."""
+    from simulator import engine, precompile
+    from simulator.loader import load_scenario
+
+    started, marked = [], []
+    monkeypatch.setattr(engine, "kernels_cached", lambda part="simulation": part != "figures")
+    monkeypatch.setattr(engine, "mark_cached", marked.append)
+    monkeypatch.setattr(precompile, "start", lambda scenario: started.append(scenario))
+    scenario = load_scenario(ROOT / "scenarios" / "essex_mst.yaml").scenario
+    precompile.load_kernels(scenario, say=False)
+    assert started == [scenario] and marked == ["figures"]
+
+
+def test_a_helper_whose_run_fails_is_stopped(monkeypatch):
+    """If the two paths load_kernels simulates fail, the helper compiling for the run
+    that will not happen is ended at once, not left to run on."""
+    from simulator import engine, precompile
+    from simulator.loader import load_scenario
+
+    helper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+
+    def fails(*args, **kwargs):
+        raise ValueError("a parameter no path can use")
+
+    monkeypatch.setattr(engine, "kernels_cached", lambda part="simulation": False)
+    monkeypatch.setattr(precompile, "start", lambda scenario: helper)
+    monkeypatch.setattr(engine, "simulate", fails)
+    scenario = load_scenario(ROOT / "scenarios" / "essex_mst.yaml").scenario
+    with pytest.raises(ValueError, match="no path can use"):
+        precompile.load_kernels(scenario, say=False)
+    assert helper.poll() is not None
 
 
 def test_run_says_when_it_compiles_the_kernels(tmp_path, monkeypatch):
@@ -109,10 +148,10 @@ def test_run_says_when_it_compiles_the_kernels(tmp_path, monkeypatch):
     from simulator.cli import main
     scenario = str(ROOT) + "/scenarios/essex_mst.yaml"
     args = ["run", scenario, "--paths", "20", "--out", str(tmp_path)]
-    monkeypatch.setattr(engine, "kernels_cached", lambda: False)
+    monkeypatch.setattr(engine, "kernels_cached", lambda part="simulation": False)
     cold = CliRunner().invoke(main, args)
     quiet = CliRunner().invoke(main, args + ["--quiet"])
-    monkeypatch.setattr(engine, "kernels_cached", lambda: True)
+    monkeypatch.setattr(engine, "kernels_cached", lambda part="simulation": True)
     warm = CliRunner().invoke(main, args)
     assert cold.exit_code == quiet.exit_code == warm.exit_code == 0
     assert "compiling the simulation kernels" in cold.stderr

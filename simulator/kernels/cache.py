@@ -98,22 +98,23 @@ def kernel_cache():
 
 
 @functools.cache
-def _marker() -> Path:
-    """The file that says the kernels were compiled into the cache folder for this CPU
-    (numba compiles for the CPU it runs on)."""
+def _marker(part: str) -> Path:
+    """The file that says ``part`` of the kernels was compiled into the cache folder for
+    this CPU (numba compiles for the CPU it runs on)."""
     import llvmlite.binding as llvm
     cpu = llvm.get_host_cpu_name() + llvm.get_host_cpu_features().flatten()
-    return cache_folder() / ("compiled-" + hashlib.sha256(cpu.encode()).hexdigest()[:12])
+    return cache_folder() / f"compiled-{part}-{hashlib.sha256(cpu.encode()).hexdigest()[:12]}"
 
 
-def is_warm() -> bool:
-    """Whether the kernels were compiled into the cache for this CPU (False: the next
-    simulation compiles them first)."""
-    return _marker().exists()
+def is_warm(part: str = "simulation") -> bool:
+    """Whether ``part`` of the kernels ("simulation": a path's and the checks'; "figures":
+    the summary's and the quarterly table's) was compiled into the cache for this CPU
+    (False: its next use compiles it first)."""
+    return _marker(part).exists()
 
 
-def mark_warm() -> None:
-    """Record that the kernels are compiled into the cache for this CPU."""
-    if not is_warm():
+def mark_warm(part: str = "simulation") -> None:
+    """Record that ``part`` of the kernels is compiled into the cache for this CPU."""
+    if not is_warm(part):
         with contextlib.suppress(OSError):
-            _marker().touch()
+            _marker(part).touch()
