@@ -5,11 +5,11 @@ import math
 import numpy as np
 from numba import njit
 
-from .cache import FASTMATH, INNER
+from .cache import FASTMATH, path_helper, path_kernel
 from .vector import INF
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def bin_of(t, edges):
     """searchsorted(edges, t, side="right") - 1: the bin holding t (-1 below, nb above).
 
@@ -29,7 +29,7 @@ def bin_of(t, edges):
     return i
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def add_interval(a, b, edges, out, col, weight):
     """Add the overlap of [a, b) with each bin of ``edges`` (times weight) to out[:, col]."""
     if b <= a:
@@ -71,7 +71,7 @@ def day_quarters(edges):
     return table
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def quarter_of(t, edges, day_q):
     """bin_of for whole-day edges: -1 before the first quarter, nb after the last."""
     if not t >= edges[0]:
@@ -82,7 +82,7 @@ def quarter_of(t, edges, day_q):
     return day_q[np.uint64(int(x))]
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def quarter_bounds(k, edges):
     """The times whose quarter_of is k: [edges[k], edges[k + 1]), open-ended for -1 (before
     the first quarter) and for the index after the last."""
@@ -92,21 +92,21 @@ def quarter_bounds(k, edges):
     return lo, hi
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def count_at(t, edges, day_q, out, col, w):
     k = quarter_of(t, edges, day_q)
     if 0 <= k < edges.shape[0] - 1:
         out[k, col] += w
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+@path_helper
 def add_count(k, n, out, col):
     """Add the count n to quarter k of out[:, col] (nothing if k is -1 or past the last)."""
     if 0 <= k < out.shape[0]:
         out[k, col] += n
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def quarter_room(t, edges, day_q):
     """(quarter of t, days from t to the quarter's end) for slope binning; quarter -1 after
     the last quarter (nothing to bin), and a time before the first counts from its start."""
@@ -119,7 +119,7 @@ def quarter_room(t, edges, day_q):
     return k, edges[np.uint64(k + 1)] - t
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def bump(k, room, w, slope, part, col):
     """Slope binning at a looked-up (quarter, room): several columns can share one look-up."""
     if k >= 0:
@@ -129,14 +129,14 @@ def bump(k, room, w, slope, part, col):
         part[uk, uc] += w * room
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def slope_at(t, w, edges, day_q, slope, part, col):
     """An interval of weight w opens at t (w < 0: closes) in calendar quarters."""
     k, room = quarter_room(t, edges, day_q)
     bump(k, room, w, slope, part, col)
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def span(a, b, w, edges, day_q, slope, part, col):
     """[a, b) with weight w, in calendar quarters."""
     if b > a:
@@ -144,7 +144,7 @@ def span(a, b, w, edges, day_q, slope, part, col):
         slope_at(b, -w, edges, day_q, slope, part, col)
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def slope_at_since(x, w, width, slope, part, col):
     """As slope_at for quarters of equal width since a young person's tracking start (x >= 0).
 
@@ -160,7 +160,7 @@ def slope_at_since(x, w, width, slope, part, col):
         part[uk, uc] += w * ((k + 1) * width - x)
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def settle(edges, width, slope, part):
     """Turn slope-binned contents into days per bin (edges, or equal ``width`` if edges is
     empty). ``slope`` is overwritten with its running sum down the bins: row after row,
@@ -180,7 +180,7 @@ def settle(edges, width, slope, part):
 # by-cohort matrix that is mostly zeros. A row
 # holds every cohort at one offset, so the passes over the band (settling, totals by
 # quarter, the contract's true-up) run along rows, over cohorts, and vectorise.
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def bump_cohort(k, room, w, cohort, slope, part):
     """bump() into the cohort band: quarter k (>= cohort) of this cohort's column."""
     if k >= 0:
@@ -190,7 +190,7 @@ def bump_cohort(k, room, w, cohort, slope, part):
         part[uj, uc] += w * room
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def span_cohort(a, b, w, edges, day_q, cohort, slope, part):
     """span() into the cohort band."""
     if b > a:
@@ -200,7 +200,7 @@ def span_cohort(a, b, w, edges, day_q, cohort, slope, part):
         bump_cohort(k, room, -w, cohort, slope, part)
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def settle_cohorts(edges, slope, part):
     """settle() for the cohort band: down each cohort's column to the last calendar quarter,
     a row (offset) at a time."""
@@ -213,7 +213,7 @@ def settle_cohorts(edges, slope, part):
             slope[uj, uc] += slope[uj - 1, uc]
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def cohort_totals(band, totals):
     """Days in each calendar quarter summed over the cohorts into ``totals`` (quarters,),
     overwritten. Rows from the last offset to the first, so that each quarter adds its

@@ -39,6 +39,20 @@ FASTMATH = {"contract"}
 # Python must not call one (it would crash); tests do so through calls.from_python.
 INNER = {"no_cpython_wrapper": True, "no_cfunc_wrapper": True}
 
+# The options of a path's kernels, which allocate nothing (no reference counting: their
+# work arrays are cut from a thread's workspace) and which only other kernels call.
+_PATH = {"cache": True, "fastmath": FASTMATH, "error_model": "numpy", "_nrt": False}
+
+
+def path_kernel(function):
+    """A kernel of a path: compiled on its own, with no entry point from Python."""
+    return numba.njit(**_PATH, **INNER)(function)
+
+
+def path_helper(function):
+    """A short helper of a path's kernels, inlined where it is called."""
+    return numba.njit(**_PATH, inline="always")(function)
+
 _HERE = Path(__file__).resolve().parent
 _PREFIX = "sibsim-"
 # the files whose contents name the cache folder: the kernels' sources and the layout

@@ -1,6 +1,5 @@
 """Capacity: each team's caseload limit, FIFO waiting list and losses from it."""
 import numpy as np
-from numba import njit
 
 from ..layout import (
     C_CARE_END_AGE,
@@ -16,12 +15,12 @@ from ..layout import (
     ST_LOST_WAIT,
     ST_STARTED,
 )
-from .cache import FASTMATH, INNER
+from .cache import path_helper, path_kernel
 from .care import first_entry
 from .vector import INF, pick
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+@path_helper
 def _first_to_end(open_end, n_open):
     """Index of the open case that ends first (-1 if none): a branch-free scan of a few cases."""
     which = -1
@@ -33,7 +32,7 @@ def _first_to_end(open_end, n_open):
     return which
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+@path_helper
 def _best_post(p0, n, staffed, caseload, limit, exclude):
     """Staffed post with the fewest cases (below ``limit``), lowest index on ties; -1 if none."""
     best = -1
@@ -46,7 +45,7 @@ def _best_post(p0, n, staffed, caseload, limit, exclude):
     return best
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def run_capacity(prm, scenario, people, staffing, queue, posts):
     """Each team's FIFO waiting list and caseloads: every young person's status, treatment
     start and end (or when they left the list), and whether a therapist left mid-way.
@@ -63,7 +62,7 @@ def run_capacity(prm, scenario, people, staffing, queue, posts):
         run_team(k, begin, end, people, staffing, scenario.config, queue, posts)
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def waiting_deadlines(prm, cfg, people):
     """When each young person would leave a waiting list: at the longest wait, or on
     entering care first (their untreated first entry; lost_to_care says which). For all
@@ -98,7 +97,7 @@ def waiting_deadlines(prm, cfg, people):
             deadline[c] = min(d_wait, d_care)
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def team_range_end(acc_team, begin, n, k):
     """The end of team k's range of accepted young people, which starts at ``begin``
     (acc_team[:n] is in team order): a bisection."""
@@ -113,7 +112,7 @@ def team_range_end(acc_team, begin, n, k):
     return lo
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def run_team(k, begin, end, people, staffing, cfg, queue, posts):
     """One team in event order: acceptances join a FIFO list; starts fill free places.
 
@@ -163,7 +162,7 @@ def run_team(k, begin, end, people, staffing, cfg, queue, posts):
     _lost_waiting(begin, state[0], m, people, service_end)
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+@path_helper
 def _team_posts(k, post_team, posts, limit):
     """Team k's posts (a range: first post, number) and caseload limit, its posts'
     state reset (all posts: the work arrays are shared by the teams)."""
@@ -181,7 +180,7 @@ def _team_posts(k, post_team, posts, limit):
     return p0, n_team_posts, limit
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+@path_helper
 def _next_event(k, post_team, ev_p, ei, n_ev):
     """The index of team k's next staffing event from ei (n_ev: none left)."""
     while ei < n_ev and post_team[ev_p[ei]] != k:
@@ -189,7 +188,7 @@ def _next_event(k, post_team, ev_p, ei, n_ev):
     return ei
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+@path_helper
 def _staffing_event(p, kind, n_open, queue, posts, team, disrupted):
     """Post p's therapist leaves (its open cases disrupted and moved to the least-loaded
     staffed colleagues) or the post is filled."""
@@ -209,7 +208,7 @@ def _staffing_event(p, kind, n_open, queue, posts, team, disrupted):
         staffed[p] = True
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+@path_helper
 def _start_waiting(t, begin, joined, state, people, queue, posts, team, service_end):
     """At time t, the waiting list from its head: those past their deadline (or all, from
     the service end) leave it; the rest start treatment while a post has room.
@@ -250,7 +249,7 @@ def _start_waiting(t, begin, joined, state, people, queue, posts, team, service_
     return head, n_open, which
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+@path_helper
 def _lost_waiting(begin, head, m, people, service_end):
     """Those still waiting when the team's events end: lost, to the deadline met first."""
     for c in range(head, m):

@@ -38,7 +38,7 @@ from ..layout import (
     ST_STARTED,
 )
 from .binning import bump, bump_cohort, count_at, quarter_room, slope_at, slope_at_since
-from .cache import FASTMATH, INNER
+from .cache import FASTMATH, INNER, path_helper, path_kernel
 from .rng import exponential
 from .vector import INF, pick
 
@@ -166,7 +166,7 @@ def first_entry(e0, t_ref, horizon, age0, rate0, age_hr, ref_age):
                        (_NO, 0.0, 0.0, 1.0, 1.0, 0.0), (_NO, 0.0, 1.0, age_hr, ref_age, 0.0, _NO))
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def _add_baseline_days(track_a, track_b, width, baseline_q, edges, day_q, slope, part, cohort):
     """Baseline care days: child days times the baseline proportion of their tracking quarter."""
     w = 0.0
@@ -184,7 +184,7 @@ def _add_baseline_days(track_a, track_b, width, baseline_q, edges, day_q, slope,
     bump_cohort(k, room, -w, cohort, slope, part)
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+@path_helper
 def _untreated_entry(n, first, t, target, rate, horizon):
     """The next entry into care under one constant untreated hazard (the first, n = 0,
     worked out ahead), or never (inf) before the horizon."""
@@ -192,7 +192,7 @@ def _untreated_entry(n, first, t, target, rate, horizon):
     return t_in if rate * (horizon - t) >= target else INF
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+@path_helper
 def _bin_spell(a, b, track_b, k_b, room_b, edges, day_q, cohort, slope, part):
     """A care spell [a, b) into a cohort band; (k_b, room_b) is the window end's look-up,
     where most spells end."""
@@ -205,7 +205,7 @@ def _bin_spell(a, b, track_b, k_b, room_b, edges, day_q, cohort, slope, part):
         bump_cohort(k_out, room_out, -1.0, cohort, slope, part)
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+@path_helper
 def _bin_calendar_spell(a, b, track_b, k_b, room_b, edges, day_q, slope, part, col):
     """A care spell [a, b) into calendar quarters, column col."""
     slope_at(a, 1.0, edges, day_q, slope, part, col)
@@ -215,7 +215,7 @@ def _bin_calendar_spell(a, b, track_b, k_b, room_b, edges, day_q, slope, part, c
         slope_at(b, -1.0, edges, day_q, slope, part, col)
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def _weaker(kappa, hr, log_hr):
     """The hazard ratio hr with its log scaled by kappa (hr itself when kappa is 1)."""
     return hr if kappa == 1.0 else math.exp(kappa * log_hr)
@@ -224,7 +224,7 @@ def _weaker(kappa, hr, log_hr):
 QSR_WIDTH = 3.0 * DAYS_PER_MONTH   # a quarter since tracking start, in days
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def care_outcomes(prm, scenario, people, work, rows):
     """Child days and care days, treated and counterfactual, in the tracking window of
     each young person who started treatment: by quarter since tracking start, and by
@@ -301,7 +301,7 @@ def care_outcomes(prm, scenario, people, work, rows):
     rows.out[O_ENTERED_CARE_TREATED] += entered_tr
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+@path_helper
 def treatment_effect(prm):
     """The path's hazard ratios of care entry during and after treatment, for a full
     treatment and for a weaker one (kappa < 1: non-completed, disrupted or both, which
@@ -325,7 +325,7 @@ def treatment_effect(prm):
             _weaker(kappa_both, hr_after0, lhr_after0))
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+@path_helper
 def _person_effect(effect, nc, dis):
     """A young person's (hr during, hr after, log hr after), by whether they did not
     complete treatment (nc) and whether it was disrupted (dis)."""
@@ -337,7 +337,7 @@ def _person_effect(effect, nc, dis):
     return mult_during, mult_after, kappa * lhr_after0
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+@path_helper
 def walk_rules(prm, cfg):
     """The path's rules of a care walk: (one constant hazard but for the treatment (no
     age effect, no waning), exit rate a day, re-entry hazard ratio, age hazard ratio,
@@ -349,7 +349,7 @@ def walk_rules(prm, cfg):
             cfg[C_HAS_CONTRACT] > 0.5)
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+@path_helper
 def _window(r, s, e, age0, cfg, days):
     """A young person's tracking window (from referral, treatment start or end, to the
     tracking length or age 18): (start, end, horizon of the care walks, and the start's
@@ -372,7 +372,7 @@ def _window(r, s, e, age0, cfg, days):
     return track_a, track_b, horizon, k_a, room_a, k_b, room_b
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+@path_helper
 def _baseline_days(window, cfg, baseline_q, days, binning):
     """Under a contract, the window's tracking cohort (the calendar quarter it opens in,
     clamped: a window after the calendar bins nothing) and its baseline care days: child
@@ -394,7 +394,7 @@ def _baseline_days(window, cfg, baseline_q, days, binning):
     return cohort
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+@path_helper
 def _clear_checks(r, event_months, checks, in_care):
     """The times a young person referred at r is assessed for the outcome events, and
     not yet known to be in care at any of them."""
@@ -404,7 +404,7 @@ def _clear_checks(r, event_months, checks, in_care):
         in_care[1, m] = False
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+@path_helper
 def _walk(person, with_effect, tx, window, rules, bins, days):
     """One care walk from referral to the horizon (n = 0, 2, 4.. entry targets, 1, 3, 5..
     spell lengths; draws 0 to 3 made in advance, in draw_young_people's vector loop):
@@ -458,7 +458,7 @@ def _walk(person, with_effect, tx, window, rules, bins, days):
     return days_in
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+@path_helper
 def _count_events(horizon, days, n_events, work):
     """Each outcome event assessed before the horizon counts, treated and counterfactual,
     unless the young person was in care then."""

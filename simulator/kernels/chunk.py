@@ -29,7 +29,7 @@ from ..layout import (
     T_QSR_CHILD_DAYS,
     Outputs,
 )
-from .cache import FASTMATH, INNER
+from .cache import FASTMATH, path_kernel
 from .path import EVENTS_FULL, PATH_DONE, simulate_path
 from .work import EVENTS_FIRST, WORKSPACE_FIRST, Workspace
 
@@ -141,7 +141,7 @@ def take_paths(taken, n, per_take):
     return a, min(a + per_take, n)
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def path_totals(c, s, row):
     """One path's totals for the reconciliation checks (columns T_*) into ``row``, from its
     calendar-quarter (c) and tracking-quarter (s) outputs."""

@@ -3,7 +3,6 @@ the contract's figures, then the SPV waterfall and the investors' figures."""
 import math
 
 import numpy as np
-from numba import njit
 
 from ..layout import (
     C_CAP,
@@ -73,12 +72,12 @@ from ..layout import (
 from . import irr
 from . import waterfall as W
 from .binning import add_interval, cohort_totals
-from .cache import FASTMATH, INNER
+from .cache import path_helper, path_kernel
 from .vector import batch_exp
 from .waterfall import PaymentTerms
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def compounded(rate, edges, out):
     """(1 + rate) ** (years from the contract start to the middle of quarter k), for each
     quarter k (from 1 before the start): batch_exp of a multiple of log1p(rate), in a loop
@@ -102,7 +101,7 @@ BQ_FLOWS = 7
 N_BQ = 8
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def contract_and_finance(prm, scenario, team_start, binning, money, rows):
     """Outcome payments (and what they would have been had the service had no effect),
     service costs and the SPV waterfall for one path, from its care days by tracking
@@ -133,7 +132,7 @@ def contract_and_finance(prm, scenario, team_start, binning, money, rows):
              by_quarter[BQ_FLOWS])
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+@path_helper
 def _care_days_by_quarter(binning, by_quarter, rows):
     """Treated, baseline and counterfactual care days and outcome events by calendar
     quarter, summed over the cohorts, into by_quarter and the path's calendar rows."""
@@ -153,7 +152,7 @@ def _care_days_by_quarter(binning, by_quarter, rows):
         cal_out[k, K_OUTCOME_EVENTS] = events
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+@path_helper
 def _costs(prm, scenario, team_start, cal_out, by_quarter):
     """Team days by calendar quarter (into the path's rows) and the service's costs
     (into by_quarter's costs row; its growth row left at the discount factors)."""
@@ -172,7 +171,7 @@ def _costs(prm, scenario, team_start, cal_out, by_quarter):
     compounded(cfg[C_DISCOUNT_RATE], edges, growth)
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+@path_helper
 def _contract_figures(prm, cfg, by_quarter, capped, rows):
     """The path's payments, no-effect payments and costs by quarter, and the contract's
     figures: totals, the deadweight share, present value, cap, net saving."""
@@ -207,7 +206,7 @@ def _contract_figures(prm, cfg, by_quarter, capped, rows):
     out[O_NET_SAVING] = avoided - total_paid
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def _finance(cfg, payments, costs, call_schedule, rows, lines, flows):
     """The SPV waterfall and the investors' figures for one path (flows: a work row)."""
     out, cal_out = rows.out, rows.cal

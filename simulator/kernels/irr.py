@@ -45,7 +45,6 @@ quarters would overflow it.
 import math
 
 import numpy as np
-from numba import njit
 
 from ..layout import (  # noqa: F401 (re-exported)
     IRR_MODIFIED,
@@ -55,7 +54,7 @@ from ..layout import (  # noqa: F401 (re-exported)
     IRR_RULES,
     IRR_UNIQUE,
 )
-from .cache import FASTMATH, INNER
+from .cache import path_kernel
 
 R_LO = -0.99   # the searched range of quarterly rates, (R_LO, R_HI]
 R_HI = 10.0
@@ -65,7 +64,7 @@ _LOG_HI = math.log(11.0)
 _LOG_STEP = (_LOG_HI - _LOG_LO) / (GRID_POINTS - 1)
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def _signs(flows):
     """(length to the last non-zero flow, any negative, any positive, sign changes)."""
     n = 0
@@ -90,7 +89,7 @@ def _signs(flows):
     return n, neg, pos, changes
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def _npv(flows, n, rate):
     """(NPV of flows[:n] at ``rate``, its derivative in the rate): Horner's rule in the
     discount factor x = 1 / (1 + rate), so one division however many quarters."""
@@ -103,7 +102,7 @@ def _npv(flows, n, rate):
     return v, -dv * x * x
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def _root_in(flows, n, lo, hi, f_lo, f_hi):
     """The root of the NPV of flows[:n] in [lo, hi], given f_lo, f_hi of opposite signs
     (or one zero): Newton steps kept inside the bracket, to a step below 1e-14."""
@@ -139,13 +138,13 @@ def _root_in(flows, n, lo, hi, f_lo, f_hi):
     return r
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def _opposite(f_a, f_b):
     """Whether two non-zero NPVs differ in sign (no product: it could over- or underflow)."""
     return f_a != 0.0 and f_b != 0.0 and (f_a < 0.0) != (f_b < 0.0)
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def _grid_root(flows, n, target):
     """(the root nearest ``target`` in log(1 + r), how many roots) of the NPV of flows[:n]
     found on the grid; the best root is kept as the scan goes, so nothing is stored."""
@@ -178,7 +177,7 @@ def _grid_root(flows, n, target):
     return best, count
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def _multiple_duration(flows):
     """(M, D): positive flows over |negative flows|, and the cash-weighted mean quarter of
     the positive flows less that of the negative ones; (0, 0) without both signs."""
@@ -199,7 +198,7 @@ def _multiple_duration(flows):
     return pos / neg, pos_k / pos - neg_k / neg
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def implied_rate(flows):
     """Quarterly rate implied by the multiple M and the duration D in quarters:
     M ** (1 / D) - 1 when D > 0 and M > 0, else 0.0 (see the module)."""
@@ -209,7 +208,7 @@ def implied_rate(flows):
     return 0.0
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def _implied_log(flows):
     """log(1 + implied_rate) as log(M) / D: M ** (1 / D) under- or overflows when D is tiny.
     Clamped to a unit beyond the grid: the nearest root stays the same, and an infinite
@@ -220,7 +219,7 @@ def _implied_log(flows):
     return min(max(math.log(m) / d, _LOG_LO - 1.0), _LOG_HI + 1.0)
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def modified_irr(flows, finance_rate):
     """Quarterly modified IRR: distributions compounded to the last non-zero quarter N and
     calls discounted to quarter 0 at ``finance_rate``; -1 when nothing comes back, NaN
@@ -242,7 +241,7 @@ def modified_irr(flows, finance_rate):
     return (fv / pv) ** (1.0 / n) - 1.0
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def path_irr(flows, finance_rate):
     """(quarterly IRR of ``flows``, the IRR_* code of the rule that gave it): see the module."""
     n, neg, pos, changes = _signs(flows)
@@ -262,7 +261,7 @@ def path_irr(flows, finance_rate):
     return root, IRR_UNIQUE if count == 1 else IRR_NEAREST
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def annualise(quarterly_rate):
     """Annual rate of a quarterly one: (1 + q) ** 4 - 1 (so -1 stays -1, NaN stays NaN)."""
     return (1.0 + quarterly_rate) ** 4 - 1.0

@@ -1,12 +1,11 @@
 """What a path keeps of its contract's inputs (Outputs.kept), and their restoring: the
 care days by tracking cohort, outcome events and team starts that the contract reads,
 in layout.kept_width's order (recontract runs the contract again from them)."""
-from numba import njit
 
-from .cache import FASTMATH, INNER
+from .cache import path_helper, path_kernel
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def keep_contract_inputs(work, kept):
     """A path's contract inputs (its care days by cohort, outcome events and team
     starts) into its row ``kept``, in layout.kept_width's order."""
@@ -16,7 +15,7 @@ def keep_contract_inputs(work, kept):
         kept[at + k] = work.team_start[k]
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def restore_contract_inputs(kept, work):
     """keep_contract_inputs in reverse: a kept row back into a path's work arrays."""
     at = _copy3(work.binning.cohort_days, kept, 0, False)
@@ -25,7 +24,7 @@ def restore_contract_inputs(kept, work):
         work.team_start[k] = kept[at + k]
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+@path_helper
 def _copy3(a, flat, at, out):
     """A 3-D array into ``flat`` from ``at`` (out) or back from it; the offset after."""
     for i in range(a.shape[0]):

@@ -1,5 +1,4 @@
 """One path: the processes in order, over work arrays cut from the thread's workspace."""
-from numba import njit
 
 from ..layout import (
     C_HAS_CONTRACT,
@@ -15,7 +14,7 @@ from ..layout import (
     S_THERAPIST,
 )
 from .binning import settle, settle_cohorts
-from .cache import FASTMATH
+from .cache import path_helper
 from .capacity import run_capacity
 from .care import QSR_WIDTH, care_outcomes
 from .contract import contract_and_finance
@@ -46,7 +45,7 @@ EVENTS_FULL = 2       # the staffing events did not fit: allow more
 
 # inlined into simulate_chunk: compiled on its own, the chunk's module would optimise and
 # generate the whole path again
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+@path_helper
 def simulate_path(seed, path, prm, scenario, rows, ws, ev_cap):
     """One path (its parameters prm) into its rows of the outputs (zeroed by the caller),
     its work arrays cut from the workspace ws (ev_cap: room for staffing events).
@@ -93,7 +92,7 @@ def simulate_path(seed, path, prm, scenario, rows, ws, ev_cap):
     return PATH_DONE
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+@path_helper
 def _delayed_starts(prm, team_start0, team_start):
     """Each team's start after the path's start delay (into team_start), and the first
     year of referrals: (start, end)."""
@@ -105,7 +104,7 @@ def _delayed_starts(prm, team_start0, team_start):
     return first_year_a, first_year_a + DAYS_PER_YEAR
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+@path_helper
 def _clear_binning(work):
     """The binning arrays and the in-care flags, zeroed before the outcomes."""
     b = work.binning
@@ -117,7 +116,7 @@ def _clear_binning(work):
     work.in_care[:] = False
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+@path_helper
 def _settle_days(scenario, binning, rows):
     """The slope-binned days settled into days per quarter (binning.settle)."""
     edges = scenario.calendar_edges

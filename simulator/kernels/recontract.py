@@ -13,7 +13,7 @@ import numpy as np
 from numba import njit
 
 from ..layout import K_OUTCOME_PAYMENTS, K_TEAM_DAYS, Outputs
-from .cache import FASTMATH, INNER
+from .cache import FASTMATH, path_kernel
 from .chunk import PATHS_PER_TAKE, take_paths
 from .contract import contract_and_finance
 from .kept import restore_contract_inputs
@@ -64,7 +64,7 @@ def recontract_chunk(taken, params, scenario, base, tracking, result):
 
 # Compiled without reference counting, apart from the chunk: the workspace's cutting
 # helpers return views that own no reference, which a counting caller would release.
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def _contract_of_path(prm, scenario, base, i, ws, tracking, cal, result):
     """Path i's contract run again from its kept inputs, over its other figures (in
     result.out[i] and cal), in work arrays cut from ws; False, nothing done, if ws is too

@@ -25,7 +25,7 @@ from ..layout import (
     R_SCREEN,
 )
 from .binning import add_count, quarter_bounds, quarter_of
-from .cache import FASTMATH, INNER
+from .cache import FASTMATH, INNER, path_helper, path_kernel
 from .rng import gamma_draw, poisson_draw, subkey, uniform
 from .vector import INF, batch_exp, batch_log, batch_norm_ppf, pick
 
@@ -43,7 +43,7 @@ def _month_mean(prm, j, weight):
     return prm[P_REFERRAL_RATE] * weight * ramp * trend
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def referral_months(team_start, delay, referrals_end):
     """Months of referrals of the team that takes them longest, its start (team_start)
     delayed by ``delay`` days (at least 1: the columns of count_referrals' counts)."""
@@ -55,7 +55,7 @@ def referral_months(team_start, delay, referrals_end):
     return n_months
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def count_referrals(key, prm, team_start, team_weight, referrals_end, counting):
     """Referral counts per team-month (negative binomial as a gamma-Poisson mixture) on
     the referral-count stream ``key``, into counting.counts (teams, referral_months),
@@ -74,7 +74,7 @@ def count_referrals(key, prm, team_start, team_weight, referrals_end, counting):
     _cell_counts(k_nb, counting, n)
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+@path_helper
 def _cell_draws(key, prm, team_start, team_weight, referrals_end, counting):
     """Each team-month with referrals: its cell number, key, mean and first two uniforms
     (counting's work rows, in cell order). Returns the number of cells."""
@@ -97,7 +97,7 @@ def _cell_draws(key, prm, team_start, team_weight, referrals_end, counting):
     return n
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+@path_helper
 def _first_gamma_attempts(k_nb, counting, n):
     """Each cell's Poisson mean: its negative-binomial mean, or, for a gamma shape of 1 or
     more, gamma_draw's first attempt (draws 0 and 1) with whether it was accepted."""
@@ -122,7 +122,7 @@ def _first_gamma_attempts(k_nb, counting, n):
             lam[m] = d * v3 * (mean[m] / k_nb) * 1.0
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+@path_helper
 def _cell_counts(k_nb, counting, n):
     """Each cell's count: the gamma draws the first attempt did not settle, then the
     Poisson by inversion (by poisson_draw for a mean of 30 or more)."""
@@ -153,7 +153,7 @@ def _cell_counts(k_nb, counting, n):
         counting.counts[cell[m] // n_months, cell[m] % n_months] = count
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def _poisson_inversions(u, lam, p, cdf, k, n):
     """_poisson_inversion of the first n cells at once (those with 0 < lam < 30; the
     others get k = 0), p = exp(-lam) on entry (overwritten, as is the work array cdf).
@@ -175,7 +175,7 @@ def _poisson_inversions(u, lam, p, cdf, k, n):
             return
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+@path_helper
 def _sort_arrivals(times, keys, a, b):
     """Stable insertion sort of one month's arrivals (a handful) by time, keys alongside.
 
@@ -203,7 +203,7 @@ SORT_RUN = 16      # a big month's arrivals are insertion-sorted in runs this lo
 SORT_MERGE_FROM = 32   # ... and the runs merged, from this many arrivals in a month
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def _sort_month(times, keys, tmp_t, tmp_k, a, b):
     """Stable sort of one month's arrivals [a, b) by time, keys alongside: the branch-free
     insertion sort for a handful (Essex: about four); for a big month (a programme of
@@ -230,7 +230,7 @@ def _sort_month(times, keys, tmp_t, tmp_k, a, b):
             keys[p] = tmp_k[p]
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def _merge_runs(src_t, src_k, dst_t, dst_k, a, b, width):
     """Merge the sorted runs of ``width`` in [a, b) pairwise from src into dst; on equal
     times the earlier run's arrival first (stable)."""
@@ -262,7 +262,7 @@ def _merge_runs(src_t, src_k, dst_t, dst_k, a, b, width):
             o += 1
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def screen_referrals(key, prm, scenario, team_start, first_year, counts, refs, accepted, rows):
     """Each referral's team, arrival time (uniform in its month, in time order within the
     month) and key, on the referrals' stream ``key``, then screening, and the reasons
@@ -285,7 +285,7 @@ def screen_referrals(key, prm, scenario, team_start, first_year, counts, refs, a
     return n_acc
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+@path_helper
 def _arrivals(key, counts, team_start, referrals_end, refs, accepted):
     """Each referral's team, key and arrival time, in time order within its month."""
     ref_team, ref_time, ref_key, slot, u = refs.team, refs.time, refs.key, refs.slot, refs.work
@@ -321,7 +321,7 @@ def _arrivals(key, counts, team_start, referrals_end, refs, accepted):
             first += m
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+@path_helper
 def _screen(prm, scenario, first_year, refs, accepted, rows):
     """Screening, branch-free (acceptance is a coin toss): the accepted to ``accepted``, the
     rejected's indices to refs.rejected, referrals and acceptances counted by calendar
@@ -376,7 +376,7 @@ def _screen(prm, scenario, first_year, refs, accepted, rows):
     return n_acc, n_rej
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def _categorical(u, cdf):
     """Index of the category whose cumulative share first exceeds u (a handful of
     categories: a branch-free count of the shares passed)."""

@@ -1,6 +1,5 @@
 """Treatment: who started, waiting and caseload days, and the figures of treatment."""
 import numpy as np
-from numba import njit
 
 from ..layout import (
     C_MAX_TREATMENT_DAYS,
@@ -31,11 +30,11 @@ from ..layout import (
     ST_STARTED,
 )
 from .binning import bump, quarter_room, span
-from .cache import FASTMATH, INNER
+from .cache import path_helper, path_kernel
 from .vector import pick
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def _select(a, lo, hi, k):
     """Move the k-th smallest of a[lo:hi] to a[k], smaller values before it: quickselect
     with branch-free partitions (whether a value is below the pivot is a coin toss)."""
@@ -65,14 +64,14 @@ def _select(a, lo, hi, k):
 MEDIAN_BINS = 64
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+@path_helper
 def _bin(x, lo, scale, top):
     """x's bin of width 1 / scale from lo, the end bins taking what lies outside: monotone
     in x, so every value of a bin lies between those of the bins either side."""
     return int(min(max((x - lo) * scale, 0.0), top))
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def median_binned(a, n, lo, hi, counts, work):
     """np.median(a[:n]) (n > 0) for values that mostly lie in [lo, hi] (any are right): count
     them into len(counts) bins, then select the middle among those in the bin or two that
@@ -115,7 +114,7 @@ def median_binned(a, n, lo, hi, counts, work):
     return (low + work[k]) / 2.0
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def treatment_outcomes(people, scenario, first_year, k_slope, rows, lengths):
     """After the capacity model: each young person's waiting and caseload days (slope-binned
     into k_slope beside rows.cal), starts by quarter, the treatment lengths of those who
@@ -171,7 +170,7 @@ def treatment_outcomes(people, scenario, first_year, k_slope, rows, lengths):
     return n_started, wait_sum, age_sum
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+@path_helper
 def _waiting_and_caseload(accepted, s, e, cal_edges, day_q, k_slope, cal_out):
     """Waiting [acceptance, s) and caseload [s, e) days by calendar quarter, sharing the
     look-up at s; returns the quarter of s."""
@@ -186,7 +185,7 @@ def _waiting_and_caseload(accepted, s, e, cal_edges, day_q, k_slope, cal_out):
     return k_s
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def treatment_figures(prm, cfg, out, n_ref, started, lengths, median_counts, median_work):
     """A path's figures of treatment: accepted, started and completed, the share of
     treatments under the short threshold, the median length, the mean wait and age.

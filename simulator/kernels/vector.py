@@ -9,7 +9,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-from .cache import FASTMATH, INNER
+from .cache import FASTMATH, path_kernel
 
 INF = np.inf
 
@@ -108,7 +108,7 @@ def batch_norm_ppf(p):
     return pick((p >= 0.02425) & (p <= 1.0 - 0.02425), central, tail)
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def pick(c, a, b):
     """a if c else b, as a call the compiler turns into a select. Written inline, the
     branch it makes can stop numba pruning reference counts of arrays in the caller's

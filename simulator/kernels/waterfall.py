@@ -34,7 +34,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from .cache import FASTMATH, INNER
+from .cache import FASTMATH, INNER, path_kernel
 
 
 class PaymentTerms(NamedTuple):
@@ -92,13 +92,13 @@ def cohort_payments(baseline_days, care_days, event_counts, event_prices, terms,
                                 payments, work)
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def payment_work_size(band, n_cohorts, n_quarters):
     """The length of cohort_payments_into's work array."""
     return (band + 2) * n_cohorts + n_quarters
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def cohort_payments_into(baseline_days, care_days, event_counts, event_prices, terms, payments,
                          work):
     """cohort_payments with the caller's work array (payment_work_size long, overwritten):
@@ -143,7 +143,7 @@ def cohort_payments_into(baseline_days, care_days, event_counts, event_prices, t
     return cap_reached
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def reserve_target(payments, costs, reserve, k, wind_up_q):
     """The cash the SPV keeps at the end of quarter k: the reserve, and in the quarter
     before wind-up at least what the wind-up quarter's costs exceed its payments by
@@ -155,7 +155,7 @@ def reserve_target(payments, costs, reserve, k, wind_up_q):
     return reserve
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def spv_cash_flows(payments, costs, scheduled, terms, lines):
     """Fill ``lines`` (quarters, N_LINES); returns capital drawn.
 
@@ -213,7 +213,7 @@ def spv_cash_flows(payments, costs, scheduled, terms, lines):
 QUARTER_DAYS = 365.25 / 4.0
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def quarterly_costs(team_days, starts, rates, inflated, final_q, costs):
     """Service costs by calendar quarter (pounds, inflated from the contract start).
 

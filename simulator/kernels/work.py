@@ -23,7 +23,7 @@ from ..layout import (
     N_Q,
     P_START_DELAY_MONTHS,
 )
-from .cache import FASTMATH, INNER
+from .cache import FASTMATH, path_helper, path_kernel
 from .contract import N_BQ
 from .referrals import referral_months
 from .treatment import MEDIAN_BINS
@@ -166,14 +166,14 @@ def new_workspace(n_f, n_i, n_u, n_b):
 I64 = np.int64
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def _take(buf, at, n):
     """n elements of the workspace array buf from offset at, and the offset after them.
     Past buf's end the view is short: the caller checks the offset before using it."""
     return buf[at:at + n], at + n
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def _take2(buf, at, rows, cols):
     """_take as a (rows, cols) matrix (empty past buf's end)."""
     n = rows * cols
@@ -182,7 +182,7 @@ def _take2(buf, at, rows, cols):
     return buf[at:at + n].reshape((rows, cols)), at + n
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def _take3(buf, at, n0, n1, n2):
     """_take as an (n0, n1, n2) array (empty past buf's end)."""
     n = n0 * n1 * n2
@@ -191,14 +191,14 @@ def _take3(buf, at, n0, n1, n2):
     return buf[at:at + n].reshape((n0, n1, n2)), at + n
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+@path_helper
 def fits(ws, at):
     """Whether the offsets ``at`` (float, int, unsigned, bool) lie within the workspace."""
     return (at[0] <= ws.f.shape[0] and at[1] <= ws.i.shape[0] and at[2] <= ws.u.shape[0]
             and at[3] <= ws.b.shape[0])
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+@path_helper
 def path_sizes(prm, scenario, tracking, ev_cap):
     """The sizes of a path's fixed work arrays."""
     cfg = scenario.config
@@ -215,7 +215,7 @@ def path_sizes(prm, scenario, tracking, ev_cap):
                  int(cfg[C_COHORTS]) if has_contract else 0, scenario.event_months.shape[0])
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+@path_helper
 def path_work(ws, n):
     """A path's fixed work arrays cut from the workspace ws (sizes n), and the offsets
     after them (each past its array's end if the workspace is too small)."""
@@ -265,7 +265,7 @@ U_REF_KEY, U_KEY, U_CARE_KEY = range(3)
 B_PRIOR, B_NONCOMPLETED, B_FEMALE, B_DISRUPTED, B_LOST_TO_CARE = range(5)
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+@path_helper
 def person_work(ws, at, n_ref):
     """The per-referral work matrices (float, int, unsigned, bool), a row of n_ref + 1
     each (the most any kernel reads: n_ref, n_acc or n_acc + 1), cut from the workspace
@@ -278,7 +278,7 @@ def person_work(ws, at, n_ref):
     return (wf, wi, wu, wb), (f, i, u, b)
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def referrals_of(mats, n):
     """The referrals' rows of the work matrices, n long."""
     wf, wi, wu, _ = mats
@@ -286,7 +286,7 @@ def referrals_of(mats, n):
                      wi[I_REJECTED, :n], wi[I_SLOT, :n], wf[F_REF_WORK, :n])
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def people_of(mats, n):
     """The first n young people's rows of the work matrices."""
     wf, wi, wu, wb = mats
@@ -298,7 +298,7 @@ def people_of(mats, n):
                   wb[B_LOST_TO_CARE, :n], wf[F_FIRST_ENTRY, :n])
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def queue_of(mats, n):
     """Capacity's rows of the work matrices, for n young people (n + 1 long)."""
     wf, wi, _, _ = mats

@@ -17,13 +17,13 @@ from ..layout import (
     P_VACANCY_SHAPE,
 )
 from .binning import add_interval
-from .cache import FASTMATH, INNER
+from .cache import FASTMATH, INNER, path_helper, path_kernel
 from .rng import exponential, gamma_draw, subkey
 from .vector import INF
 from .work import Staffing
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+@path_helper
 def _add_event(ev_t, ev_p, ev_k, n_ev, t, p, kind):
     """Append a staffing event; returns the new count, or -1 when the arrays are full."""
     if n_ev < 0 or n_ev >= ev_t.shape[0]:
@@ -34,7 +34,7 @@ def _add_event(ev_t, ev_p, ev_k, n_ev, t, p, kind):
     return n_ev + 1
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def simulate_workforce(key, prm, scenario, team_start, staffing, rows):
     """Therapist posts over time, on the therapists' stream ``key``: staffing events (time,
     post, kind) into staffing's ev_t, ev_p, ev_k in time order, and each post's team into
@@ -110,7 +110,7 @@ def simulate_workforce(key, prm, scenario, team_start, staffing, rows):
     return n_ev
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+@path_helper
 def _first_fills(key, team_start, team_size, staffing, leave_rate):
     """Every post, staffed from its team's start: its team, stream and first tenure, and
     its first fill among the events (in time order: teams may be listed out of order).
@@ -135,7 +135,7 @@ def _first_fills(key, team_start, team_size, staffing, leave_rate):
     return n_ev
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+@path_helper
 def _close_posts(service_end, staffing, edges, rows):
     """At the service end: every open vacancy and staffed spell binned up to it."""
     n_posts = staffing.posts.shape[1]
@@ -148,14 +148,14 @@ def _close_posts(service_end, staffing, edges, rows):
             _close_staffed(p, service_end, staffed_since, edges, rows.cal)
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, inline="always")
+@path_helper
 def staffing_events(staffing, n_ev):
     """The staffing bundle with its events cut to the n_ev made."""
     return Staffing(staffing.times, staffing.keys, staffing.posts, staffing.ev_t[:n_ev],
                     staffing.ev_p[:n_ev], staffing.ev_k[:n_ev])
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def _sort_events(ev_t, ev_p, ev_k, n):
     """Stable insertion sort of the first n events by time. The event loop makes them in
     time order, but for the fills at the start of a team that starts after a leaver of

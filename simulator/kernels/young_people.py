@@ -1,8 +1,6 @@
 """The accepted young people's draws: age, prior care, care-entry rate, treatment length."""
 import math
 
-from numba import njit
-
 from ..layout import (
     C_AGE_MAX,
     C_AGE_MIN,
@@ -28,12 +26,12 @@ from ..layout import (
     R_PRIOR_CARE,
     S_CARE,
 )
-from .cache import FASTMATH, INNER
+from .cache import path_kernel
 from .rng import norm_ppf, subkey, truncated_std_normal, truncation, uniform
 from .vector import batch_exp, batch_log, pick
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy", _nrt=False, **INNER)
+@path_kernel
 def draw_young_people(prm, cfg, people):
     """Each accepted young person's age, prior care, care-entry rate, care stream key,
     first two care-entry targets and spell-length draws (care draws 0 to 3; a walk
