@@ -429,9 +429,8 @@ def check_memory(scenario: Scenario, paths: int, lay: Layout | None = None) -> N
 
 def output_array(shape: tuple[int, ...]) -> np.ndarray:
     """An output array (simulate_chunk zeroes each path's rows itself) in anonymous memory
-    of its own. numpy asks Linux for huge pages for large arrays; where the kernel then
-    compacts memory to make them (transparent huge pages "madvise", the common default),
-    that slows a large run (benchmarks/bench_engine.py measures it)."""
+    of its own, without numpy's request for huge pages (startup.HUGE_PAGES says why),
+    which a program importing the package may still make."""
     size = math.prod(shape) * np.dtype(np.float64).itemsize
     if size == 0:
         return np.empty(shape)

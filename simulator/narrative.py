@@ -205,5 +205,3 @@ def _x(x: Any) -> str:
 
 def _pct(x: Any) -> str:
     return f"{x:.1%}" if _finite(x) else "n/a"
-
-

@@ -31,7 +31,7 @@ from ..layout import (
 )
 from .cache import FASTMATH, path_kernel
 from .path import EVENTS_FULL, PATH_DONE, simulate_path
-from .work import EVENTS_FIRST, WORKSPACE_FIRST, Workspace
+from .work import EVENTS_FIRST, WORKSPACE_FIRST, workspace
 
 
 @intrinsic
@@ -79,7 +79,7 @@ def _thread_share(taken, seed, path_start, params, scenario, outputs):
     """One thread's share of a chunk (simulate_chunk), in a workspace grown here to what
     its paths need, whenever the kernel stops for more room. Allocated here, the kernel
     needs no reference counting, which lets simulate_path compile inside it."""
-    ws = Workspace(*(np.empty(n, t) for n, t in zip(WORKSPACE_FIRST, _ELEMENTS)))
+    ws = workspace(WORKSPACE_FIRST)
     ev_cap = np.int64(EVENTS_FIRST)
     span = np.zeros(2, np.int64)   # the paths [a, b) of the thread's take not yet done
     cal = np.empty(outputs.cal.shape[1:])   # the path being simulated's calendar quarters
@@ -91,10 +91,7 @@ def _thread_share(taken, seed, path_start, params, scenario, outputs):
         if need == EVENTS_FULL:
             ev_cap *= 2
         else:
-            ws = Workspace(*(np.empty(2 * a.shape[0], a.dtype) for a in ws))
-
-
-_ELEMENTS = (np.float64, np.int64, np.uint64, np.bool_)   # a workspace's arrays' types
+            ws = workspace([2 * a.shape[0] for a in ws])
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True, _nrt=False)

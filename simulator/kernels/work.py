@@ -43,6 +43,15 @@ class Workspace(NamedTuple):
     b: np.ndarray
 
 
+WORKSPACE_TYPES = (np.float64, np.int64, np.uint64, np.bool_)   # Workspace's, in order
+
+
+def workspace(sizes) -> Workspace:
+    """A workspace of sizes[j] elements of type j, made by Python (as a thread's is, so
+    that the kernels cutting it need no reference counting; new_workspace: in a kernel)."""
+    return Workspace(*(np.empty(n, t) for n, t in zip(sizes, WORKSPACE_TYPES, strict=True)))
+
+
 class Sizes(NamedTuple):
     """The sizes of a path's work arrays known before its referrals are counted."""
     teams: int
