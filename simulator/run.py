@@ -5,13 +5,18 @@ import datetime as dt
 import json
 import tempfile
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import engine, io, metrics, narrative, plotly_js, reports, workbook
 from .yamlfiles import LoadedScenario
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass
@@ -100,8 +105,8 @@ def write_run(loaded: LoadedScenario, result: engine.SimulationResult, out_dir: 
     with ``files.plotlyjs == "file"`` also ``out_dir/plotly.min.js``, which the page
     loads (``summary``: metrics.summary(result), if made already). The report's data
     (charts.json) holds every input with its source. ``checks``: the result's checks
-    (engine.simulate_unchecked), if not run yet: run while the figures are worked out,
-    and nothing is written unless they pass."""
+    (engine.simulate_unchecked), if not run yet: run while the files are made, and
+    nothing is written unless they pass."""
     scenario = loaded.scenario
     paths = len(result.paths)
     meta = io.manifest(scenario_name=scenario.name, scenario_file=str(loaded.path),
@@ -110,42 +115,85 @@ def write_run(loaded: LoadedScenario, result: engine.SimulationResult, out_dir: 
                        started=timing.started, finished=timing.finished,
                        extra={"outputs": outputs(files), **(manifest_extra or {}),
                               "plotlyjs": files.plotlyjs, **_cluster()})
-    # the quarterly table's kernels (on every core, the GIL released) and the checks
-    # alongside the summary and chart data, which are numpy and pandas on one core
+    checks = checks or _passed
     with ThreadPoolExecutor(2) as pool:
-        checked = pool.submit(checks or (lambda: None))
-        try:
-            table = pool.submit(metrics.quarters_table, result)
-            summary = metrics.summary(result) if summary is None else summary
-            charts = {**reports.chart_data(result),
-                      "inputs": _columns(workbook.inputs_frame(loaded))}
-            quarters = table.result()
-        finally:
-            checked.result()   # a failed check's error, rather than any it led to
+        with _checks_first(checks):
+            summary, charts, quarters = _figures(loaded, result, summary, pool)
+        # the checks on the core that the report and workbook, one-core Python, leave idle
+        checked = pool.submit(checks)
+        with _checks_first(checked.result):
+            folder = Path(out_dir) / scenario.name
+            previous = previous_run(folder)
+            with io.atomic_folder(folder) as tmp:
+                # the frame of paths' parquet (pyarrow, the GIL released) alongside the rest
+                frame = pool.submit(_write_paths, tmp, result.paths, meta)
+                try:
+                    _write_files(tmp, loaded, result, files,
+                                 reports.RunData(summary, meta, quarters, charts, None))
+                finally:
+                    wait([frame])   # (before the folder can be removed beneath it)
+                frame.result()
+                checked.result()
+                plotly_js.provide(out_dir, files.plotlyjs)   # before the page that loads it
+    return RunOutput(folder, result, meta, summary, replaced_text(previous, meta))
+
+
+def _passed() -> None:
+    """The checks of a result checked already."""
+
+
+@contextmanager
+def _checks_first(checked: Callable[[], None]) -> Iterator[None]:
+    """On an error, wait for the checks: a failed check's error is raised rather than
+    any it led to (figures of outputs that do not add up)."""
+    try:
+        yield
+    except BaseException:
+        checked()
+        raise
+
+
+def _figures(loaded: LoadedScenario, result: engine.SimulationResult, summary: dict | None,
+             pool: ThreadPoolExecutor) -> tuple[dict, dict, pd.DataFrame]:
+    """The summary, the chart data and the quarterly table: the table's kernels on every
+    core (the GIL released) alongside the rest, numpy and pandas on one."""
+    table = pool.submit(metrics.quarters_table, result)
+    try:
+        summary = metrics.summary(result) if summary is None else summary
+        charts = {**reports.chart_data(result),
+                  "inputs": _columns(workbook.inputs_frame(loaded))}
+    finally:
+        wait([table])
+    return summary, charts, table.result()
+
+
+def _write_paths(tmp: Path, frame: pd.DataFrame, meta: dict) -> None:
+    """paths.parquet into the folder tmp, with the figures that say which run it is."""
+    keys = ("scenario", "seed", "paths", "package_version")
+    io.write_parquet(tmp / "paths.parquet", frame, {k: meta[k] for k in keys})
+
+
+def _write_files(tmp: Path, loaded: LoadedScenario, result: engine.SimulationResult,
+                 files: RunFiles, data: reports.RunData) -> None:
+    """A run's files but paths.parquet into the folder tmp: first those of one-core
+    Python (the workbook), leaving a core to the checks and paths.parquet, then the
+    quick sensitivity (on every core) and the report."""
+    if files.workbook:
+        with io.naming_errors(tmp / workbook.WORKBOOK_FILE):
+            workbook.write_workbook(tmp / workbook.WORKBOOK_FILE, data.summary, data.quarters,
+                                    result.paths, loaded)
+    io.write_parquet(tmp / "quarters.parquet", data.quarters)
+    io.write_json(tmp / "summary.json", data.summary)
     if files.sensitivity:
-        charts["sensitivity"] = narrative.quick_sensitivity(
-            loaded, result.seed, min(paths, narrative.SENSITIVITY_PATHS))
+        data.charts["sensitivity"] = narrative.quick_sensitivity(
+            loaded, result.seed, min(len(result.paths), narrative.SENSITIVITY_PATHS))
+    io.write_json(tmp / reports.CHARTS_FILE, data.charts, compact=True)
     # built from the same values `sibsim report` reads back, so a rebuild is byte-identical
     columns = [c for c in reports.PATH_COLUMNS if c in result.paths]
-    report = reports.build_report(reports.RunData(summary, meta, quarters, charts,
-                                                  result.paths[columns]))
-    folder = Path(out_dir) / scenario.name
-    previous = previous_run(folder)
-    plotly_js.provide(out_dir, files.plotlyjs)   # before the page that loads it
-    with io.atomic_folder(folder) as tmp:
-        io.write_parquet(tmp / "paths.parquet", result.paths,
-                         {k: meta[k] for k in ("scenario", "seed", "paths", "package_version")})
-        io.write_parquet(tmp / "quarters.parquet", quarters)
-        io.write_json(tmp / "summary.json", summary)
-        io.write_json(tmp / reports.CHARTS_FILE, charts, compact=True)
-        with io.naming_errors(tmp / reports.REPORT_FILE):
-            (tmp / reports.REPORT_FILE).write_text(report, encoding="utf-8")
-        if files.workbook:
-            with io.naming_errors(tmp / workbook.WORKBOOK_FILE):
-                workbook.write_workbook(tmp / workbook.WORKBOOK_FILE, summary, quarters,
-                                        result.paths, loaded)
-        io.write_json(tmp / "manifest.json", meta)
-    return RunOutput(folder, result, meta, summary, replaced_text(previous, meta))
+    report = reports.build_report(replace(data, paths=result.paths[columns]))
+    with io.naming_errors(tmp / reports.REPORT_FILE):
+        (tmp / reports.REPORT_FILE).write_text(report, encoding="utf-8")
+    io.write_json(tmp / "manifest.json", data.manifest)
 
 
 def _cluster() -> dict:

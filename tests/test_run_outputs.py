@@ -158,6 +158,43 @@ def test_a_run_whose_checks_fail_writes_nothing_and_says_why(tmp_path, monkeypat
     assert list(tmp_path.iterdir()) == []
 
 
+def test_checks_that_fail_after_the_figures_leave_nothing_not_even_plotly(tmp_path,
+                                                                            monkeypatch):
+    """The checks run while the files are written (paths.parquet on another thread): one
+    that fails once the figures are made still leaves no folder, no temporary and no
+    plotly.min.js, and a paths.parquet that cannot be written is the error raised."""
+    from simulator.run import RunFiles
+
+    real = engine.check_arrays
+    calls = []
+
+    def on_broken_totals(scenario, run, path_start=0):   # the run's own, not sensitivity's
+        calls.append(scenario)
+        if len(calls) == 1:
+            run.outputs.totals[3, L.T_CARE_TREATED] += 1.0
+        real(scenario, run, path_start)
+
+    loaded = load_scenario(ESSEX)
+    with monkeypatch.context() as patch:
+        patch.setattr(engine, "check_arrays", on_broken_totals)
+        with pytest.raises(engine.ConservationError, match="treated care days"):
+            run_scenario(loaded, tmp_path, paths=10, progress=False,
+                         files=RunFiles(plotlyjs="file"))
+    assert list(tmp_path.iterdir()) == []
+    real_write = io.write_parquet
+
+    def full_for_paths(path, *args, **kwargs):
+        if path.name == "paths.parquet":
+            raise OSError(28, "No space left on device", str(path))
+        real_write(path, *args, **kwargs)
+
+    monkeypatch.setattr(io, "write_parquet", full_for_paths)
+    with pytest.raises(OSError, match="No space") as failed:
+        run_scenario(loaded, tmp_path, paths=10, progress=False)
+    assert failed.value.filename == str(tmp_path / "essex_mst" / "paths.parquet")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_disk_error_mid_run_is_one_line_and_leaves_nothing(tmp_path, monkeypatch):
     import errno
 
