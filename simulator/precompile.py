@@ -1,12 +1,12 @@
 """Loading the kernels before a run (:func:`load_kernels`), and their first compile on
-two cores: while the run's process compiles the simulation's kernels, a helper process
-compiles the figures' (the financial invariants', the summary's and the quarterly
-table's) into the same disk cache.
+two cores: while the run's process compiles the path's kernels, a helper process
+compiles, into the same disk cache, the contract's (which a path calls last) and then
+the figures' (the financial invariants', the summary's and the quarterly table's).
 
 The helper needs no simulation: numba compiles a kernel for the types of its
-arguments, not their values, so the figures of outputs that are all zero compile the
-kernels the figures of a real run load. A helper that fails or is slow costs nothing
-but time: whatever it has not cached, the run compiles itself.
+arguments, not their values, so a contract of zeros and the figures of outputs that
+are all zero compile the kernels a real run loads. A helper that fails or is slow
+costs nothing but time: whatever it has not cached, the run compiles itself.
 """
 from __future__ import annotations
 
@@ -116,6 +116,43 @@ def compile_figures(scenario: Scenario) -> None:
     quarters_table(result)
 
 
+def compile_contract(scenario: Scenario) -> None:
+    """Compile (or load) the contract's and the SPV waterfall's kernels, which a path
+    calls last, for the types simulate_path passes them, on a path of zeros: the run's
+    process, compiling the path's other kernels meanwhile, then finds them cached.
+
+    Each kernel this compiles has that one signature in a run too (a test checks it):
+    numba's cache index of a kernel compiled for different types by two processes at
+    once could end up naming one's code for the other's types."""
+    from . import engine
+    from .kernels import contract, waterfall, work
+    from .kernels.calls import from_python
+
+    lay = engine.layout(scenario)
+    if lay.config[L.C_HAS_CONTRACT] < 0.5:   # (a path without one never calls it)
+        return
+    arrays = engine.scenario_arrays(lay)
+    prm = engine.draw_parameters(scenario, 0, 0, 1)[0]
+    n = from_python(work.path_sizes)(prm, arrays, np.int64(lay.n_tracking_quarters),
+                                     np.int64(1))
+    binning = work.Binning(np.zeros((n.calendar, L.N_K)), np.zeros((n.tracking, L.N_Q)),
+                           np.zeros((L.N_CO, n.band, n.cohorts)),
+                           np.zeros((L.N_CO, n.band, n.cohorts)),
+                           np.zeros((2, n.calendar, n.outcome_events)))
+    money = work.Money(np.zeros((contract.N_BQ, n.calendar)),
+                       np.zeros((n.calendar, waterfall.N_LINES)),
+                       np.zeros(from_python(waterfall.payment_work_size)(n.band, n.cohorts,
+                                                                         n.calendar)))
+    rows = L.Outputs(np.zeros(L.N_OUT), np.zeros((n.tracking, L.N_Q)),
+                     np.zeros((n.calendar, L.N_K)), np.zeros(max(len(lay.reason_names), 1)),
+                     np.zeros(L.N_T), np.zeros(0))
+    from_python(contract.contract_and_finance)(prm, arrays, np.zeros(n.teams), binning,
+                                               money, rows)
+
+
 def main() -> None:
-    """The helper: the scenario arrives pickled on stdin."""
-    compile_figures(pickle.load(sys.stdin.buffer))
+    """The helper: the scenario arrives pickled on stdin. The contract's kernels first,
+    as the run's process needs them before the figures'."""
+    scenario = pickle.load(sys.stdin.buffer)
+    compile_contract(scenario)
+    compile_figures(scenario)

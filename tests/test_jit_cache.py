@@ -187,20 +187,44 @@ def test_the_figures_kernels_compiled_on_zeros_are_the_ones_a_run_uses():
     assert more == 0
 
 
-def test_a_cold_compile_has_the_figures_kernels_compiled_by_a_helper(tmp_path):
-    """On a cold cache, precompile's helper process fills the kernels' cache with the
-    figures' kernels while the simulation's compile."""
-    code = ("from simulator import precompile\n"
-            "from simulator.kernels import cache\n"
-            "from simulator.loader import load_scenario\n"
-            "helper = precompile.start(load_scenario('scenarios/essex_mst.yaml').scenario)\n"
-            "precompile.finish(helper)\n"
-            "print(helper.returncode, cache.cache_folder())\n")
+def test_a_cold_compile_shares_the_kernels_with_a_helper_for_the_same_types(tmp_path):
+    """On a cold cache, precompile's helper process compiles the contract's and the
+    figures' kernels while the run's process compiles the path's. The run must then find
+    each kernel the helper cached cached for its own types, and compile none of them
+    again: compiled for other types by both processes at once, a kernel's cache index
+    could end up naming one's code for the other's types."""
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
+    helper = ("from simulator import precompile\n"
+              "from simulator.kernels import cache\n"
+              "from simulator.loader import load_scenario\n"
+              "helper = precompile.start(load_scenario('scenarios/essex_mst.yaml').scenario)\n"
+              "precompile.finish(helper)\n"
+              "print(helper.returncode, cache.cache_folder())\n")
+    done = subprocess.run([sys.executable, "-c", helper], cwd=ROOT, env=env,
                           capture_output=True, text=True, check=True)
     returncode, folder = done.stdout.split()
     assert returncode == "0"
     cached = {p.name.split("-")[0] for p in Path(folder).rglob("*.nbi")}
-    assert {"quantiles.percentiles", "quantiles._lane_lines", "invariants.breaches"} <= cached
+    assert {"quantiles.percentiles", "quantiles._lane_lines", "invariants.breaches",
+            "contract.contract_and_finance", "contract._finance"} <= cached
     assert "chunk.simulate_chunk" not in cached   # the simulation's are the run's to compile
+    run = ("from numba.extending import is_jitted\n"
+           "from simulator import engine, kernels\n"
+           "from simulator.loader import load_scenario\n"
+           "engine.simulate(load_scenario('scenarios/essex_mst.yaml').scenario, paths=2)\n"
+           "for m in vars(kernels).values():\n"
+           "    for k in vars(m).values() if hasattr(m, '__file__') else ():\n"
+           "        if is_jitted(k):\n"
+           "            f, stats = k.py_func, k.stats\n"
+           "            print(f.__module__.rsplit('.', 1)[1] + '.' + f.__qualname__,\n"
+           "                  sum(stats.cache_hits.values()), sum(stats.cache_misses.values()))\n")
+    done = subprocess.run([sys.executable, "-c", run], cwd=ROOT, env=env,
+                          capture_output=True, text=True, check=True)
+    counts = {name: (int(hits), int(misses))
+              for name, hits, misses in (line.split() for line in done.stdout.splitlines())}
+    assert counts["contract.contract_and_finance"] == (1, 0)   # the helper's, loaded
+    assert counts["invariants.breaches"] == (1, 0)
+    assert counts["chunk.simulate_chunk"][1] == 1               # the run's own
+    compiled_again = {name for name, (_, misses) in counts.items()
+                      if misses and name in cached}
+    assert not compiled_again

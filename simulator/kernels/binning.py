@@ -31,7 +31,8 @@ def bin_of(t, edges):
 
 @path_kernel
 def add_interval(a, b, edges, out, col, weight):
-    """Add the overlap of [a, b) with each bin of ``edges`` (times weight) to out[:, col]."""
+    """Add the overlap of [a, b) with each bin of ``edges`` (times weight) to out[:, col]
+    (col an int64: as a literal, each column would compile a copy of its own)."""
     if b <= a:
         return
     nb = edges.shape[0] - 1

@@ -160,7 +160,7 @@ def _costs(prm, scenario, team_start, cal_out, by_quarter):
     edges = scenario.calendar_edges
     service_end = cfg[C_SERVICE_END]
     for k in range(team_start.shape[0]):
-        add_interval(team_start[k], service_end, edges, cal_out, K_TEAM_DAYS, 1.0)
+        add_interval(team_start[k], service_end, edges, cal_out, np.int64(K_TEAM_DAYS), 1.0)
     growth = by_quarter[BQ_GROWTH]
     compounded(prm[P_COST_INFLATION], edges, growth)
     rates = W.CostRates(prm[P_COST_TEAM_QUARTER], prm[P_COST_PER_CASE], prm[P_COST_FLEX_FUND],

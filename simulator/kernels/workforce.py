@@ -181,12 +181,12 @@ def _tenure_end(t, key, post_draws, p, leave_rate):
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", **INNER)
 def _add_vacancy(a, b, edges, rows):
     rows.out[O_VACANCY_DAYS] += b - a
-    add_interval(a, b, edges, rows.cal, K_VACANCY_DAYS, 1.0)
+    add_interval(a, b, edges, rows.cal, np.int64(K_VACANCY_DAYS), 1.0)
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy", **INNER)
 def _close_staffed(p, t, staffed_since, cal_edges, cal_out):
     a = staffed_since[p]
     if a < t:
-        add_interval(a, t, cal_edges, cal_out, K_THERAPIST_DAYS, 1.0)
+        add_interval(a, t, cal_edges, cal_out, np.int64(K_THERAPIST_DAYS), 1.0)
     staffed_since[p] = INF
