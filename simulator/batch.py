@@ -298,6 +298,8 @@ def _run_variants(todo: list, out: Path, files, progress):
     from . import cluster
     from .run import run_scenario, variant_files
     if cluster.active() is None:
+        if todo:
+            _load_kernels(todo[0][1].variant.loaded.scenario, progress)
         for tag, r in todo:
             t0 = time.perf_counter()
             try:
@@ -320,6 +322,17 @@ def _run_variants(todo: list, out: Path, files, progress):
         contents, seconds = found   # (seconds on its worker, not since the batch began)
         replaced = _write_variant(out / r.name, contents, cluster.description())
         yield tags[r.name], r, replaced, seconds
+
+
+def _load_kernels(scenario, progress: bool | None) -> None:
+    """The kernels loaded, or compiled on two cores (precompile.load_kernels) if the
+    cache has none, before the first variant runs. A scenario that cannot run is left
+    for its variant to report: its kernels are then compiled as the batch goes on."""
+    from .precompile import load_kernels
+    try:
+        load_kernels(scenario, say=progress is not False)
+    except Exception:  # noqa: BLE001 - the variant's own run says what is wrong
+        pass
 
 
 def _write_variant(folder: Path, files: dict[str, bytes], where: dict) -> str | None:

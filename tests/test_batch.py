@@ -86,6 +86,34 @@ def test_batch_writes_folders_and_a_summary_with_paired_differences(tmp_path):
     assert table.set_index("scenario").loc["small_fewer", "service.children_treated.mean_diff"] < 0
 
 
+def test_a_batch_loads_the_kernels_first_and_a_failure_there_stops_nothing(tmp_path,
+                                                                           monkeypatch):
+    """A local batch loads (on a cold cache: compiles on two cores, precompile's helper
+    alongside) the kernels for its first variant before running any; a scenario that
+    fails there is left for its own run to report, and the others run."""
+    from simulator import precompile, run
+
+    calls = []
+    real_run = run.run_scenario
+
+    def load_kernels(scenario, say=True):
+        calls.append(("load", scenario.name))
+        raise engine.ParameterError("a draw the first variant cannot take")
+
+    def run_scenario(loaded, *args, **kwargs):
+        calls.append(("run", loaded.scenario.name))
+        return real_run(loaded, *args, **kwargs)
+
+    monkeypatch.setattr(precompile, "load_kernels", load_kernels)
+    monkeypatch.setattr(run, "run_scenario", run_scenario)
+    plan = plan_batch([scenario_folder(tmp_path, paths=20)])
+    outcome = run_batch(plan, tmp_path / "out")
+    assert calls[0] == ("load", "small")
+    assert [c for c in calls if c[0] == "load"] == [calls[0]]
+    assert [name for kind, name in calls[1:]] == EXPECTED
+    assert outcome.ran == EXPECTED and not outcome.failed
+
+
 def test_each_variant_is_described_in_one_line(tmp_path):
     d = with_money()
     d["description"] = "A small bond\nwith two teams"    # (a folded YAML string keeps no breaks)
