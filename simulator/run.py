@@ -132,7 +132,7 @@ def write_run(loaded: LoadedScenario, result: engine.SimulationResult, out_dir: 
                                  reports.RunData(summary, meta, quarters, charts, None))
                 finally:
                     wait([frame])   # (before the folder can be removed beneath it)
-                frame.result()
+                    frame.result()   # its error first, if any: the file begun first
                 checked.result()
                 plotly_js.provide(out_dir, files.plotlyjs)   # before the page that loads it
     return RunOutput(folder, result, meta, summary, replaced_text(previous, meta))
