@@ -189,8 +189,8 @@ def test_the_figures_kernels_compiled_on_zeros_are_the_ones_a_run_uses():
 
 def test_a_cold_compile_shares_the_kernels_with_a_helper_for_the_same_types(tmp_path):
     """On a cold cache, precompile's helper process compiles the contract's and the
-    figures' kernels while the run's process compiles the path's. The run must then find
-    each kernel the helper cached cached for its own types, and compile none of them
+    figures' kernels while the run's process compiles the path's. The run must then load
+    those it calls from the cache, compiled for its own types, and compile none of them
     again: compiled for other types by both processes at once, a kernel's cache index
     could end up naming one's code for the other's types."""
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
