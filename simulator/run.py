@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -129,7 +129,8 @@ def write_run(loaded: LoadedScenario, result: engine.SimulationResult, out_dir: 
                 frame = pool.submit(_write_paths, tmp, result.paths, meta)
                 try:
                     _write_files(tmp, loaded, result, files,
-                                 reports.RunData(summary, meta, quarters, charts, None))
+                                 reports.RunData(summary, meta, quarters, charts,
+                                                 _report_columns(result.paths)))
                 finally:
                     wait([frame])   # (before the folder can be removed beneath it)
                     frame.result()   # its error first, if any: the file begun first
@@ -167,6 +168,12 @@ def _figures(loaded: LoadedScenario, result: engine.SimulationResult, summary: d
     return summary, charts, table.result()
 
 
+def _report_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """The columns of the frame of paths the report reads: the same values `sibsim
+    report` reads back from paths.parquet, so that a rebuilt page is byte-identical."""
+    return frame[[c for c in reports.PATH_COLUMNS if c in frame]]
+
+
 def _write_paths(tmp: Path, frame: pd.DataFrame, meta: dict) -> None:
     """paths.parquet into the folder tmp, with the figures that say which run it is."""
     keys = ("scenario", "seed", "paths", "package_version")
@@ -188,9 +195,7 @@ def _write_files(tmp: Path, loaded: LoadedScenario, result: engine.SimulationRes
         data.charts["sensitivity"] = narrative.quick_sensitivity(
             loaded, result.seed, min(len(result.paths), narrative.SENSITIVITY_PATHS))
     io.write_json(tmp / reports.CHARTS_FILE, data.charts, compact=True)
-    # built from the same values `sibsim report` reads back, so a rebuild is byte-identical
-    columns = [c for c in reports.PATH_COLUMNS if c in result.paths]
-    report = reports.build_report(replace(data, paths=result.paths[columns]))
+    report = reports.build_report(data)
     with io.naming_errors(tmp / reports.REPORT_FILE):
         (tmp / reports.REPORT_FILE).write_text(report, encoding="utf-8")
     io.write_json(tmp / "manifest.json", data.manifest)
