@@ -80,6 +80,9 @@ def simulate(scenario: ResolvedScenario, paths: int | None = None, seed: int | N
     -------
     Result
     """
+    if not engine.kernels_cached():   # compiled on two cores, as `sibsim run` does
+        from .precompile import load_kernels
+        load_kernels(scenario.scenario, say=progress is not False)
     started = dt.datetime.now(dt.UTC)
     result = engine.simulate(scenario.scenario, paths=paths, seed=seed, path_start=path_start,
                              progress=progress)

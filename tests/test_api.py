@@ -27,6 +27,22 @@ def test_two_ranges_of_paths_concatenated_are_the_whole_run(essex):
                           whole.by_quarter("outcome_payments"))
 
 
+@pytest.mark.parametrize("cached", [False, True])
+def test_a_first_simulation_loads_the_kernels_as_sibsim_run_does(essex, monkeypatch, cached):
+    """On a cold cache, simulate() compiles the kernels through precompile.load_kernels
+    (two cores: a helper compiles the contract's and figures' meanwhile); warm, it
+    simulates at once."""
+    from simulator import engine, precompile
+
+    loaded = []
+    monkeypatch.setattr(engine, "kernels_cached", lambda part="simulation": cached)
+    monkeypatch.setattr(precompile, "load_kernels",
+                        lambda scenario, say=True: loaded.append((scenario.name, say)))
+    result = simulator.simulate(essex, paths=20, seed=1)
+    assert len(result.paths) == 20
+    assert loaded == ([] if cached else [("essex_mst", False)])
+
+
 def test_overrides_are_checked_and_applied_like_set(essex):
     cheaper = simulator.load_scenario(ESSEX, {"contract.price_per_care_day_saved": 25})
     assert cheaper.scenario.contract.price_per_care_day_saved == 25
