@@ -599,7 +599,7 @@ def say_if_compiling() -> None:
     """Say on stderr that the kernels are about to be compiled, if the cache has none."""
     if not kernels_cached():
         print("compiling the simulation kernels: once after installing or changing them, "
-              "about half a minute on 2 cores ...", file=sys.stderr, flush=True)
+              "about 20-30 seconds on 2 cores ...", file=sys.stderr, flush=True)
 
 
 def _progress_bar(total: int, name: str, progress: bool | None):
