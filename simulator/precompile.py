@@ -41,8 +41,8 @@ def load_kernels(scenario: Scenario, say: bool = True) -> float:
     t0 = time.perf_counter()
     if say:
         engine.say_if_compiling()
-    # the figures' kernels, if not compiled (a process that only simulated compiles the
-    # simulation's alone), in a helper process on the other core
+    # the contract's and figures' kernels, unless the figures' are compiled (a process
+    # that only simulated compiled the simulation's alone), in a helper on the other core
     helper = None if engine.kernels_cached("figures") else start(scenario)
     try:
         result = engine.simulate(scenario, paths=2, progress=False)
@@ -57,8 +57,9 @@ def load_kernels(scenario: Scenario, say: bool = True) -> float:
 
 
 def start(scenario: Scenario) -> subprocess.Popen | None:
-    """A helper process compiling the figures' kernels of ``scenario`` into the kernels'
-    cache, or None where there is a single core to run it on."""
+    """A helper process compiling the contract's and the figures' kernels of ``scenario``
+    into the kernels' cache (:func:`main`), or None where there is a single core to run
+    it on."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     if (cores or 1) < 2:
         return None

@@ -12,6 +12,21 @@ from simulator.kernels import cache as jit_cache
 
 from helpers import ROOT
 
+# starts of programs run by a new Python: the Essex scenario, as ``scenario``; every
+# kernel of the package, as ``every``
+ESSEX = ("from simulator.loader import load_scenario\n"
+         "scenario = load_scenario('scenarios/essex_mst.yaml').scenario\n")
+EVERY_KERNEL = ("from numba.extending import is_jitted\n"
+                "from simulator import kernels\n"
+                "every = [k for m in vars(kernels).values() if hasattr(m, '__file__')\n"
+                "         for k in vars(m).values() if is_jitted(k)]\n")
+
+
+def in_new_python(code: str, env: dict | None = None) -> str:
+    """What ``code`` prints, run by a new Python in the repository's folder."""
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
+                          capture_output=True, text=True, check=True).stdout
+
 
 def test_an_edit_of_one_kernel_file_reaches_the_cached_kernels_that_call_it(tmp_path):
     """numba checks a cached kernel against its own file only, yet a kernel
@@ -61,23 +76,18 @@ def test_other_numba_code_keeps_its_cache_setting_and_the_kernels_their_folder()
             "from simulator.kernels import cache\n"
             "print(repr(before) == repr(numba.config.CACHE_DIR), cache.cache_folder().name)\n")
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
-                         capture_output=True, text=True, check=True).stdout.split()
+    out = in_new_python(code, env).split()
     assert out == ["True", "sibsim-" + jit_cache.sources_digest()]
 
 
 def test_a_run_does_not_import_pandas_until_the_frame_of_paths_is_asked_for():
-    code = (
-        "import sys\n"
-        "from simulator import engine\n"
-        "from simulator.loader import load_scenario\n"
-        "s = load_scenario('scenarios/essex_mst.yaml').scenario\n"
-        "r = engine.simulate(s, paths=2)\n"
-        "print('pandas' in sys.modules, r.paths.shape[0], r.paths.attrs['commitment'], "
-        "'pandas' in sys.modules)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                         text=True, check=True).stdout.split("\n")
+    code = ("import sys\n"
+            "from simulator import engine\n"
+            + ESSEX
+            + "r = engine.simulate(scenario, paths=2)\n"
+            "print('pandas' in sys.modules, r.paths.shape[0], r.paths.attrs['commitment'], "
+            "'pandas' in sys.modules)\n")
+    out = in_new_python(code).split("\n")
     assert out[0] == "False 2 3100000.0 True"
 
 
@@ -163,25 +173,19 @@ def test_the_figures_kernels_compiled_on_zeros_are_the_ones_a_run_uses():
     """precompile compiles the figures' kernels on outputs of zeros: a run's checks,
     summary and quarterly table after it must find every kernel compiled for their
     arguments' types, and compile none of their own."""
-    code = ("from numba.extending import is_jitted\n"
-            "from simulator import engine, kernels, precompile\n"
-            "from simulator.loader import load_scenario\n"
+    code = (ESSEX + EVERY_KERNEL
+            + "from simulator import engine, precompile\n"
             "from simulator.metrics import quarters_table, summary\n"
-            "s = load_scenario('scenarios/essex_mst.yaml').scenario\n"
-            "every = [k for m in vars(kernels).values() if hasattr(m, '__file__')\n"
-            "         for k in vars(m).values() if is_jitted(k)]\n"
             "def compiled(): return {(k.py_func, sig) for k in every for sig in k.signatures}\n"
-            "precompile.compile_figures(s)\n"
+            "precompile.compile_figures(scenario)\n"
             "figures = compiled()\n"
-            "run = engine.simulate_arrays(s, paths=2)\n"
+            "run = engine.simulate_arrays(scenario, paths=2)\n"
             "simulation = compiled() - figures\n"
-            "engine.check_arrays(s, run)\n"
-            "r = engine.result_of(s, run)\n"
+            "engine.check_arrays(scenario, run)\n"
+            "r = engine.result_of(scenario, run)\n"
             "summary(r), quarters_table(r)\n"
             "print(len(figures), len(simulation), len(compiled() - figures - simulation))\n")
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                          text=True, check=True)
-    figures, simulation, more = map(int, done.stdout.split())
+    figures, simulation, more = map(int, in_new_python(code).split())
     # (kernels loaded from the cache list their own signatures, not their callees')
     assert figures >= 3 and simulation >= 2   # (the checks, percentiles, table)
     assert more == 0
@@ -194,34 +198,28 @@ def test_a_cold_compile_shares_the_kernels_with_a_helper_for_the_same_types(tmp_
     again: compiled for other types by both processes at once, a kernel's cache index
     could end up naming one's code for the other's types."""
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
-    helper = ("from simulator import precompile\n"
+    helper = (ESSEX
+              + "from simulator import precompile\n"
               "from simulator.kernels import cache\n"
-              "from simulator.loader import load_scenario\n"
-              "helper = precompile.start(load_scenario('scenarios/essex_mst.yaml').scenario)\n"
+              "helper = precompile.start(scenario)\n"
               "precompile.finish(helper)\n"
               "print(helper.returncode, cache.cache_folder())\n")
-    done = subprocess.run([sys.executable, "-c", helper], cwd=ROOT, env=env,
-                          capture_output=True, text=True, check=True)
-    returncode, folder = done.stdout.split()
+    returncode, folder = in_new_python(helper, env).split()
     assert returncode == "0"
     cached = {p.name.split("-")[0] for p in Path(folder).rglob("*.nbi")}
     assert {"quantiles.percentiles", "quantiles._lane_lines", "invariants.breaches",
             "contract.contract_and_finance", "contract._finance"} <= cached
     assert "chunk.simulate_chunk" not in cached   # the simulation's are the run's to compile
-    run = ("from numba.extending import is_jitted\n"
-           "from simulator import engine, kernels\n"
-           "from simulator.loader import load_scenario\n"
-           "engine.simulate(load_scenario('scenarios/essex_mst.yaml').scenario, paths=2)\n"
-           "for m in vars(kernels).values():\n"
-           "    for k in vars(m).values() if hasattr(m, '__file__') else ():\n"
-           "        if is_jitted(k):\n"
-           "            f, stats = k.py_func, k.stats\n"
-           "            print(f.__module__.rsplit('.', 1)[1] + '.' + f.__qualname__,\n"
-           "                  sum(stats.cache_hits.values()), sum(stats.cache_misses.values()))\n")
-    done = subprocess.run([sys.executable, "-c", run], cwd=ROOT, env=env,
-                          capture_output=True, text=True, check=True)
+    run = (ESSEX + EVERY_KERNEL
+           + "from simulator import engine\n"
+           "engine.simulate(scenario, paths=2)\n"
+           "for k in every:\n"
+           "    f, stats = k.py_func, k.stats\n"
+           "    print(f.__module__.rsplit('.', 1)[1] + '.' + f.__qualname__,\n"
+           "          sum(stats.cache_hits.values()), sum(stats.cache_misses.values()))\n")
     counts = {name: (int(hits), int(misses))
-              for name, hits, misses in (line.split() for line in done.stdout.splitlines())}
+              for name, hits, misses in (line.split() for line in
+                                         in_new_python(run, env).splitlines())}
     assert counts["contract.contract_and_finance"] == (1, 0)   # the helper's, loaded
     assert counts["invariants.breaches"] == (1, 0)
     assert counts["chunk.simulate_chunk"][1] == 1               # the run's own
